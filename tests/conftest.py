@@ -5,3 +5,57 @@ import os
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import pytest  # noqa: E402
+from PIL import Image, ImageDraw  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory):
+    """A tiny SD1.5-architecture model in diffusers layout, written by the app's own writer."""
+    from sketchpad.tiny_model import write_tiny_model
+
+    return write_tiny_model(tmp_path_factory.mktemp("tiny-model"))
+
+
+@pytest.fixture(scope="session")
+def tiny_pipeline(tiny_model_dir):
+    """The tiny model loaded through the app's real loading code (CPU, fp32)."""
+    from sketchpad.engine.models import load_pipeline, pick_device, resolve_model_source
+
+    return load_pipeline(resolve_model_source(str(tiny_model_dir)), pick_device("cpu"))
+
+
+@pytest.fixture
+def engine(tiny_pipeline):
+    """A fresh engine (empty caches) over the shared tiny pipeline."""
+    from sketchpad.engine.img2img import Img2ImgEngine
+
+    notices = []
+    made = Img2ImgEngine(tiny_pipeline, "tiny", notify=notices.append)
+    made.notices = notices
+    return made
+
+
+def draw_stick_figure(width=64, height=64, color="black") -> Image.Image:
+    """A stick figure on white paper, scaled to the canvas."""
+    image = Image.new("RGB", (width, height), "white")
+    draw = ImageDraw.Draw(image)
+    w, h = width / 64, height / 64
+    line = max(1, round(2 * w))
+    draw.ellipse((26 * w, 6 * h, 38 * w, 18 * h), outline=color, width=line)
+    draw.line((32 * w, 18 * h, 32 * w, 40 * h), fill=color, width=line)
+    draw.line((20 * w, 26 * h, 44 * w, 26 * h), fill=color, width=line)
+    draw.line((32 * w, 40 * h, 22 * w, 58 * h), fill=color, width=line)
+    draw.line((32 * w, 40 * h, 42 * w, 58 * h), fill=color, width=line)
+    return image
+
+
+@pytest.fixture
+def stick_figure():
+    return draw_stick_figure()
+
+
+@pytest.fixture
+def make_sketch():
+    return draw_stick_figure

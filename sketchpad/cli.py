@@ -1,0 +1,98 @@
+"""`python main.py generate ...` (headless, same engine and saving code as the app) or the app itself."""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import sys
+from pathlib import Path
+
+from .engine.errors import SketchpadError
+from .engine.params import PREVIEW_METHODS, SCHEDULERS, GenerationParams
+
+EXIT_ERROR = 2
+EXIT_INTERRUPTED = 130
+
+
+class _OneLineParser(argparse.ArgumentParser):
+    """argparse, but a usage mistake is one line naming the problem, not a usage dump."""
+
+    def error(self, message: str):
+        raise SketchpadError(f"{message} (see: python main.py {self.prog.split()[-1]} --help)")
+
+
+def default_output_dir() -> Path:
+    pictures = os.environ.get("XDG_PICTURES_DIR") or str(Path.home() / "Pictures")
+    return Path(pictures).expanduser() / "Sketchpad"
+
+
+def build_generate_parser() -> argparse.ArgumentParser:
+    parser = _OneLineParser(prog="generate", description="Turn a sketch into a picture, headless.")
+    parser.add_argument("sketch", help="the sketch: any image file")
+    parser.add_argument("--prompt", required=True, help="what the picture should show")
+    parser.add_argument("--negative", default="", help="what it should not show")
+    knob = parser.add_mutually_exclusive_group()
+    knob.add_argument("--strength", type=_number, help="denoise 0..1 (default 0.75): how much of the sketch is redrawn")
+    knob.add_argument("--start-at-step", type=_whole, help="start at step K of --steps instead (0 = from noise)")
+    parser.add_argument("--steps", type=_whole, default=20, help="steps that run (default 20)")
+    parser.add_argument("--cfg", type=_number, default=7.5, help="prompt guidance scale (default 7.5)")
+    parser.add_argument("--seed", type=_whole, default=-1, help="noise seed; -1 or none picks one (default)")
+    parser.add_argument("--scheduler", choices=SCHEDULERS, default=None, help="default: the model's own")
+    parser.add_argument("--model", default=None, help="Hugging Face id, diffusers folder or .safetensors file")
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default="auto")
+    parser.add_argument("--out", type=Path, help="where to save the PNG (default: next free name in the output folder)")
+    parser.add_argument("--overwrite", action="store_true", help="allow replacing an existing --out")
+    parser.add_argument("--previews", type=Path, help="also write one PNG per step into this folder")
+    parser.add_argument("--preview-method", choices=PREVIEW_METHODS[:3], default="latent2rgb")
+    return parser
+
+
+def _number(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(text)
+    return value
+
+
+def _whole(text: str) -> int:
+    return int(text)
+
+
+_number.__name__ = "number"  # argparse names the type in its error message
+_whole.__name__ = "whole number"
+
+
+def params_from_args(args) -> GenerationParams:
+    strength = args.strength if args.start_at_step is None else None
+    if strength is None and args.start_at_step is None:
+        strength = 0.75
+    return GenerationParams(
+        prompt=args.prompt,
+        negative_prompt=args.negative,
+        strength=strength,
+        start_at_step=args.start_at_step,
+        steps=args.steps,
+        cfg=args.cfg,
+        seed=args.seed,
+        scheduler=args.scheduler,
+        preview_method=args.preview_method,
+    ).validated()
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["generate"]:
+        from .generate import run_generate
+
+        try:
+            return run_generate(build_generate_parser().parse_args(argv[1:]))
+        except SketchpadError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return EXIT_ERROR
+        except KeyboardInterrupt:
+            print("cancelled", file=sys.stderr)
+            return EXIT_INTERRUPTED
+    from .app import run_app
+
+    return run_app(argv)

@@ -1,0 +1,100 @@
+"""Turn whatever picture a person hands us into the RGB, multiple-of-8 sketch the model needs."""
+
+from __future__ import annotations
+
+import os
+import warnings
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from .errors import SketchpadError
+
+MAX_SIDE = 4096  # SD1.5 is trained at 512; far larger inputs only exhaust memory
+MAX_PIXELS = MAX_SIDE * MAX_SIDE
+LATENT_FACTOR = 8
+
+
+def load_sketch(path: str | os.PathLike) -> Image.Image:
+    """Read an image file as a sketch, or raise SketchpadError saying why it cannot be used."""
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise SketchpadError(f"sketch not found: {path}")
+    if os.path.isdir(path):
+        raise SketchpadError(f"{path} is a folder; give an image file (PNG, JPEG, WebP, ...)")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as image:
+                _check_size(image.size, path)
+                image.load()
+                return prepare_sketch(image)
+    except SketchpadError:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise SketchpadError(f"{path} is too large to be a sketch (at most {MAX_SIDE}x{MAX_SIDE} pixels)") from None
+    except UnidentifiedImageError:
+        raise SketchpadError(f"{path} is not an image file Sketchpad can read (try PNG or JPEG)") from None
+    except (OSError, ValueError, SyntaxError) as error:
+        raise SketchpadError(f"{path} could not be read as an image ({_first_line(error)}); is it truncated?") from None
+
+
+def prepare_sketch(image: Image.Image) -> Image.Image:
+    """Any PIL image -> opaque RGB whose sides are multiples of 8 (resized to the nearest ones)."""
+    _check_size(image.size, "the sketch")
+    rgb = _to_rgb(ImageOps.exif_transpose(image) if image.format == "JPEG" else image)
+    size = sketch_size(*rgb.size)
+    if size != rgb.size:
+        rgb = rgb.resize(size, Image.Resampling.LANCZOS)
+    return rgb
+
+
+def sketch_size(width: int, height: int) -> tuple[int, int]:
+    """The nearest multiple-of-8 size (never below 8)."""
+    return (_nearest_multiple(width), _nearest_multiple(height))
+
+
+def _nearest_multiple(value: int) -> int:
+    return max(LATENT_FACTOR, int(round(value / LATENT_FACTOR)) * LATENT_FACTOR)
+
+
+def _check_size(size: tuple[int, int], name: str) -> None:
+    width, height = size
+    if width < 1 or height < 1:
+        raise SketchpadError(f"{name} is empty (0 pixels)")
+    if width > MAX_SIDE or height > MAX_SIDE:
+        raise SketchpadError(
+            f"{name} is {width}x{height}; the largest sketch is {MAX_SIDE}x{MAX_SIDE} pixels (scale it down first)"
+        )
+
+
+def _to_rgb(image: Image.Image) -> Image.Image:
+    mode = image.mode
+    if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
+        return _wide_grey_to_rgb(image)
+    if mode == "P" or mode == "PA":
+        image = image.convert("RGBA")
+    elif mode in ("LA", "La", "RGBa"):
+        image = image.convert("RGBA")
+    elif mode == "CMYK" or mode == "YCbCr" or mode == "LAB" or mode == "HSV" or mode == "1":
+        return image.convert("RGB")
+    if image.mode == "RGBA":
+        # transparent areas are paper, not black
+        background = Image.new("RGBA", image.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, image).convert("RGB")
+    return image.convert("RGB")
+
+
+def _wide_grey_to_rgb(image: Image.Image) -> Image.Image:
+    # PIL's own convert clips 16-bit and float greys to 255 instead of scaling them
+    values = np.asarray(image, dtype=np.float64)
+    top = 65535.0 if image.mode.startswith("I;16") or values.max(initial=0) > 255 else 255.0
+    if image.mode == "F" and values.max(initial=0) <= 1.0:
+        top = 1.0
+    grey = np.clip(values / top * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    return Image.fromarray(grey).convert("RGB")
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip().splitlines()
+    return text[0] if text else type(error).__name__

@@ -1,0 +1,228 @@
+"""The run: sketch + request -> picture, with per-step previews, cancellation and live-use caches.
+
+We drive the UNet loop ourselves rather than calling diffusers' img2img pipeline, because its
+semantics differ (int(steps * strength) steps, nothing at strength 0) and because an abandoned run
+must leave at once without a final VAE decode. The loop mirrors diffusers' text-to-image pipeline
+operation for operation, which is what makes denoise 1 equal to it bit for bit.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import torch
+from diffusers.utils.torch_utils import randn_tensor
+from PIL import Image
+
+from . import preview as previews
+from .images import prepare_sketch
+from .params import GenerationParams
+from .samplers import make_scheduler, max_schedule_steps, prepare_timesteps, scheduler_name
+from .schedule import StepPlan, plan_steps
+
+
+@dataclass(frozen=True)
+class StepPreview:
+    step: int  # 1-based
+    total: int
+    image: np.ndarray | None  # (h, w, 3) uint8, None when previews are off
+
+
+@dataclass(frozen=True)
+class GenerationResult:
+    image: Image.Image
+    params: GenerationParams  # with the seed actually used
+    sampler: str  # the scheduler that ran, by our name
+    steps_run: int  # model evaluations; PNDM spends one more than `steps` on its warm-up
+    seconds: float
+
+
+OnStep = Callable[[StepPreview], None]
+ShouldStop = Callable[[], bool]
+
+
+class _LRU(OrderedDict):
+    def __init__(self, capacity: int):
+        super().__init__()
+        self.capacity = capacity
+
+    def get_or_make(self, key, make):
+        if key in self:
+            self.move_to_end(key)
+            return self[key]
+        value = self[key] = make()
+        if len(self) > self.capacity:
+            self.popitem(last=False)
+        return value
+
+
+class Img2ImgEngine:
+    """Owns one loaded pipeline. Not thread-safe: exactly one thread may call it."""
+
+    def __init__(self, pipeline, model_name: str = "model", notify: Callable[[str], None] | None = None):
+        self.pipe = pipeline
+        self.model_name = model_name
+        self.notify = notify or (lambda message: None)
+        self.device = pipeline.unet.device
+        self.dtype = pipeline.unet.dtype
+        self._model_scheduler = pipeline.scheduler
+        self._schedulers: dict[str, object] = {}
+        self._prompt_cache = _LRU(8)  # (prompt, negative, cfg on) -> embeddings
+        self._sketch_cache = _LRU(4)  # sketch content hash -> encoded latents
+        self._previewers: dict[str, previews.Previewer] = {}
+
+    # ---- the run -------------------------------------------------------------------------
+    def generate(
+        self,
+        params: GenerationParams,
+        sketch: Image.Image,
+        on_step: OnStep | None = None,
+        should_stop: ShouldStop | None = None,
+    ) -> GenerationResult | None:
+        """Run one request. Returns None if `should_stop` said so (checked before every step)."""
+        started = time.perf_counter()
+        params = params.validated().with_concrete_seed()
+        stop = should_stop or (lambda: False)
+        sketch = prepare_sketch(sketch)
+        scheduler = self._scheduler(params.scheduler)
+        plan = plan_steps(params, max_schedule_steps(scheduler))
+        sampler = scheduler_name(scheduler)
+        if plan.run_steps == 0:
+            return GenerationResult(sketch.copy(), params, sampler, 0, time.perf_counter() - started)
+        with torch.no_grad():
+            ran = self._denoise(params, sketch, scheduler, plan, on_step or (lambda preview: None), stop)
+            if ran is None or stop():
+                return None
+            latents, steps_run = ran
+            image = self._decode(latents)
+        return GenerationResult(image, params, sampler, steps_run, time.perf_counter() - started)
+
+    def _denoise(self, params, sketch, scheduler, plan: StepPlan, on_step: OnStep, stop: ShouldStop):
+        pipe, device = self.pipe, self.device
+        do_cfg = params.cfg > 1 and pipe.unet.config.time_cond_proj_dim is None
+        embeds = self._prompt_embeddings(params.prompt, params.negative_prompt, do_cfg)
+        timesteps = prepare_timesteps(scheduler, plan, device)
+        generator = torch.Generator("cpu").manual_seed(params.seed)
+        width, height = sketch.size
+        factor = pipe.vae_scale_factor
+        shape = (1, pipe.unet.config.in_channels, height // factor, width // factor)
+        noise = randn_tensor(shape, generator=generator, device=device, dtype=embeds.dtype)
+        if plan.from_pure_noise:
+            latents = noise * scheduler.init_noise_sigma
+        else:
+            latents = scheduler.add_noise(self._sketch_latents(sketch), noise, timesteps[:1])
+        step_kwargs = _step_kwargs(scheduler, generator)
+        timestep_cond = self._guidance_embedding(params.cfg, latents.dtype)
+        preview = self._previewer(params.preview_method)
+        total = len(timesteps)
+        for index, t in enumerate(timesteps):
+            if stop():
+                return None
+            model_input = torch.cat([latents] * 2) if do_cfg else latents
+            model_input = scheduler.scale_model_input(model_input, t)
+            noise_pred = pipe.unet(
+                model_input,
+                t,
+                encoder_hidden_states=embeds,
+                timestep_cond=timestep_cond,
+                cross_attention_kwargs=None,
+                added_cond_kwargs=None,
+                return_dict=False,
+            )[0]
+            if do_cfg:
+                uncond, text = noise_pred.chunk(2)
+                noise_pred = uncond + params.cfg * (text - uncond)
+            output = scheduler.step(noise_pred, t, latents, **step_kwargs, return_dict=True)
+            if preview is not None:
+                x0 = previews.predicted_original(scheduler, output, latents, noise_pred, t)
+                on_step(StepPreview(index + 1, total, preview(x0)))
+            else:
+                on_step(StepPreview(index + 1, total, None))
+            latents = output.prev_sample
+        return latents, total
+
+    def _decode(self, latents: torch.Tensor) -> Image.Image:
+        vae = self.pipe.vae
+        image = vae.decode(latents.to(vae.dtype) / vae.config.scaling_factor, return_dict=False)[0]
+        return self.pipe.image_processor.postprocess(image, output_type="pil", do_denormalize=[True])[0]
+
+    # ---- caches for live use -------------------------------------------------------------
+    def _prompt_embeddings(self, prompt: str, negative: str, do_cfg: bool) -> torch.Tensor:
+        def encode():
+            positive, negative_embeds = self.pipe.encode_prompt(prompt, self.device, 1, do_cfg, negative)
+            return torch.cat([negative_embeds, positive]) if do_cfg else positive
+
+        return self._prompt_cache.get_or_make((prompt, negative, do_cfg), encode)
+
+    def _sketch_latents(self, sketch: Image.Image) -> torch.Tensor:
+        key = hashlib.blake2b(sketch.tobytes(), digest_size=16, person=b"sketchpad").hexdigest() + str(sketch.size)
+
+        def encode():
+            vae = self.pipe.vae
+            pixels = self.pipe.image_processor.preprocess(sketch).to(self.device, vae.dtype)
+            # the distribution's mode, not a sample: the same sketch always gives the same latents,
+            # which is what lets a seed-only change reuse them
+            latents = vae.encode(pixels).latent_dist.mode() * vae.config.scaling_factor
+            return latents.to(self.dtype)
+
+        return self._sketch_cache.get_or_make(key, encode)
+
+    def _scheduler(self, name: str | None):
+        if name is None:
+            return self._model_scheduler
+        if name not in self._schedulers:
+            self._schedulers[name] = make_scheduler(name, self._model_scheduler.config)
+        return self._schedulers[name]
+
+    def _guidance_embedding(self, cfg: float, dtype):
+        dim = self.pipe.unet.config.time_cond_proj_dim
+        if dim is None:
+            return None
+        scale = torch.tensor(cfg - 1).repeat(1)
+        return self.pipe.get_guidance_scale_embedding(scale, embedding_dim=dim).to(self.device, dtype)
+
+    # ---- previews ------------------------------------------------------------------------
+    def _previewer(self, method: str) -> previews.Previewer | None:
+        if method == "none":
+            return None
+        if method not in self._previewers:
+            self._previewers[method] = self._make_previewer(method)
+        return self._previewers[method]
+
+    def _make_previewer(self, method: str) -> previews.Previewer:
+        if method == "vae":
+            vae = self.pipe.vae
+            return previews.decoder_previewer(
+                lambda x0: vae.decode(x0.to(vae.dtype) / vae.config.scaling_factor, return_dict=False)[0]
+            )
+        if method == "taesd":
+            taesd = self._load_taesd()
+            if taesd is not None:
+                return previews.decoder_previewer(lambda x0: taesd.decode(x0.to(taesd.dtype), return_dict=False)[0])
+        return previews.latent2rgb
+
+    def _load_taesd(self):
+        from .taesd import load_taesd
+
+        taesd, problem = load_taesd(self.pipe, self.device, self.dtype)
+        if problem:
+            self.notify(f"TAESD previews unavailable ({problem}); using latent2rgb previews instead")
+        return taesd
+
+
+def _step_kwargs(scheduler, generator) -> dict:
+    # the same keyword set diffusers' pipelines pass (prepare_extra_step_kwargs)
+    import inspect
+
+    accepted = set(inspect.signature(scheduler.step).parameters)
+    kwargs = {}
+    if "eta" in accepted:
+        kwargs["eta"] = 0.0
+    if "generator" in accepted:
+        kwargs["generator"] = generator
+    return kwargs

@@ -1,0 +1,157 @@
+"""Where a model comes from, which device runs it, and loading it without ever unpickling."""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from .errors import SketchpadError
+
+DEFAULT_MODEL = "stable-diffusion-v1-5/stable-diffusion-v1-5"
+DEVICES = ("auto", "cpu", "cuda", "mps")
+PICKLE_SUFFIXES = (".ckpt", ".pt", ".pth", ".bin", ".pkl")
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.\-]*/[\w.\-]+$")
+# Only what img2img needs: no safety checker, no 4 GB single-file copy, no pickled duplicates.
+_HUB_FILES = [
+    "model_index.json",
+    "scheduler/*.json",
+    "tokenizer/*",
+    "text_encoder/config.json",
+    "text_encoder/model.safetensors",
+    "unet/config.json",
+    "unet/diffusion_pytorch_model.safetensors",
+    "vae/config.json",
+    "vae/diffusion_pytorch_model.safetensors",
+]
+
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    kind: str  # "hub", "folder" or "file"
+    location: str
+
+    @property
+    def name(self) -> str:
+        """A short display name, also written into saved pictures' metadata."""
+        if self.kind == "hub":
+            return self.location.split("/")[-1]
+        return Path(self.location).stem if self.kind == "file" else Path(self.location).name
+
+
+def resolve_model_source(text: str | None) -> ModelSource:
+    """Decide what `--model` names: an existing folder or .safetensors file, else a Hugging Face id."""
+    text = (text or DEFAULT_MODEL).strip()
+    path = Path(text).expanduser()
+    if path.suffix.lower() in PICKLE_SUFFIXES:
+        raise SketchpadError(
+            f"{text} is a pickled checkpoint, which can run code when loaded; Sketchpad does not open those.\n"
+            "Convert it to .safetensors (e.g. with diffusers' conversion scripts) or use a diffusers folder."
+        )
+    if path.is_dir():
+        if not (path / "model_index.json").is_file():
+            raise SketchpadError(f"{text} is not a diffusers model folder (it has no model_index.json)")
+        return ModelSource("folder", str(path.resolve()))
+    if path.is_file():
+        if path.suffix.lower() != ".safetensors":
+            raise SketchpadError(f"{text} is not a model Sketchpad can load: give a .safetensors file or a folder")
+        return ModelSource("file", str(path.resolve()))
+    if _HUB_ID.match(text) and not text.startswith((".", "~")) and not path.suffix.lower() == ".safetensors":
+        return ModelSource("hub", text)
+    raise SketchpadError(f"model not found: {text} (give a folder, a .safetensors file or a Hugging Face id)")
+
+
+def pick_device(name: str = "auto") -> torch.device:
+    if name not in DEVICES:
+        raise SketchpadError(f"unknown device {name!r}; choose one of: {', '.join(DEVICES)}")
+    cuda, mps = torch.cuda.is_available(), _mps_available()
+    if name == "auto":
+        return torch.device("cuda" if cuda else "mps" if mps else "cpu")
+    if (name == "cuda" and not cuda) or (name == "mps" and not mps):
+        raise SketchpadError(f"device {name!r} is not available on this machine; use --device auto or cpu")
+    return torch.device(name)
+
+
+def dtype_for(device: torch.device) -> torch.dtype:
+    # fp16 halves memory and time on CUDA; MPS and CPU stay in fp32, where fp16 is slow or unstable
+    return torch.float16 if device.type == "cuda" else torch.float32
+
+
+def load_pipeline(source: ModelSource, device: torch.device, progress: Progress | None = None):
+    """Load an img2img pipeline onto `device`, or raise SketchpadError saying how to fix the cause."""
+    from diffusers import StableDiffusionImg2ImgPipeline
+
+    say = progress or (lambda message: None)
+    dtype = dtype_for(device)
+    _quiet_libraries()
+    common = dict(torch_dtype=dtype, safety_checker=None, feature_extractor=None, requires_safety_checker=False)
+    try:
+        if source.kind == "file":
+            say(f"Loading {source.name} (single file) on {device.type}")
+            pipe = StableDiffusionImg2ImgPipeline.from_single_file(
+                source.location, local_files_only=_offline(), use_safetensors=True, **common
+            )
+        else:
+            folder = _download(source, say) if source.kind == "hub" else source.location
+            say(f"Loading {source.name} on {device.type}")
+            pipe = StableDiffusionImg2ImgPipeline.from_pretrained(folder, use_safetensors=True, **common)
+    except SketchpadError:
+        raise
+    except Exception as error:  # any library error at this boundary becomes one clear line
+        raise SketchpadError(_load_failure_message(source, error)) from None
+    pipe.set_progress_bar_config(disable=True)
+    pipe.to(device)
+    # SD1.5's VAE overflows fp16 (black pictures); it is small, so keep it in fp32 always
+    pipe.vae.to(torch.float32)
+    return pipe
+
+
+def _download(source: ModelSource, say: Progress) -> str:
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    offline = _offline()
+    say(f"Looking for {source.location} in the Hugging Face cache" + ("" if offline else " (downloading once)"))
+    try:
+        return snapshot_download(source.location, allow_patterns=_HUB_FILES, local_files_only=offline)
+    except LocalEntryNotFoundError:
+        raise SketchpadError(
+            f"{source.location} is not in the Hugging Face cache and Sketchpad is offline.\n"
+            "Connect once to download it, or choose a local model: --model DIR or --model FILE.safetensors"
+        ) from None
+
+
+def _load_failure_message(source: ModelSource, error: Exception) -> str:
+    text = " ".join(str(error).split())[:300] or type(error).__name__
+    if source.kind == "file" and ("offline" in text.lower() or "connect" in text.lower() or "cache" in text.lower()):
+        return (
+            f"could not load {source.location}: a single checkpoint needs the SD1.5 configuration files from "
+            f"Hugging Face once, and they are not cached.\nConnect once, or use a diffusers folder instead."
+        )
+    if "safetensors" in text.lower() and source.kind != "file":
+        return (
+            f"could not load {source.location}: it has no .safetensors weights (pickled weights are refused).\n"
+            f"Convert the model to safetensors. ({text})"
+        )
+    return f"could not load the model {source.location}: {text}"
+
+
+def _offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def _mps_available() -> bool:
+    backend = getattr(torch.backends, "mps", None)
+    return bool(backend and backend.is_available())
+
+
+def _quiet_libraries() -> None:
+    for name in ("diffusers", "transformers", "huggingface_hub"):
+        logging.getLogger(name).setLevel(logging.ERROR)

@@ -1,0 +1,78 @@
+"""The headless `generate` command: check everything first, then load, run and save atomically."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+
+from PIL import Image
+
+from .cli import default_output_dir, params_from_args
+from .engine.errors import SketchpadError
+from .engine.images import load_sketch
+from .engine.models import pick_device, resolve_model_source
+from .storage import ResultInfo, next_free_path, save_png, save_result
+
+
+def say(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def run_generate(args) -> int:
+    # Every check that can fail on bad input runs before the (slow) model load and before any write.
+    params = params_from_args(args).with_concrete_seed()
+    sketch = load_sketch(args.sketch)
+    source = resolve_model_source(args.model)
+    device = pick_device(args.device)
+    out = _output_path(args.out, args.overwrite)
+    if args.previews is not None:
+        _check_writable_folder(args.previews)
+
+    from .engine.img2img import Img2ImgEngine
+    from .engine.models import load_pipeline
+
+    started = time.perf_counter()
+    pipe = load_pipeline(source, device, progress=say)
+    say(f"Model ready in {time.perf_counter() - started:.1f} s")
+    engine = Img2ImgEngine(pipe, source.name, notify=say)
+    on_step = _step_reporter(args.previews)
+    result = engine.generate(params, sketch, on_step=on_step)
+    info = ResultInfo(result.params, result.image.width, result.image.height, source.name, result.sampler)
+    saved = save_result(result.image, info, out, overwrite=args.overwrite)
+    say(f"Seed {result.params.seed}, {result.steps_run} steps in {result.seconds:.1f} s")
+    print(saved)
+    return 0
+
+
+def _output_path(out: Path | None, overwrite: bool) -> Path:
+    if out is None:
+        return next_free_path(default_output_dir())
+    out = out.expanduser()
+    if out.is_dir():
+        raise SketchpadError(f"--out {out} is a folder; give a file name such as {out / 'picture.png'}")
+    if out.exists() and not overwrite:
+        raise SketchpadError(f"{out} already exists; choose another --out or add --overwrite")
+    if out.suffix.lower() != ".png":
+        raise SketchpadError(f"--out {out} must end in .png (results are PNGs with their settings inside)")
+    _check_writable_folder(out.parent)
+    return out
+
+
+def _check_writable_folder(folder: Path) -> None:
+    folder = folder.expanduser()
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        raise SketchpadError(f"cannot write into {folder}: it is not a writable folder")
+
+
+def _step_reporter(previews_dir: Path | None):
+    def on_step(step) -> None:
+        say(f"step {step.step}/{step.total}")
+        if previews_dir is not None and step.image is not None:
+            save_png(Image.fromarray(step.image), previews_dir / f"step-{step.step:03d}.png", {}, overwrite=True)
+
+    return on_step
