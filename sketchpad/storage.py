@@ -1,0 +1,250 @@
+"""Saving results as PNG with an AUTOMATIC1111-style "parameters" text chunk, and reading it back.
+
+PIL and the standard library only (no torch, no Qt): both the GUI and the CLI use this module.
+The text is what AUTOMATIC1111 writes (see DESIGN.md "Saving"), so other tools read our files and we
+read theirs. Choices that make format -> parse an exact round trip:
+- Floats are written with repr() (shortest text that reads back to the same float: 7.5, 7.0, 0.52, 0.333).
+- Values are JSON-quoted as AUTOMATIC1111's quote() does (when they hold `,` `:` or a newline), and
+  also when they hold `\\r`, start with `"` or have surrounding spaces, which would otherwise not read back.
+- A prompt with a line starting "Negative prompt:", or that itself looks like a JSON string, is written
+  JSON-quoted on one line; any other prompt is written as it is.
+- The one thing not kept: a request with scheduler=None reads back with the scheduler that actually ran.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import struct
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from PIL import Image, PngImagePlugin
+
+from . import __version__
+from .engine.errors import SketchpadError
+from .engine.params import GenerationParams
+
+
+@dataclass(frozen=True)
+class ResultInfo:
+    """What produced a saved picture."""
+
+    params: GenerationParams  # seed is concrete (not -1)
+    width: int
+    height: int
+    model_name: str  # e.g. "stable-diffusion-v1-5" or a folder/file stem
+    sampler: str  # one of SCHEDULERS; for another tool's sampler we do not know, its own display name
+
+
+SAMPLER_NAMES = {
+    "pndm": "PLMS", "ddim": "DDIM", "euler": "Euler", "euler_a": "Euler a",
+    "dpmpp_2m": "DPM++ 2M", "dpmpp_2m_karras": "DPM++ 2M Karras", "lcm": "LCM",
+}  # fmt: skip
+_SAMPLERS_BY_NAME = {name.lower(): ours for ours, name in SAMPLER_NAMES.items()}
+_NEGATIVE = "Negative prompt:"
+# AUTOMATIC1111's own pattern for "Key: value, Key: "quoted, value", ..."
+_PARAM_RE = re.compile(r'\s*(\w[\w \-/]+):\s*("(?:\\.|[^\\"])+"|[^,]*)(?:,|$)')
+_DEFAULTS = GenerationParams(prompt="")
+
+
+def _current_umask() -> int:
+    mask = os.umask(0o077)
+    os.umask(mask)
+    return mask
+
+
+# mkstemp creates files readable by their owner only; published pictures get the usual mode instead.
+_FILE_MODE = 0o666 & ~_current_umask()
+
+
+def _looks_quoted(text: str) -> bool:
+    return len(text) >= 2 and text[0] == text[-1] == '"'
+
+
+def _quote(value: str) -> str:
+    if any(c in value for c in ",:\n\r") or value.startswith('"') or value != value.strip():
+        return json.dumps(value, ensure_ascii=False)
+    return value
+
+
+def _unquote(value: str) -> str:
+    if _looks_quoted(value):
+        with contextlib.suppress(ValueError):
+            loaded = json.loads(value)
+            if isinstance(loaded, str):
+                return loaded
+    return value
+
+
+def _is_negative_line(line: str) -> bool:
+    return line.lstrip().startswith(_NEGATIVE)
+
+
+def format_parameters(info: ResultInfo) -> str:
+    p = info.params
+    prompt = p.prompt
+    if _looks_quoted(prompt) or any(_is_negative_line(line) for line in prompt.split("\n")):
+        prompt = json.dumps(prompt, ensure_ascii=False)  # else it would not read back as the same prompt
+    lines = [prompt]
+    if p.negative_prompt:
+        lines.append(f"{_NEGATIVE} {p.negative_prompt}")
+    strength = p.strength if p.start_at_step is None else (p.steps - p.start_at_step) / p.steps
+    fields = {
+        "Steps": p.steps,
+        "Sampler": SAMPLER_NAMES.get(info.sampler, info.sampler),
+        "CFG scale": repr(float(p.cfg)),
+        "Seed": p.seed,
+        "Size": f"{info.width}x{info.height}",
+        "Model": info.model_name,
+        "Denoising strength": repr(float(strength)),
+    }
+    if p.start_at_step is not None:
+        fields["Start at step"] = p.start_at_step
+    fields["Version"] = f"sketchpad {__version__}"
+    lines.append(", ".join(f"{key}: {_quote(str(value))}" for key, value in fields.items()))
+    return "\n".join(lines)
+
+
+def parse_parameters(text: str) -> ResultInfo:
+    body, newline, last = text.rstrip().rpartition("\n")
+    fields = {key.strip(): _unquote(value) for key, value in _PARAM_RE.findall(last)}
+    if len(fields) < 3:  # AUTOMATIC1111's own test for "this is the settings line"
+        raise SketchpadError("the text is not AUTOMATIC1111-style settings: it has no 'Steps: …, Sampler: …' line")
+    lines = body.split("\n") if newline else []
+    split = next((i for i, line in enumerate(lines) if _is_negative_line(line)), len(lines))
+    prompt = _unquote("\n".join(lines[:split]))
+    negative = ""
+    if split < len(lines):
+        first = lines[split].lstrip()[len(_NEGATIVE) :]
+        negative = "\n".join([first[1:] if first.startswith(" ") else first, *lines[split + 1 :]])
+
+    def number(key, kind, default):
+        try:
+            return kind(fields[key]) if key in fields else default
+        except ValueError:
+            raise SketchpadError(f"the settings have an unreadable {key}: {fields[key]!r}") from None
+
+    size = re.fullmatch(r"\s*(\d+)\s*x\s*(\d+)\s*", fields.get("Size", "512x512"))
+    if size is None:
+        raise SketchpadError(f"the settings have an unreadable Size: {fields['Size']!r}")
+    sampler = fields.get("Sampler", "").strip()
+    schedule = fields.get("Schedule type", "").strip()  # newer AUTOMATIC1111: "DPM++ 2M" + "Karras"
+    ours = _SAMPLERS_BY_NAME.get(f"{sampler} {schedule}".lower()) or _SAMPLERS_BY_NAME.get(sampler.lower())
+    start = number("Start at step", int, None)
+    params = GenerationParams(
+        prompt=prompt,
+        negative_prompt=negative,
+        strength=number("Denoising strength", float, _DEFAULTS.strength) if start is None else None,
+        start_at_step=start,
+        steps=number("Steps", int, _DEFAULTS.steps),
+        cfg=number("CFG scale", float, _DEFAULTS.cfg),
+        seed=number("Seed", int, _DEFAULTS.seed),
+        scheduler=ours,  # an unknown sampler: None, the model's default
+    ).validated()
+    return ResultInfo(params, int(size[1]), int(size[2]), fields.get("Model", ""), ours or sampler)
+
+
+def _reason(error: OSError) -> str:
+    return error.strerror or str(error)
+
+
+def save_png(image: Image.Image, path, text: dict[str, str], overwrite: bool = False) -> Path:
+    """Write image as a PNG with text chunks, atomically: a failure leaves neither a partial nor a temp file."""
+    path = Path(path)
+    folder = path.parent
+    if path.is_dir():
+        raise SketchpadError(f"{path} is a folder; choose a file name")
+    if not overwrite and os.path.lexists(path):
+        raise SketchpadError(f"{path} already exists; choose another name or allow overwriting")
+    info = PngImagePlugin.PngInfo()
+    for key, value in text.items():
+        info.add_text(key, value)  # tEXt when the text fits Latin-1, else iTXt (AUTOMATIC1111 readers take both)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".", suffix=".tmp")
+    except OSError as e:
+        raise SketchpadError(f"cannot save in {folder}: {_reason(e)}; choose another folder") from e
+    try:
+        with os.fdopen(fd, "wb") as f:
+            image.save(f, format="PNG", pnginfo=info)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, _FILE_MODE)
+        _publish(tmp, path, overwrite)
+    except OSError as e:
+        raise SketchpadError(f"cannot save {path}: {_reason(e)}") from e
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)  # still there unless os.replace moved it
+    with contextlib.suppress(OSError):  # makes the new name itself survive a crash; not possible everywhere
+        dir_fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+    return path
+
+
+def _publish(tmp: str, path: Path, overwrite: bool) -> None:
+    if overwrite:
+        os.replace(tmp, path)
+        return
+    try:
+        os.link(tmp, path)  # atomic, and fails rather than replace a file that appeared meanwhile
+    except FileExistsError:
+        raise SketchpadError(f"{path} already exists; choose another name or allow overwriting") from None
+    except OSError:  # no hard links here (FAT, some network shares): check, then rename
+        if os.path.lexists(path):
+            raise SketchpadError(f"{path} already exists; choose another name or allow overwriting") from None
+        os.replace(tmp, path)
+
+
+def save_result(image: Image.Image, info: ResultInfo, path, overwrite: bool = False) -> Path:
+    return save_png(image, path, {"parameters": format_parameters(info)}, overwrite=overwrite)
+
+
+def next_free_path(folder, stem: str = "sketchpad", suffix: str = ".png") -> Path:
+    """folder/stem-0001.suffix, or one past the highest number there, so deleted numbers are not reused."""
+    folder = Path(folder)
+    pattern = re.compile(rf"{re.escape(stem)}-(\d+){re.escape(suffix)}")
+    try:
+        names = os.listdir(folder)
+    except FileNotFoundError:
+        names = []
+    except OSError as e:
+        raise SketchpadError(f"cannot look into {folder}: {_reason(e)}; choose another folder") from e
+    number = max((int(m[1]) for m in map(pattern.fullmatch, names) if m), default=0) + 1
+    while (candidate := folder / f"{stem}-{number:04d}{suffix}").exists():
+        number += 1  # e.g. a case-insensitive file system
+    return candidate
+
+
+def read_png_parameters(path) -> ResultInfo | None:
+    """The settings stored in a PNG, or None when it has none. Never decodes the pixels."""
+    path = Path(path)
+    try:
+        with Image.open(path, formats=["PNG"]) as image:
+            text = image.info.get("parameters")  # text chunks before the pixel data, read by open()
+            image.verify()  # checksums the rest without decompressing it: catches truncated files
+    except FileNotFoundError:
+        raise SketchpadError(f"{path} does not exist") from None
+    except Image.UnidentifiedImageError:
+        raise SketchpadError(f"{path} is not a PNG image, or is damaged") from None
+    except Image.DecompressionBombError:
+        raise SketchpadError(f"{path} is too large an image to open safely") from None
+    except OSError as e:
+        if e.errno is not None:  # permission, a folder, ...: the system's words say it
+            raise SketchpadError(f"cannot read {path}: {e.strerror}") from None
+        raise SketchpadError(f"cannot read {path}: {e}; the file may be damaged") from None
+    except (SyntaxError, ValueError, EOFError, struct.error) as e:  # what PIL raises for broken chunks
+        raise SketchpadError(f"cannot read {path}: {e}; the file may be damaged") from None
+    if text is None:
+        return None
+    try:
+        return parse_parameters(str(text))
+    except SketchpadError as e:
+        raise SketchpadError(f"{path.name} has settings Sketchpad cannot read: {e}") from None
