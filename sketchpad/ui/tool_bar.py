@@ -1,0 +1,143 @@
+"""ToolPanel: a horizontal strip of drawing controls bound to a SketchCanvas.
+
+The canvas is the single source of truth: the panel writes through its setters and follows
+its signals (brush_size_changed, tool_changed, color_changed, and the QUndoStack's
+canUndo/canRedo), so shortcuts or code that change the canvas keep the panel in sync.
+"""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QColor
+from PySide6.QtWidgets import (QButtonGroup, QColorDialog, QFrame, QHBoxLayout, QLabel, QSlider,
+                               QToolButton, QWidget)
+
+from .canvas import MAX_BRUSH, MIN_BRUSH, SketchCanvas
+
+RECENT_COUNT = 8
+DEFAULT_RECENTS = ["#000000", "#404040", "#808080", "#c0c0c0",
+                   "#d32f2f", "#388e3c", "#1976d2", "#fbc02d"]
+
+
+def _swatch_style(color: QColor) -> str:
+    return (f"QToolButton {{ background-color: {color.name()}; border: 1px solid #777;"
+            " border-radius: 3px; }")
+
+
+class ToolPanel(QWidget):
+    def __init__(self, canvas: SketchCanvas, parent: QWidget | None = None):
+        super().__init__(parent)
+        self._canvas = canvas
+        self._recent: list[QColor] = [QColor(c) for c in DEFAULT_RECENTS]
+        row = QHBoxLayout(self)
+        row.setContentsMargins(4, 2, 4, 2)
+        row.setSpacing(4)
+
+        self.brush_button = self._button("✏ Brush", "Brush", checkable=True)
+        self.eraser_button = self._button("⌫ Eraser", "Eraser (paints white)", checkable=True)
+        self._tools = QButtonGroup(self)  # exclusive by default
+        self._tools.addButton(self.brush_button)
+        self._tools.addButton(self.eraser_button)
+        self.brush_button.clicked.connect(lambda: canvas.set_tool("brush"))
+        self.eraser_button.clicked.connect(lambda: canvas.set_tool("eraser"))
+        row.addWidget(self.brush_button)
+        row.addWidget(self.eraser_button)
+        row.addWidget(self._separator())
+
+        self.color_button = self._button("", "Brush colour…")
+        self.color_button.setFixedSize(28, 24)
+        self.color_button.clicked.connect(self._open_color_dialog)
+        row.addWidget(self.color_button)
+        self.recent_buttons: list[QToolButton] = []
+        for i in range(RECENT_COUNT):
+            b = QToolButton(self)
+            b.setFixedSize(18, 18)
+            b.clicked.connect(lambda _=False, i=i: canvas.set_color(self._recent[i]))
+            self.recent_buttons.append(b)
+            row.addWidget(b)
+        row.addWidget(self._separator())
+
+        row.addWidget(QLabel("Size", self))
+        self.size_slider = QSlider(Qt.Orientation.Horizontal, self)
+        self.size_slider.setRange(MIN_BRUSH, MAX_BRUSH)
+        self.size_slider.setToolTip("Brush size in pixels ( [ and ] )")
+        self.size_slider.setMinimumWidth(120)
+        self.size_slider.valueChanged.connect(canvas.set_brush_size)
+        row.addWidget(self.size_slider, 1)
+        self.size_label = QLabel(self)
+        self.size_label.setMinimumWidth(self.size_label.fontMetrics().horizontalAdvance("200 px"))
+        row.addWidget(self.size_label)
+        row.addWidget(self._separator())
+
+        stack = canvas.undo_stack()
+        self.undo_button = self._button("↶ Undo", "Undo the last change")
+        self.redo_button = self._button("↷ Redo", "Redo")
+        self.clear_button = self._button("✕ Clear", "Clear the canvas (undoable)")
+        self.undo_button.clicked.connect(stack.undo)
+        self.redo_button.clicked.connect(stack.redo)
+        self.clear_button.clicked.connect(canvas.clear)
+        stack.canUndoChanged.connect(self.undo_button.setEnabled)
+        stack.canRedoChanged.connect(self.redo_button.setEnabled)
+        for b in (self.undo_button, self.redo_button, self.clear_button):
+            row.addWidget(b)
+
+        canvas.brush_size_changed.connect(self._show_size)
+        canvas.tool_changed.connect(self._show_tool)
+        canvas.color_changed.connect(self._show_color)
+        self._show_size(canvas.brush_size())
+        self._show_tool(canvas.tool())
+        self._show_color(canvas.color())
+        self._show_recents()
+        self.undo_button.setEnabled(stack.canUndo())
+        self.redo_button.setEnabled(stack.canRedo())
+
+    # ---- public ---------------------------------------------------------------------------
+    def recent_colors(self) -> list[QColor]:
+        return [QColor(c) for c in self._recent]
+
+    def choose_color(self, color: QColor) -> None:
+        """Pick a colour as the dialog does: select it and put it first among the recents."""
+        color = QColor(color)
+        if not color.isValid():
+            return
+        self._recent = [color] + [c for c in self._recent if c.rgb() != color.rgb()]
+        del self._recent[RECENT_COUNT:]
+        self._show_recents()
+        self._canvas.set_color(color)
+
+    # ---- internals ------------------------------------------------------------------------
+    def _button(self, text: str, tip: str, checkable: bool = False) -> QToolButton:
+        b = QToolButton(self)
+        b.setText(text)
+        b.setToolTip(tip)
+        b.setCheckable(checkable)
+        b.setAutoRaise(not checkable)
+        return b
+
+    def _separator(self) -> QFrame:
+        line = QFrame(self)
+        line.setFrameShape(QFrame.Shape.VLine)
+        line.setFrameShadow(QFrame.Shadow.Sunken)
+        return line
+
+    def _open_color_dialog(self) -> None:
+        color = QColorDialog.getColor(self._canvas.color(), self, "Brush colour")
+        if color.isValid():
+            self.choose_color(color)
+
+    def _show_size(self, size: int) -> None:
+        if self.size_slider.value() != size:  # no echo back into the canvas
+            self.size_slider.setValue(size)
+        self.size_label.setText(f"{size} px")
+
+    def _show_tool(self, tool: str) -> None:
+        (self.eraser_button if tool == "eraser" else self.brush_button).setChecked(True)
+
+    def _show_color(self, color: QColor) -> None:
+        self.color_button.setStyleSheet(_swatch_style(color))
+        self.color_button.setToolTip(f"Brush colour {color.name()} (click to change)")
+
+    def _show_recents(self) -> None:
+        for b, c in zip(self.recent_buttons, self._recent):
+            b.setStyleSheet(_swatch_style(c))
+            b.setToolTip(c.name())
