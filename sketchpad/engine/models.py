@@ -85,18 +85,23 @@ def dtype_for(device: torch.device) -> torch.dtype:
 
 
 def load_pipeline(source: ModelSource, device: torch.device, progress: Progress | None = None):
-    """Load an img2img pipeline onto `device`, or raise SketchpadError saying how to fix the cause."""
+    """Load an img2img pipeline onto `device`, or raise SketchpadError saying how to fix the cause.
+
+    A single checkpoint file carries weights only; the component configs and the tokenizer come from
+    $SKETCHPAD_CHECKPOINT_CONFIG (a diffusers folder or Hub id), by default SD1.5's own Hub repo.
+    """
     from diffusers import StableDiffusionImg2ImgPipeline
 
     say = progress or (lambda message: None)
     dtype = dtype_for(device)
     _quiet_libraries()
-    common = dict(torch_dtype=dtype, safety_checker=None, feature_extractor=None, requires_safety_checker=False)
+    common = dict(dtype=dtype, safety_checker=None, feature_extractor=None, requires_safety_checker=False)
     try:
         if source.kind == "file":
             say(f"Loading {source.name} (single file) on {device.type}")
+            config = os.environ.get("SKETCHPAD_CHECKPOINT_CONFIG") or DEFAULT_MODEL
             pipe = StableDiffusionImg2ImgPipeline.from_single_file(
-                source.location, local_files_only=_offline(), use_safetensors=True, **common
+                source.location, config=config, local_files_only=_offline(), **common
             )
         else:
             folder = _download(source, say) if source.kind == "hub" else source.location

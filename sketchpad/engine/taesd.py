@@ -29,7 +29,7 @@ def load_taesd(pipe, device, dtype):
     for source in taesd_candidates(pipe):
         try:
             model = AutoencoderTiny.from_pretrained(
-                source, torch_dtype=dtype, use_safetensors=True, local_files_only=offline
+                source, dtype=dtype, use_safetensors=True, local_files_only=offline
             )
         except Exception as error:  # a missing or broken TAESD only costs preview quality
             problem = f"{source}: {' '.join(str(error).split())[:120]}"
