@@ -164,8 +164,8 @@ def _unet_config(full_size: bool) -> dict:
         out_channels=4,
         layers_per_block=2,
         block_out_channels=(32, 64),
-        down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
-        up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
         cross_attention_dim=32,
         attention_head_dim=4,  # SD1.x semantics: this is the number of heads
         norm_num_groups=32,

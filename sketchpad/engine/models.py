@@ -158,5 +158,12 @@ def _mps_available() -> bool:
 
 
 def _quiet_libraries() -> None:
-    for name in ("diffusers", "transformers", "huggingface_hub"):
+    # our own progress lines say what is loading; the libraries' per-file bars add only noise
+    # (download bars come from huggingface_hub and stay)
+    import diffusers.utils.logging as diffusers_logging
+    import transformers.utils.logging as transformers_logging
+
+    for name in ("diffusers", "transformers"):
         logging.getLogger(name).setLevel(logging.ERROR)
+    diffusers_logging.disable_progress_bar()
+    transformers_logging.disable_progress_bar()
