@@ -59,3 +59,34 @@ def stick_figure():
 @pytest.fixture
 def make_sketch():
     return draw_stick_figure
+
+
+@pytest.fixture(autouse=True)
+def no_thread_left_running(request, monkeypatch):
+    """Fail any test that leaves a QThread running (napari's idea): a leaked worker outlives its window."""
+    try:
+        from PySide6.QtCore import QThread
+    except ImportError:  # engine-only environments
+        yield
+        return
+    started = []
+    original_start = QThread.start
+
+    def tracking_start(thread, *args):
+        started.append(thread)
+        return original_start(thread, *args)
+
+    monkeypatch.setattr(QThread, "start", tracking_start)
+    yield
+    leaked = [thread for thread in started if _still_running(thread)]
+    for thread in leaked:  # stop them so one leak does not break the tests after it
+        getattr(thread, "stop", thread.quit)()
+        thread.wait()
+    assert not leaked, f"{request.node.name} left {len(leaked)} QThread(s) running"
+
+
+def _still_running(thread) -> bool:
+    try:
+        return thread.isRunning()
+    except RuntimeError:  # the C++ object is gone, so is the thread
+        return False

@@ -1,0 +1,355 @@
+"""GenerationPanel: prompt, seed, sampler settings, the denoise dial, Generate/Cancel, Live.
+
+The panel owns no request state beyond its widgets: params() reads them, set_params() writes them.
+Internal updates (range label, enabled knob, start-step maximum) always run; only the outward
+params_changed signal is held back while set_params restores values.
+"""
+
+from __future__ import annotations
+
+import random
+
+from PySide6.QtCore import QRectF, Qt, Signal
+from PySide6.QtGui import QColor, QFontDatabase, QPainter, QPen
+from PySide6.QtWidgets import (QButtonGroup, QCheckBox, QComboBox, QDial, QDoubleSpinBox,
+                               QFormLayout, QGridLayout, QGroupBox, QHBoxLayout, QLabel,
+                               QPlainTextEdit, QProgressBar, QPushButton, QRadioButton, QSpinBox,
+                               QStyle, QStyleOptionSlider, QToolButton, QVBoxLayout, QWidget)
+
+from sketchpad.engine.params import (MAX_SEED, MAX_STEPS, PREVIEW_METHODS, RANDOM_SEED,
+                                     SCHEDULERS, GenerationParams)
+from sketchpad.storage import SAMPLER_NAMES
+
+# The denoise ranges people know from other tools: (name, low, high, colour readable on dark and light).
+BANDS = (("subtle", 0.20, 0.40, "#4fc3f7"), ("restyle", 0.50, 0.70, "#ffb74d"),
+         ("reimagine", 0.80, 1.00, "#f06292"))
+PREVIEW_LABELS = {"latent2rgb": "Fast (latent)", "taesd": "TAESD", "vae": "Full VAE (slow)", "none": "Off"}
+
+
+def denoise_band(value: float) -> str:
+    """Range name for a denoise value: 0 keeps the sketch; otherwise the nearest band (gaps
+    between bands go to the nearer one, ties to the gentler one, so 0.75 reads "restyle")."""
+    h = round(value * 100)  # integer hundredths: no ties decided by float noise
+    if h <= 0:
+        return "unchanged"
+    distances = [max(round(low * 100) - h, 0, h - round(high * 100)) for _, low, high, _ in BANDS]
+    return BANDS[distances.index(min(distances))][0]  # index() finds the first: the gentler band
+
+
+def _glyphs() -> dict[str, str]:
+    """Emoji where a colour-emoji font is installed, else symbols every desktop font has
+    (without one, 🔒 and 🎲 draw as empty boxes)."""
+    if any("emoji" in family.lower() for family in QFontDatabase.families()):
+        return {"locked": "🔒", "unlocked": "🔓", "dice": "🎲"}
+    return {"locked": "Keep ✓", "unlocked": "Keep", "dice": "⚄"}
+
+
+class DenoiseDial(QDial):
+    """A QDial (0..100 = denoise 0.00..1.00) with the known ranges drawn as coloured arcs."""
+
+    RING = 7  # px between the widget edge and the dial itself, where the arcs go
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent, minimum=0, maximum=100, notchesVisible=True, notchTarget=5, pageStep=10,
+                         toolTip="Denoise: how much of the sketch is repainted")
+        self.setFixedSize(112, 112)
+
+    def paintEvent(self, event) -> None:
+        opt = QStyleOptionSlider()
+        self.initStyleOption(opt)
+        side = min(self.width(), self.height())  # QDial draws and maps clicks around the centre
+        square = QRectF((self.width() - side) / 2, (self.height() - side) / 2, side, side)
+        opt.rect = square.adjusted(self.RING, self.RING, -self.RING, -self.RING).toRect()
+        p = QPainter(self)
+        p.setRenderHint(QPainter.RenderHint.Antialiasing)
+        for _, low, high, color in BANDS:
+            c = QColor(color)
+            c.setAlpha(255 if self.isEnabled() else 90)
+            p.setPen(QPen(c, 5, Qt.PenStyle.SolidLine, Qt.PenCapStyle.FlatCap))
+            # QDial (not wrapping) runs clockwise from 240 degrees (min) to -60 degrees (max).
+            p.drawArc(square.adjusted(3, 3, -3, -3), round((240 - 300 * low) * 16),
+                      round(-300 * (high - low) * 16))
+        self.style().drawComplexControl(QStyle.ComplexControl.CC_Dial, opt, p, self)
+
+
+class GenerationPanel(QWidget):
+    """The request controls.
+
+    Seed rule (A1111's "-1 = random" plus ComfyUI's fixed/randomize, made explicit by a lock):
+    - The field holds a seed 0..MAX_SEED, or -1, shown as "random".
+    - Locked: every run uses the field's seed (a fresh random one when it says random).
+    - Unlocked (default): every Generate uses a fresh random seed (params().seed == -1).
+    - params(for_live=True), for Live regenerations: wherever the rule above gives random, the
+      seed of the last run (set_used_seed) is reused instead, so turning the dial compares like
+      with like. Before any run it is random too.
+    - Typing a seed or the dice (draws one) turns the lock on: a chosen seed is meant to be used.
+      ♻ copies the last used seed into the field and locks it (A1111's recycle button).
+    Denoise is kept in hundredths (the dial's resolution): set_denoise(0.333) reads back 0.33.
+    Shortcuts (Ctrl+Return, Esc) belong to the window; the tooltips only name them.
+    """
+
+    generate_requested = Signal()
+    cancel_requested = Signal()
+    params_changed = Signal()
+    live_changed = Signal(bool)
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self._quiet = 0  # > 0 while values are restored or derived: params_changed held back
+        self._used_seed: int | None = None
+        self._glyph = _glyphs()
+        col = QVBoxLayout(self)
+        col.setContentsMargins(6, 6, 6, 6)
+        self.prompt_edit = self._text_edit(3, "Describe the picture, e.g. a knight in armour, oil painting")
+        self.negative_edit = self._text_edit(2, "What to avoid, e.g. blurry, extra fingers")
+        for text, edit in (("Prompt", self.prompt_edit), ("Negative prompt", self.negative_edit)):
+            col.addWidget(QLabel(text, self))
+            col.addWidget(edit)
+
+        # A double holds 0..2**32-1 exactly; QSpinBox is int32. The minimum, -1, reads "random".
+        self.seed_box = QDoubleSpinBox(self, decimals=0, minimum=RANDOM_SEED, maximum=MAX_SEED,
+                                       specialValueText="random", value=RANDOM_SEED,
+                                       toolTip=f"Seed 0..{MAX_SEED}, or -1 for random")
+        self.lock_button = QToolButton(self, text=self._glyph["unlocked"], checkable=True,
+                                       toolTip="Keep this seed between runs (off: random each Generate)")
+        self.dice_button = QToolButton(self, text=self._glyph["dice"],
+                                       styleSheet=f"font-size: {self._points(1.3)}pt;",
+                                       toolTip="Draw a new random seed into the field (and keep it)")
+        self.recycle_button = QToolButton(self, text="♻", enabled=False,
+                                          toolTip="Reuse the last run's seed")
+        self.used_seed_label = QLabel("last: –", self)
+        self.used_seed_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.steps_spin = QSpinBox(self, minimum=1, maximum=MAX_STEPS, value=20)
+        self.cfg_spin = QDoubleSpinBox(self, minimum=0.0, maximum=30.0, singleStep=0.5, decimals=1,
+                                       value=7.5, toolTip="How closely to follow the prompt (CFG scale)")
+        self.scheduler_combo = QComboBox(self)
+        self.scheduler_combo.addItem("Model default", None)
+        for name in SCHEDULERS:
+            self.scheduler_combo.addItem(SAMPLER_NAMES.get(name, name), name)
+        self.preview_combo = QComboBox(self, toolTip="How each step's preview is drawn")
+        for name in PREVIEW_METHODS:
+            self.preview_combo.addItem(PREVIEW_LABELS.get(name, name), name)
+        form = QFormLayout()
+        form.addRow("Seed", _row(self.seed_box, self.lock_button, self.dice_button))
+        form.addRow("", _row(self.used_seed_label, self.recycle_button))
+        form.addRow("Steps", _row(self.steps_spin, QLabel("CFG", self), self.cfg_spin, stretch=(0, 2)))
+        form.addRow("Sampler", self.scheduler_combo)
+        form.addRow("Preview", self.preview_combo)
+        col.addLayout(form)
+        col.addWidget(self._build_knobs())
+
+        self.generate_button = QPushButton("▶ Generate", self, toolTip="Generate (Ctrl+Return)")
+        self.cancel_button = QPushButton("■ Cancel", self, enabled=False,
+                                         toolTip="Stop the running generation (Esc)")
+        self.live_checkbox = QCheckBox("Live", self, toolTip="Regenerate automatically when the "
+                                       "dial, prompt or settings change")
+        col.addLayout(_row(self.generate_button, self.cancel_button, self.live_checkbox))
+        self.progress_bar = QProgressBar(self, textVisible=True)
+        self.set_progress(0, 0)
+        col.addWidget(self.progress_bar)
+        col.addStretch(1)
+
+        self.steps_spin.valueChanged.connect(self._steps_changed)  # first: params() valid in slots
+        for signal in (self.prompt_edit.textChanged, self.negative_edit.textChanged,
+                       self.steps_spin.valueChanged, self.cfg_spin.valueChanged,
+                       self.scheduler_combo.currentIndexChanged, self.preview_combo.currentIndexChanged,
+                       self.dial.valueChanged, self.start_spin.valueChanged, self.lock_button.toggled):
+            signal.connect(self._changed)
+        self.seed_box.valueChanged.connect(self._seed_edited)
+        self.lock_button.toggled.connect(self._show_lock)
+        self.dice_button.clicked.connect(lambda: self._choose_seed(random.randint(0, MAX_SEED)))
+        self.recycle_button.clicked.connect(lambda: self._choose_seed(self._used_seed))
+        self.dial.valueChanged.connect(self._show_denoise)
+        self.denoise_radio.toggled.connect(self._show_knob)
+        self._knob_group.idToggled.connect(self._knob_toggled)
+        self.generate_button.clicked.connect(self.generate_requested)
+        self.cancel_button.clicked.connect(self.cancel_requested)
+        self.live_checkbox.toggled.connect(self.live_changed)
+        self.set_denoise(0.75)
+        self._show_knob()
+
+    # ---- public API ---------------------------------------------------------------------
+    def params(self, for_live: bool = False) -> GenerationParams:
+        """The current request, validated; the seed follows the rule in the class docstring."""
+        seed = self.seed() if self.is_locked() else RANDOM_SEED
+        if seed == RANDOM_SEED and for_live and self._used_seed is not None:
+            seed = self._used_seed
+        use_denoise = self.denoise_radio.isChecked()
+        return GenerationParams(
+            prompt=self.prompt_edit.toPlainText(), negative_prompt=self.negative_edit.toPlainText(),
+            strength=self.denoise() if use_denoise else None,
+            start_at_step=None if use_denoise else self.start_spin.value(),
+            steps=self.steps_spin.value(), cfg=round(self.cfg_spin.value(), 2), seed=seed,
+            scheduler=self.scheduler_combo.currentData(), preview_method=self.preview_combo.currentData(),
+        ).validated()
+
+    def set_params(self, p: GenerationParams, *, emit: bool = False) -> None:
+        """Show a request (from a saved PNG or the history). A concrete seed is locked in, so
+        Generate reproduces it; -1 unlocks. CFG is clamped to 0..30 and kept to 0.1.
+        params_changed is emitted once at the end if emit, else not at all."""
+        p = p.validated()
+
+        def restore():
+            self.prompt_edit.setPlainText(p.prompt)
+            self.negative_edit.setPlainText(p.negative_prompt)
+            self.steps_spin.setValue(p.steps)
+            self.cfg_spin.setValue(p.cfg)
+            self.set_seed(p.seed)
+            self.lock_button.setChecked(p.seed != RANDOM_SEED)
+            self.scheduler_combo.setCurrentIndex(max(0, self.scheduler_combo.findData(p.scheduler)))
+            self.preview_combo.setCurrentIndex(max(0, self.preview_combo.findData(p.preview_method)))
+            if p.strength is not None:
+                self.set_denoise(p.strength)
+                self.denoise_radio.setChecked(True)
+            else:
+                self.start_spin.setValue(p.start_at_step)
+                self.start_radio.setChecked(True)
+        self._quietly(restore, emit=emit)
+
+    def denoise(self) -> float:
+        return self.dial.value() / 100
+
+    def set_denoise(self, value: float) -> None:
+        self.dial.setValue(round(min(1.0, max(0.0, value)) * 100))
+
+    def seed(self) -> int:
+        """The field's value: a seed, or -1 (random)."""
+        return int(round(self.seed_box.value()))
+
+    def set_seed(self, seed: int) -> None:
+        """Write the field; the lock is left as it is (user edits lock, this does not)."""
+        if seed != self.seed():
+            self.seed_box.blockSignals(True)
+            self.seed_box.setValue(seed)
+            self.seed_box.blockSignals(False)
+            self._changed()
+
+    def is_locked(self) -> bool:
+        return self.lock_button.isChecked()
+
+    def set_locked(self, on: bool) -> None:
+        self.lock_button.setChecked(on)
+
+    def set_used_seed(self, seed: int) -> None:
+        self._used_seed = int(seed)
+        self.used_seed_label.setText(f"last: {self._used_seed}")
+        self.recycle_button.setEnabled(True)
+
+    def set_progress(self, step: int, total: int) -> None:
+        self.progress_bar.setRange(0, max(1, total))
+        self.progress_bar.setValue(max(0, min(step, max(1, total))))
+        self.progress_bar.setFormat(f"step {step} / {total}" if total else "idle")
+
+    def set_busy(self, busy: bool) -> None:
+        """Cancel works only while busy; Generate always does (a new request replaces the run)."""
+        self.cancel_button.setEnabled(busy)
+
+    def is_live(self) -> bool:
+        return self.live_checkbox.isChecked()
+
+    def set_live(self, on: bool) -> None:
+        self.live_checkbox.setChecked(on)
+
+    # ---- building -------------------------------------------------------------------------
+    def _build_knobs(self) -> QGroupBox:
+        box = QGroupBox("How much changes", self)
+        self.denoise_radio = QRadioButton("Denoise", box, checked=True,
+                                          toolTip="0 keeps the sketch, 1 ignores it")
+        self.start_radio = QRadioButton("Start at step", box, toolTip="Skip the first steps of the "
+                                        "schedule: 0 ignores the sketch, 'steps' keeps it")
+        self._knob_group = QButtonGroup(box)
+        self._knob_group.addButton(self.denoise_radio, 0)
+        self._knob_group.addButton(self.start_radio, 1)
+        self.dial = DenoiseDial(box)
+        self.denoise_label = QLabel(box, alignment=Qt.AlignmentFlag.AlignCenter)
+        self._legend = {name: QLabel(box, toolTip=f"denoise {low:.2f}–{high:.2f}")
+                        for name, low, high, _ in BANDS}
+        steps = self.steps_spin.value()
+        self.start_spin = QSpinBox(box, minimum=0, maximum=steps, suffix=f" / {steps}",
+                                   toolTip="Steps of the schedule to skip (0..steps)")
+        grid = QGridLayout(box)
+        grid.addWidget(self.denoise_radio, 0, 0)
+        grid.addWidget(self.start_radio, 0, 1)
+        grid.addWidget(self.dial, 1, 0, Qt.AlignmentFlag.AlignHCenter)
+        legend = QVBoxLayout()
+        for label in self._legend.values():
+            legend.addWidget(label)
+        grid.addLayout(legend, 1, 1)
+        grid.addWidget(self.denoise_label, 2, 0)  # "0.75 · restyle", in the band's colour
+        grid.addWidget(self.start_spin, 2, 1)
+        return box
+
+    def _text_edit(self, lines: int, placeholder: str) -> QPlainTextEdit:
+        edit = QPlainTextEdit(self, placeholderText=placeholder, tabChangesFocus=True)
+        edit.setFixedHeight(edit.fontMetrics().lineSpacing() * lines + 14)
+        return edit
+
+    def _points(self, factor: float) -> str:
+        return f"{self.font().pointSizeF() * factor:.1f}"
+
+    # ---- reactions ------------------------------------------------------------------------
+    def _changed(self, *_) -> None:
+        if not self._quiet:
+            self.params_changed.emit()
+
+    def _quietly(self, change, emit: bool = True) -> None:
+        """Apply a change that moves several widgets, then emit params_changed once (if emit)."""
+        self._quiet += 1
+        try:
+            change()
+        finally:
+            self._quiet -= 1
+        if emit:
+            self._changed()
+
+    def _seed_edited(self, value: float) -> None:
+        self._quietly(lambda: self.lock_button.setChecked(value >= 0 or self.is_locked()))
+
+    def _choose_seed(self, seed: int | None) -> None:
+        if seed is not None:
+            self._quietly(lambda: (self.set_seed(seed), self.lock_button.setChecked(True)))
+
+    def _show_lock(self, on: bool) -> None:
+        self.lock_button.setText(self._glyph["locked" if on else "unlocked"])
+
+    def _steps_changed(self, steps: int) -> None:
+        # A start step clamped to the new maximum is part of this same change: no own signal.
+        self._quietly(lambda: (self.start_spin.setMaximum(steps), self.start_spin.setSuffix(f" / {steps}")),
+                      emit=False)
+
+    def _knob_toggled(self, knob: int, checked: bool) -> None:
+        """On a switch (not a restore) carry the amount over, (steps - k) / steps ~ denoise,
+        so the picture changes about as much as before."""
+        if not checked or self._quiet:
+            return
+        steps = self.steps_spin.value()
+        if knob == 1:
+            self._quietly(lambda: self.start_spin.setValue(round(steps * (1 - self.denoise()))))
+        else:
+            self._quietly(lambda: self.set_denoise((steps - self.start_spin.value()) / steps))
+
+    def _show_knob(self, *_) -> None:
+        denoise = self.denoise_radio.isChecked()
+        for widget in (self.dial, self.denoise_label, *self._legend.values()):
+            widget.setEnabled(denoise)
+        self.start_spin.setEnabled(not denoise)
+        self._show_denoise()  # the band colour only while the dial is in use
+
+    def _show_denoise(self, *_) -> None:
+        value = self.denoise()
+        band = denoise_band(value)
+        self.denoise_label.setText(f"{value:.2f} · {band}")
+        color = next((c for name, _, _, c in BANDS if name == band and self.dial.isEnabled()), None)
+        self.denoise_label.setStyleSheet(f"font-weight: bold; font-size: {self._points(1.15)}pt;"
+                                         + (f"color: {color};" if color else ""))
+        for name, low, high, c in BANDS:
+            text = f"<span style='color:{c}'>●</span> {name} {low:.1f}–{high:.1f}"
+            self._legend[name].setText(f"<b>{text}</b>" if name == band else text)
+
+
+def _row(*widgets: QWidget, stretch: tuple[int, ...] = (0,)) -> QHBoxLayout:
+    """A horizontal row; the widgets at the `stretch` indexes take the spare room."""
+    row = QHBoxLayout()
+    for i, widget in enumerate(widgets):
+        row.addWidget(widget, 1 if i in stretch else 0)
+    return row

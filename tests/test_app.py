@@ -1,0 +1,197 @@
+"""The painting app end to end on the tiny model: draw, generate, live dial, save, close."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PySide6.QtCore import QPoint, QPointF, QSettings, Qt
+from PySide6.QtGui import QImage
+from PySide6.QtTest import QTest
+
+from sketchpad.storage import read_png_parameters
+from sketchpad.ui.main_window import MainWindow
+from sketchpad.worker import GenerationWorker, qimage_to_pil
+
+WAIT_MS = 60_000
+
+
+@pytest.fixture
+def window(qtbot, tmp_path, tiny_model_dir):
+    settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
+    worker = GenerationWorker()
+    made = MainWindow(worker, model=str(tiny_model_dir), device="cpu", output_dir=tmp_path / "out",
+                      settings=settings, state_dir=tmp_path / "state")
+    qtbot.addWidget(made)
+    made.confirm_discard = lambda: True  # no modal question when the test closes a drawn-on window
+    made.canvas.resize_canvas(64, 64)  # the tiny model's native size keeps every run fast
+    made.canvas.set_modified(False)
+    made.panel.set_params(made.panel.params().replace(steps=3, scheduler="euler", prompt="a knight"))
+    made.show()
+    with qtbot.waitSignal(worker.model_ready, timeout=WAIT_MS):
+        made.start()
+    yield made
+    made.close()
+    assert not worker.isRunning()
+
+
+def draw_line(qtbot, canvas, start, end):
+    """A stroke as a person makes it: press, a few moves, release (image coordinates)."""
+    to_widget = lambda p: canvas.image_to_widget(QPointF(*p)).toPoint()
+    QTest.mousePress(canvas, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, to_widget(start))
+    for t in np.linspace(0, 1, 6)[1:]:
+        point = (start[0] + (end[0] - start[0]) * t, start[1] + (end[1] - start[1]) * t)
+        _move(canvas, to_widget(point))
+    QTest.mouseRelease(canvas, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, to_widget(end))
+
+
+def _move(widget, pos: QPoint):
+    from PySide6.QtGui import QMouseEvent
+    from PySide6.QtWidgets import QApplication
+
+    event = QMouseEvent(QMouseEvent.Type.MouseMove, QPointF(pos), widget.mapToGlobal(QPointF(pos)),
+                        Qt.MouseButton.NoButton, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier)
+    QApplication.sendEvent(widget, event)
+
+
+def generate_and_wait(qtbot, window):
+    steps = []
+    window.worker.step_preview.connect(lambda *args: steps.append(args))
+    with qtbot.waitSignal(window.worker.result_ready, timeout=WAIT_MS) as result:
+        request = window.generate()
+    outcome = result.args[0]
+    assert outcome.request_id == request
+    return outcome, [s for s in steps if s[0] == request]
+
+
+def test_window_basics(window):
+    assert "Sketchpad" in window.windowTitle()
+    assert "tiny" in window.model_label.text() or window.model_label.text()
+    assert window.state_label.text() == "ready"
+
+
+def test_stick_figure_generates_with_one_preview_per_step(qtbot, window):
+    draw_line(qtbot, window.canvas, (32, 10), (32, 40))
+    draw_line(qtbot, window.canvas, (20, 24), (44, 24))
+    assert qimage_to_pil(window.canvas.image()).getpixel((32, 30)) != (255, 255, 255)
+    outcome, steps = generate_and_wait(qtbot, window)
+    assert [s[1] for s in steps] == [1, 2, 3] and all(s[2] == 3 for s in steps)
+    assert window.preview.result_image().size() == outcome.image.size()
+    assert window.preview.scrubber.maximum() - window.preview.scrubber.minimum() + 1 == 4  # 3 steps + result
+    assert window.history.count() == 1
+    assert window.state_label.text().startswith("ready")
+    assert outcome.info.params.seed >= 0 and str(outcome.info.params.seed) in window.panel.used_seed_label.text()
+
+
+def test_ctrl_s_saves_a_png_with_its_settings_and_never_overwrites(qtbot, window):
+    generate_and_wait(qtbot, window)
+    window.activateWindow()
+    window.actions["save"].trigger()
+    window.actions["save"].trigger()
+    saved = sorted((window.output_dir).glob("*.png"))
+    assert len(saved) == 2 and saved[0] != saved[1]
+    info = read_png_parameters(saved[0])
+    assert info.params.prompt == "a knight" and info.params.steps == 3 and info.sampler == "euler"
+
+
+def test_live_dial_regenerates_and_the_newest_request_wins(qtbot, window):
+    window.panel.set_live(True)
+    results, cancelled = [], []
+    window.worker.result_ready.connect(results.append)
+    window.worker.request_cancelled.connect(cancelled.append)
+    window.panel.set_params(window.panel.params().replace(steps=150))  # long enough to be interrupted
+    with qtbot.waitSignal(window.worker.step_preview, timeout=WAIT_MS):
+        window.panel.dial.setValue(40)
+    window.panel.dial.setValue(55)
+    window.panel.dial.setValue(62)
+    qtbot.waitUntil(lambda: bool(results) and results[-1].info.params.strength == 0.62, timeout=WAIT_MS)
+    assert cancelled, "the stale run was not abandoned"
+    assert all(r.info.params.strength == 0.62 for r in results)
+    assert window.shown_outcome().info.params.strength == 0.62
+
+
+def test_dial_does_nothing_when_live_is_off(qtbot, window):
+    window.panel.set_live(False)
+    started = []
+    window.worker.step_preview.connect(lambda *args: started.append(args))
+    window.panel.dial.setValue(30)
+    qtbot.wait(400)
+    assert started == [] and window.panel.params().strength == 0.30
+
+
+def test_cancel_stops_the_run(qtbot, window):
+    window.panel.set_params(window.panel.params().replace(steps=200))
+    with qtbot.waitSignal(window.worker.step_preview, timeout=WAIT_MS):
+        request = window.generate()
+    with qtbot.waitSignal(window.worker.request_cancelled, timeout=WAIT_MS) as cancelled:
+        window.actions["cancel"].trigger()
+    assert cancelled.args == [request]
+    assert window.state_label.text() == "cancelled"
+
+
+def test_bad_file_is_refused_and_the_drawing_kept(qtbot, window, tmp_path):
+    draw_line(qtbot, window.canvas, (5, 5), (50, 50))
+    before = window.canvas.image()
+    bad = tmp_path / "broken.png"
+    bad.write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    assert window.files.open_sketch(bad) is False
+    assert window.canvas.image() == before
+    assert window.state_label.text().startswith("error:")
+
+
+def test_opening_a_saved_result_restores_its_settings(qtbot, window):
+    window.panel.set_params(window.panel.params().replace(prompt="a castle at dusk", cfg=5.0, seed=77))
+    window.panel.set_locked(True)
+    generate_and_wait(qtbot, window)
+    saved = window.files.save_result()
+    window.panel.set_params(window.panel.params().replace(prompt="something else", cfg=9.0))
+    assert window.files.open_sketch(saved)
+    restored = window.panel.params()
+    assert (restored.prompt, restored.cfg, restored.seed) == ("a castle at dusk", 5.0, 77)
+
+
+def test_closing_with_unsaved_drawing_asks_first(qtbot, window):
+    draw_line(qtbot, window.canvas, (5, 5), (20, 20))
+    asked = []
+    window.confirm_discard = lambda: asked.append(1) or False  # the person presses Cancel
+    window.close()
+    assert asked and window.isVisible() and window.worker.isRunning()
+    window.confirm_discard = lambda: True
+
+
+def test_closing_mid_run_stops_the_worker(qtbot, tmp_path, tiny_model_dir):
+    settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
+    worker = GenerationWorker()
+    window = MainWindow(worker, model=str(tiny_model_dir), device="cpu", output_dir=tmp_path,
+                        settings=settings, state_dir=tmp_path / "state")
+    qtbot.addWidget(window)
+    window.canvas.resize_canvas(64, 64)
+    window.canvas.set_modified(False)
+    window.panel.set_params(window.panel.params().replace(steps=500))
+    with qtbot.waitSignal(worker.model_ready, timeout=WAIT_MS):
+        window.start()
+    with qtbot.waitSignal(worker.step_preview, timeout=WAIT_MS):
+        window.generate()
+    window.close()
+    assert not worker.isRunning()
+
+
+def test_autosaved_drawing_is_offered_back_after_a_crash(qtbot, window, tmp_path, tiny_model_dir):
+    draw_line(qtbot, window.canvas, (10, 10), (50, 10))
+    window.autosaver.save_now()
+    window.autosaver.wait()
+    drawn = window.canvas.image()
+    assert (tmp_path / "state" / "autosave.png").is_file()
+    # a second window on the same state folder, as after a kill: it offers the drawing back
+    settings = QSettings(str(tmp_path / "settings2.ini"), QSettings.Format.IniFormat)
+    worker = GenerationWorker()
+    again = MainWindow(worker, model=str(tiny_model_dir), device="cpu", output_dir=tmp_path,
+                       settings=settings, state_dir=tmp_path / "state")
+    qtbot.addWidget(again)
+    again.ask_recover = lambda: True
+    with qtbot.waitSignal(worker.model_ready, timeout=WAIT_MS):
+        again.start()
+    assert again.canvas.image().convertToFormat(QImage.Format.Format_RGB32) == drawn.convertToFormat(
+        QImage.Format.Format_RGB32)
+    again.canvas.set_modified(False)
+    again.close()
+    assert not (tmp_path / "state" / "autosave.png").exists()  # a clean exit leaves nothing to recover
