@@ -98,6 +98,7 @@ class MainWindow(QMainWindow):
             self.splitter.addWidget(widget)
             self.splitter.setStretchFactor(self.splitter.count() - 1, stretch)
         self.splitter.setChildrenCollapsible(False)
+        self._layout_restored = False
         body = QWidget()
         rows = QVBoxLayout(body)
         rows.setContentsMargins(0, 0, 0, 0)
@@ -105,6 +106,14 @@ class MainWindow(QMainWindow):
         rows.addWidget(self.history)
         self.setCentralWidget(body)
         self.resize(1280, 800)
+
+    def showEvent(self, event) -> None:
+        super().showEvent(event)
+        if not self._layout_restored:  # first show without a saved layout: sketch and picture equally large
+            self._layout_restored = True
+            controls = self.splitter.widget(2).minimumWidth()
+            half = max(200, (self.splitter.width() - controls) // 2)
+            self.splitter.setSizes([half, half, controls])
 
     def _build_status_bar(self) -> None:
         self.model_label = QLabel()

@@ -46,7 +46,7 @@ def restore_settings(window) -> None:
     if s.value("geometry") is not None:
         window.restoreGeometry(s.value("geometry"))
     if s.value("splitter") is not None:
-        window.splitter.restoreState(s.value("splitter"))
+        window._layout_restored = window.splitter.restoreState(s.value("splitter"))
 
 
 def _bool(value) -> bool:
