@@ -82,3 +82,11 @@ def test_a_single_checkpoint_without_cached_configs_says_so(tmp_path, tiny_model
     checkpoint = write_single_file_checkpoint(tiny_model_dir, tmp_path / "sketchy.safetensors")
     with pytest.raises(SketchpadError, match="configuration"):
         load_pipeline(resolve_model_source(str(checkpoint)), torch.device("cpu"))
+
+
+def test_the_window_and_worker_modules_do_not_import_torch():
+    import subprocess
+    import sys
+
+    code = "import sys, sketchpad.ui.main_window, sketchpad.worker; print('torch' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip() == "False"
