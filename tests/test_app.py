@@ -1,6 +1,5 @@
 """The painting app end to end on the tiny model: draw, generate, live dial, save, close."""
 
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -195,3 +194,33 @@ def test_autosaved_drawing_is_offered_back_after_a_crash(qtbot, window, tmp_path
     again.canvas.set_modified(False)
     again.close()
     assert not (tmp_path / "state" / "autosave.png").exists()  # a clean exit leaves nothing to recover
+
+
+def test_missing_model_keeps_the_window_usable_and_says_what_to_do(qtbot, tmp_path, make_sketch):
+    settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
+    worker = GenerationWorker()
+    window = MainWindow(worker, model="someone/not-in-the-cache", device="cpu", output_dir=tmp_path,
+                        settings=settings, state_dir=tmp_path / "state")
+    qtbot.addWidget(window)
+    with qtbot.waitSignal(worker.model_failed, timeout=WAIT_MS):
+        window.start()
+    assert window.state_label.text().startswith("error")
+    assert "offline" in window.preview.caption_text() and "tiny_model" in window.preview.caption_text()
+    draw_line(qtbot, window.canvas, (5, 5), (60, 60))  # drawing still works
+    assert window.canvas.is_modified()
+    window.confirm_discard = lambda: True
+    window.close()
+
+
+def test_settings_survive_a_restart(qtbot, window, tmp_path, tiny_model_dir):
+    window.panel.set_params(window.panel.params().replace(prompt="a lighthouse", negative_prompt="fog", cfg=4.5))
+    window.panel.set_denoise(0.35)
+    window.close()
+    settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
+    again = MainWindow(GenerationWorker(), settings=settings, state_dir=tmp_path / "state")
+    qtbot.addWidget(again)
+    restored = again.panel.params()
+    assert (restored.prompt, restored.negative_prompt, restored.cfg, restored.strength) == (
+        "a lighthouse", "fog", 4.5, 0.35)
+    assert again.model == str(tiny_model_dir) and again.device == "cpu" and again.output_dir == tmp_path / "out"
+    again.worker.stop()
