@@ -95,9 +95,10 @@ def test_ctrl_s_saves_a_png_with_its_settings_and_never_overwrites(qtbot, window
 def test_live_dial_regenerates_and_the_newest_request_wins(qtbot, window):
     window.panel.set_live(True)
     results, cancelled = [], []
-    window.worker.result_ready.connect(results.append)
-    window.worker.request_cancelled.connect(cancelled.append)
-    window.panel.set_params(window.panel.params().replace(steps=150))  # long enough to be interrupted
+    # lambdas, not list.append: PySide does not keep a builtin bound method connected reliably
+    window.worker.result_ready.connect(lambda outcome: results.append(outcome))
+    window.worker.request_cancelled.connect(lambda request: cancelled.append(request))
+    window.panel.set_params(window.panel.params().replace(steps=40))  # outlasts the 120 ms debounce several times
     with qtbot.waitSignal(window.worker.step_preview, timeout=WAIT_MS):
         window.panel.dial.setValue(40)
     window.panel.dial.setValue(55)
