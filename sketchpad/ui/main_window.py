@@ -109,11 +109,14 @@ class MainWindow(QMainWindow):
 
     def showEvent(self, event) -> None:
         super().showEvent(event)
-        if not self._layout_restored:  # first show without a saved layout: sketch and picture equally large
+        if not self._layout_restored:  # without a saved layout: sketch and picture equally large
             self._layout_restored = True
-            controls = self.splitter.widget(2).minimumWidth()
-            half = max(200, (self.splitter.width() - controls) // 2)
-            self.splitter.setSizes([half, half, controls])
+            QTimer.singleShot(0, self._equalise_panes)  # once the window has its real size
+
+    def _equalise_panes(self) -> None:
+        controls = self.splitter.widget(2).minimumWidth()
+        half = max(200, (self.splitter.width() - controls) // 2)
+        self.splitter.setSizes([half, half, controls])
 
     def _build_status_bar(self) -> None:
         self.model_label = QLabel()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor
-from PySide6.QtWidgets import (QButtonGroup, QColorDialog, QFrame, QHBoxLayout, QLabel, QSlider,
+from PySide6.QtWidgets import (QButtonGroup, QColorDialog, QFrame, QHBoxLayout, QLabel, QSlider, QVBoxLayout,
                                QToolButton, QWidget)
 
 from .canvas import MAX_BRUSH, MIN_BRUSH, SketchCanvas
@@ -29,9 +29,13 @@ class ToolPanel(QWidget):
         super().__init__(parent)
         self._canvas = canvas
         self._recent: list[QColor] = [QColor(c) for c in DEFAULT_RECENTS]
-        row = QHBoxLayout(self)
-        row.setContentsMargins(4, 2, 4, 2)
+        # two rows, so the canvas column can be as narrow as the picture beside it
+        rows = QVBoxLayout(self)
+        rows.setContentsMargins(4, 2, 4, 2)
+        rows.setSpacing(2)
+        row = QHBoxLayout()
         row.setSpacing(4)
+        rows.addLayout(row)
 
         self.brush_button = self._button("✏ Brush", "Brush", checkable=True)
         self.eraser_button = self._button("⌫ Eraser", "Eraser (paints white)", checkable=True)
@@ -55,7 +59,10 @@ class ToolPanel(QWidget):
             b.clicked.connect(lambda _=False, i=i: canvas.set_color(self._recent[i]))
             self.recent_buttons.append(b)
             row.addWidget(b)
-        row.addWidget(self._separator())
+        row.addStretch(1)
+        row = QHBoxLayout()
+        row.setSpacing(4)
+        rows.addLayout(row)
 
         row.addWidget(QLabel("Size", self))
         self.size_slider = QSlider(Qt.Orientation.Horizontal, self)
