@@ -24,6 +24,7 @@ class ImageView(QWidget):
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
         self._image = QImage()
+        self._scaled, self._scaled_key = QImage(), None
         self.setAttribute(Qt.WidgetAttribute.WA_OpaquePaintEvent)  # paintEvent fills everything
         self.setMinimumSize(160, 160)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
@@ -46,8 +47,14 @@ class ImageView(QWidget):
         size = QSizeF(self._image.size()).scaled(QSizeF(self.size()), Qt.AspectRatioMode.KeepAspectRatio)
         target = QRectF((self.width() - size.width()) / 2, (self.height() - size.height()) / 2,
                         size.width(), size.height())
-        p.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform)
-        p.drawImage(target, self._image)
+        # drawImage's smoothing does not filter large blow-ups (1/8-size latent previews turn into
+        # blocks), so scale with a real filter, once per image and size
+        key = (self._image.cacheKey(), target.size().toSize())
+        if self._scaled_key != key:
+            self._scaled = self._image.scaled(key[1], Qt.AspectRatioMode.IgnoreAspectRatio,
+                                              Qt.TransformationMode.SmoothTransformation)
+            self._scaled_key = key
+        p.drawImage(target.topLeft(), self._scaled)
 
 
 class PreviewPanel(QWidget):
