@@ -190,3 +190,20 @@ def test_odd_sizes_become_the_nearest_multiple_of_eight(engine, make_sketch):
     result = engine.generate(params(steps=1), make_sketch(70, 61))
     assert result.image.size == (72, 64)
     assert engine.generate(params(strength=0.0), make_sketch(70, 61)).image.size == (72, 64)
+
+
+def test_cancel_leaves_in_the_middle_of_a_step(engine, monkeypatch, stick_figure):
+    finished_steps = count_calls(monkeypatch, engine.pipe.unet)  # counts forwards entered
+    decode_calls = count_calls(monkeypatch, engine.pipe.vae, "decode")
+    checks = []
+
+    def stop_during_the_first_step():
+        checks.append(1)
+        return len(checks) > 3  # a few blocks into the first UNet pass
+
+    previews = []
+    result = engine.generate(params(steps=10, strength=1.0), stick_figure, previews.append, stop_during_the_first_step)
+    assert result is None and previews == [] and decode_calls == []
+    assert len(finished_steps) == 1  # entered once, abandoned inside
+    again = engine.generate(params(steps=2), stick_figure)  # the engine is still usable afterwards
+    assert again is not None and again.steps_run == 2
