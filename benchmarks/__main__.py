@@ -100,7 +100,8 @@ METHOD = [
     "modules, strength 0.5 and 2N inference steps. Both use DDIM (first order, no warm-up step), so both "
     "run the same N timesteps on the same latent size; a forward hook counts the UNet calls on both sides "
     "during the warm-up and the run stops if they differ. The engine's prompt and sketch caches are cleared "
-    "before every timed engine run, so both sides do the same work.",
+    "before every timed engine run, so both sides do the same work. The reference runs the very UNet the "
+    "engine has hooked its stop checks into; between engine runs those hooks return at once.",
     "Interleaving: each round runs every variant once (reference, none, latent2rgb, taesd, vae), the order "
     "reversed every other round. A ratio is the median over rounds of (variant / the reference run of the "
     "same round), so load that comes and goes between rounds cancels; the ratio of medians and of minimums "
@@ -120,9 +121,10 @@ METHOD = [
     "evaluation with one on the UNet. 'Within one step + 50 ms' is judged as: the new run's own first step "
     "is the step, and everything before it began (what the stale run still did, the new run's start-up) "
     "fits in 50 ms; judging against another step's duration would let step-to-step jitter (a few percent "
-    "of a multi-second CPU step) decide. 'Uncached' clears the engine's caches first, "
-    "as a fresh engine would. 'PROTOTYPE' rows apply a proposed engine change from the benchmark only "
-    "(forward pre-hooks on every UNet leaf module that end a stale run at once).",
+    "of a multi-second CPU step) decide. 'Uncached' clears the engine's caches first, as a fresh engine "
+    "would. The longest UNet stretches (one UNet call, forward pre-hooks) bound how long a stale run can "
+    "go on after a request: between the engine's stop points, and between leaf modules (single ops: the "
+    "floor for any check inside the UNet).",
     "Live restart (Qt): the same through the real `GenerationWorker`, times taken when the GUI thread "
     "receives the signals.",
     "GUI stalls: a 1 ms `Qt.PreciseTimer` on the GUI thread while the worker generates; each preview is "
@@ -240,25 +242,26 @@ def main(argv=None) -> int:
 
         def load():
             started = time.perf_counter()
-            holder["pipe"] = eb.load(folder, ctx)
+            # one engine per pipeline: an engine hooks its stop checks into the pipeline's UNet for good
+            holder["engine"] = eb.Img2ImgEngine(eb.load(folder, ctx), model, notify=ctx.note)
             run.say(f"loaded {model} from {folder} in {time.perf_counter() - started:.1f} s")
 
         run.section(f"load {model}", load)
-        if "pipe" not in holder:
+        if "engine" not in holder:
             continue
-        pipe = holder["pipe"]
+        engine = holder["engine"]
         for setup in entry["preview"]:
             run.section(f"preview cost and overhead: {setup.label}",
-                        lambda setup=setup: eb.bench_preview_cost(pipe, setup, ctx))
+                        lambda setup=setup: eb.bench_preview_cost(engine, setup, ctx))
         for setup, phases in entry["restart"]:
             run.section(f"live restart (engine): {setup.label}",
-                        lambda setup=setup, phases=phases: eb.bench_restart(pipe, setup, ctx, phases))
+                        lambda setup=setup, phases=phases: eb.bench_restart(engine, setup, ctx, phases))
         if entry["memory"]:
-            run.section("memory: 100 generations (engine)", lambda: eb.bench_memory(pipe, ctx))
+            run.section("memory: 100 generations (engine)", lambda: eb.bench_memory(engine, ctx))
         for setup in entry["pools"]:
-            run.section(f"thread pools: {setup.label}", lambda setup=setup: eb.bench_thread_pools(pipe, setup, ctx))
+            run.section(f"thread pools: {setup.label}", lambda setup=setup: eb.bench_thread_pools(engine, setup, ctx))
         holder.clear()
-        del pipe
+        del engine
         gc.collect()
         if ui is None:
             continue

@@ -276,11 +276,10 @@ def count_calls(module: torch.nn.Module):
 
 
 # ---- 1 + 2: preview cost and engine overhead ---------------------------------------------------
-def bench_preview_cost(pipe, setup: Setup, ctx: Context) -> list[Figure]:
+def bench_preview_cost(engine: Img2ImgEngine, setup: Setup, ctx: Context) -> list[Figure]:
     """Whole generations (encode prompt + sketch, N UNet steps, final VAE decode), the engine with each
     preview method against plain diffusers, interleaved round by round (order reversed every round)."""
-    sketch = stick_figure(setup.size)
-    engine = Img2ImgEngine(pipe, setup.model, notify=ctx.note)
+    pipe, sketch = engine.pipe, stick_figure(setup.size)
     ref = reference_pipeline(pipe)
     gaps: dict[str, list[float]] = {method: [] for method in PREVIEW_METHODS}  # kept rounds only
 
@@ -374,10 +373,6 @@ def _emit(ctx: Context, fig: Figure) -> Figure:
 
 
 # ---- 3: live restart -----------------------------------------------------------------------------
-class _Stopped(Exception):
-    """Raised inside the UNet by the mid-step abort prototype."""
-
-
 class EngineRunner:
     """GenerationWorker's protocol without Qt: one thread owns the engine; `request` replaces the
     queued job and flags the run in flight, which checks the flag before every step."""
@@ -451,11 +446,8 @@ class EngineRunner:
                 self._current = job_id
             if fresh:
                 clear_caches(self.engine)
-            try:
-                result = self.engine.generate(params, sketch, lambda p: self._record("step", job_id, p.step),
-                                              lambda: self.restart or self._closing)
-            except _Stopped:
-                result = None
+            result = self.engine.generate(params, sketch, lambda p: self._record("step", job_id, p.step),
+                                          lambda: self.restart or self._closing)
             self._record("done" if result is not None else "cancelled", job_id)
 
 
@@ -478,47 +470,37 @@ class _EncoderTimer:
             handle.remove()
 
 
-def _unet_leaves(unet) -> list[torch.nn.Module]:
-    return [module for module in unet.modules() if not any(True for _ in module.children())]
+def longest_unet_stretches(pipe, setup: Setup, ctx: Context) -> dict[str, tuple[float, int]]:
+    """In one UNet call, the longest time between two of the engine's stop points, and between two
+    leaf modules (one op, mostly an attention: the floor of any check made inside the UNet).
+    Returns {kind: (seconds, count of such modules)}."""
+    from sketchpad.engine import img2img
 
-
-@contextmanager
-def mid_step_abort(pipe, runner: EngineRunner):
-    """PROTOTYPE of a proposed engine change (not in sketchpad): let a stale run leave inside the UNet,
-    by checking the stop flag before every UNet leaf module (conv, linear, norm, attention...) instead
-    of only before every step."""
-
-    def check(*_):
-        if runner.restart:
-            raise _Stopped
-
-    modules = _unet_leaves(pipe.unet)
-    handles = [m.register_forward_pre_hook(check) for m in modules]
-    try:
-        yield len(modules)
-    finally:
-        for handle in handles:
-            handle.remove()
-
-
-def longest_unet_stretch(pipe, setup: Setup, ctx: Context) -> tuple[float, int]:
-    """The longest time one UNet call spends between two leaf-module boundaries (one op, mostly an
-    attention): the floor of any stop check made inside the UNet. Returns (seconds, leaf count)."""
-    unet, leaves = pipe.unet, _unet_leaves(pipe.unet)
+    unet = pipe.unet
+    kinds = {
+        "engine stop points": [m for m in unet.modules() if type(m).__name__ in getattr(img2img, "_STOP_POINTS", ())],
+        "leaf modules": [m for m in unet.modules() if not any(True for _ in m.children())],
+    }
     side = setup.size // pipe.vae_scale_factor
     sample = torch.randn(2, unet.config.in_channels, side, side, device=ctx.device, dtype=unet.dtype)
     context = torch.randn(2, 77, unet.config.cross_attention_dim, device=ctx.device, dtype=unet.dtype)
-    stamps: list[float] = []
-    handles = [m.register_forward_pre_hook(lambda *_: stamps.append(ctx.clock())) for m in leaves]
-    try:
-        with torch.no_grad():
-            start = ctx.clock()
-            unet(sample, 500, encoder_hidden_states=context)
-            points = [start, *stamps, ctx.clock()]
-    finally:
-        for handle in handles:
-            handle.remove()
-    return max(b - a for a, b in zip(points, points[1:])), len(leaves)
+    found = {}
+    with torch.no_grad():
+        unet(sample, 500, encoder_hidden_states=context)  # warm
+        for kind, modules in kinds.items():
+            if not modules:
+                continue
+            stamps: list[float] = []
+            handles = [m.register_forward_pre_hook(lambda *_: stamps.append(ctx.clock())) for m in modules]
+            try:
+                start = ctx.clock()
+                unet(sample, 500, encoder_hidden_states=context)
+                points = [start, *stamps, ctx.clock()]
+            finally:
+                for handle in handles:
+                    handle.remove()
+            found[kind] = (max(b - a for a, b in zip(points, points[1:])), len(modules))
+    return found
 
 
 def _on_own_thread(work: Callable[[], object]) -> object:
@@ -538,16 +520,15 @@ def _on_own_thread(work: Callable[[], object]) -> object:
     return box["result"]
 
 
-def bench_restart(pipe, setup: Setup, ctx: Context, phases: list[float], uncached_trials: int = 2,
-                  prototype: bool = True) -> list[Figure]:
+def bench_restart(engine: Img2ImgEngine, setup: Setup, ctx: Context, phases: list[float],
+                  uncached_trials: int = 2) -> list[Figure]:
     """A run in flight (denoise 0.6), then a denoise-only change (0.5) at `phase` of one of its steps."""
-    sketch = stick_figure(setup.size)
-    engine = Img2ImgEngine(pipe, setup.model, notify=ctx.note)
+    pipe, sketch = engine.pipe, stick_figure(setup.size)
     runner = EngineRunner(engine, ctx.clock)
     encoders = _EncoderTimer(pipe, ctx.clock)
     stale = base_params(setup, strength=0.6, steps=setup.steps + 3, preview_method="latent2rgb")
     fresh = base_params(setup, strength=DENOISE, preview_method="latent2rgb")
-    rows: dict[str, list[dict]] = {"cached": [], "uncached": [], "prototype": []}
+    rows: dict[str, list[dict]] = {"cached": [], "uncached": []}
 
     def trial(kind: str, phase: float) -> dict:
         a = runner.request(stale, sketch)
@@ -583,12 +564,6 @@ def bench_restart(pipe, setup: Setup, ctx: Context, phases: list[float], uncache
             guarded_trial("cached", phase)
         for index in range(uncached_trials):
             guarded_trial("uncached", phases[index % len(phases)] if phases else 0.5)
-        if prototype:
-            # on a thread of its own: this one must not own a torch pool while the runner's works
-            floor, leaves = _on_own_thread(lambda: longest_unet_stretch(pipe, setup, ctx))
-            with mid_step_abort(pipe, runner):
-                for phase in phases:
-                    guarded_trial("prototype", phase)
     finally:
         runner.close()
         encoders.remove()
@@ -623,14 +598,12 @@ def bench_restart(pipe, setup: Setup, ctx: Context, phases: list[float], uncache
             / statistics.median(r["startup"] for r in cached))
         saved = statistics.median(r["startup"] for r in uncached) - statistics.median(r["startup"] for r in cached)
         add("time saved by the caches on a denoise-only restart", [saved], note="median uncached - median cached start-up")
-    if rows["prototype"]:
-        proto = rows["prototype"]
-        add("PROTOTYPE mid-step abort: request -> stale run stopped", [r["stopped"] for r in proto],
-            reference="its step time", ratio=max(r["stopped"] / r["step"] for r in proto),
-            extra={"max": max(r["stopped"] for r in proto)},
-            note=f"not in sketchpad: the stop flag checked before each of the UNet's {leaves} leaf modules "
-                 f"(proposed fix); its floor, the longest single stretch between two of them: {floor * 1e3:.0f} ms")
-        first_preview_figure(add, proto, "PROTOTYPE mid-step abort: request -> first preview of the new run")
+    # on a thread of its own: this one must not own a torch pool while the runner's is at work
+    stretches = _on_own_thread(lambda: longest_unet_stretches(pipe, setup, ctx))
+    for kind, (seconds, count) in stretches.items():
+        add(f"longest UNet stretch between two {kind}", [seconds],
+            note=f"{count} per UNet call; a stale run's leftover after a request is at most about this"
+            if kind == "engine stop points" else f"{count} per UNet call; the floor of any check inside the UNet")
     return figures
 
 
@@ -646,12 +619,11 @@ def first_preview_figure(add, rows: list[dict], name: str) -> None:
 
 
 # ---- thread pools ------------------------------------------------------------------------------
-def bench_thread_pools(pipe, setup: Setup, ctx: Context) -> list[Figure]:
+def bench_thread_pools(engine: Img2ImgEngine, setup: Setup, ctx: Context) -> list[Figure]:
     """A generation's step time on this thread, alone vs while another live thread owns a torch CPU pool
     (e.g. a GUI thread that once ran a torch op). CPU only: the pool in question is OpenMP's."""
     if ctx.device.type != "cpu":
         return []
-    engine = Img2ImgEngine(pipe, setup.model, notify=ctx.note)
     sketch, params = stick_figure(setup.size), base_params(setup, preview_method="latent2rgb")
 
     def steps_of_one_run() -> list[float]:
@@ -698,10 +670,11 @@ def rss_mb() -> float:
     return psutil.Process().memory_info().rss / 2**20
 
 
-def bench_memory(pipe, ctx: Context, generations: int = 100, size: int = 128, steps: int = 4) -> list[Figure]:
+def bench_memory(engine: Img2ImgEngine, ctx: Context, generations: int = 100, size: int = 128,
+                 steps: int = 4) -> list[Figure]:
     """RSS after 100 generations vs after 5: prompts, sketches, schedulers and preview methods vary, so
     every cache fills and evicts."""
-    engine = Img2ImgEngine(pipe, "tiny", notify=ctx.note)
+    clear_caches(engine)
     sketches = [stick_figure(size, variant) for variant in range(7)]
     schedulers = ("ddim", "euler", "pndm", "dpmpp_2m", "euler_a")
     methods = ("latent2rgb", "taesd", "vae", "none")
