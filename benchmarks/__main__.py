@@ -207,7 +207,7 @@ def main(argv=None) -> int:
 
     from . import engine_bench as eb
 
-    from sketchpad.engine.errors import SketchpadError
+    from sketchpad.core.errors import SketchpadError
 
     run = Run(args, argv)
     try:

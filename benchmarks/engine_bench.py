@@ -21,9 +21,9 @@ import psutil
 import torch
 from PIL import Image, ImageDraw
 
-from sketchpad.engine.img2img import Img2ImgEngine
-from sketchpad.engine.models import load_pipeline, pick_device, resolve_model_source
-from sketchpad.engine.params import GenerationParams
+from sketchpad.backends.local.img2img import Img2ImgEngine
+from sketchpad.backends.local.models import load_pipeline, pick_device, resolve_model_source
+from sketchpad.core.params import GenerationParams
 
 from .report import Figure
 
@@ -474,7 +474,7 @@ def longest_unet_stretches(pipe, setup: Setup, ctx: Context) -> dict[str, tuple[
     """In one UNet call, the longest time between two of the engine's stop points, and between two
     leaf modules (one op, mostly an attention: the floor of any check made inside the UNet).
     Returns {kind: (seconds, count of such modules)}."""
-    from sketchpad.engine import img2img
+    from sketchpad.backends.local import img2img
 
     unet = pipe.unet
     kinds = {

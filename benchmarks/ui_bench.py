@@ -20,7 +20,7 @@ from PySide6.QtCore import QEvent, QEventLoop, QObject, QPointF, QRectF, QSizeF,
 from PySide6.QtGui import QImage, QMouseEvent, QPainter  # noqa: E402
 from PySide6.QtWidgets import QApplication, QWidget  # noqa: E402
 
-from sketchpad.engine.params import GenerationParams  # noqa: E402
+from sketchpad.core.params import GenerationParams  # noqa: E402
 from sketchpad.ui.canvas import SketchCanvas  # noqa: E402
 from sketchpad.worker import GenerationWorker, pil_to_qimage  # noqa: E402
 

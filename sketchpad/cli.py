@@ -8,8 +8,8 @@ import os
 import sys
 from pathlib import Path
 
-from .engine.errors import SketchpadError
-from .engine.params import PREVIEW_METHODS, SCHEDULERS, GenerationParams
+from .core.errors import SketchpadError
+from .core.params import PREVIEW_METHODS, SCHEDULERS, GenerationParams
 
 EXIT_ERROR = 2
 EXIT_INTERRUPTED = 130

@@ -10,10 +10,10 @@ from pathlib import Path
 from PIL import Image
 
 from .cli import default_output_dir, params_from_args
-from .engine.errors import SketchpadError
-from .engine.images import load_sketch
-from .engine.models import pick_device, resolve_model_source
-from .storage import ResultInfo, next_free_path, save_png, save_result
+from .core.errors import SketchpadError
+from .core.images import load_sketch
+from .backends.local.models import pick_device, resolve_model_source
+from .core.storage import ResultInfo, next_free_path, save_png, save_result
 
 
 def say(message: str) -> None:
@@ -30,8 +30,8 @@ def run_generate(args) -> int:
     if args.previews is not None:
         _check_writable_folder(args.previews)
 
-    from .engine.img2img import Img2ImgEngine
-    from .engine.models import load_pipeline
+    from .backends.local.img2img import Img2ImgEngine
+    from .backends.local.models import load_pipeline
 
     started = time.perf_counter()
     pipe = load_pipeline(source, device, progress=say)

@@ -16,9 +16,9 @@ from PIL import Image
 from PySide6.QtCore import QMutex, QMutexLocker, QThread, QWaitCondition, Signal
 from PySide6.QtGui import QImage
 
-from .engine.errors import SketchpadError
-from .engine.params import GenerationParams
-from .storage import ResultInfo
+from .core.errors import SketchpadError
+from .core.params import GenerationParams
+from .core.storage import ResultInfo
 
 
 @dataclass(frozen=True)
@@ -121,8 +121,8 @@ class GenerationWorker(QThread):
                 self._generate(job)
 
     def _load(self, model: str | None, device_name: str) -> None:
-        from .engine.img2img import Img2ImgEngine
-        from .engine.models import load_pipeline, pick_device, resolve_model_source
+        from .backends.local.img2img import Img2ImgEngine
+        from .backends.local.models import load_pipeline, pick_device, resolve_model_source
 
         self._engine = None
         try:

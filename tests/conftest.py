@@ -23,7 +23,7 @@ def tiny_model_dir(tmp_path_factory):
 @pytest.fixture(scope="session")
 def tiny_pipeline(tiny_model_dir):
     """The tiny model loaded through the app's real loading code (CPU, fp32)."""
-    from sketchpad.engine.models import load_pipeline, pick_device, resolve_model_source
+    from sketchpad.backends.local.models import load_pipeline, pick_device, resolve_model_source
 
     return load_pipeline(resolve_model_source(str(tiny_model_dir)), pick_device("cpu"))
 
@@ -31,7 +31,7 @@ def tiny_pipeline(tiny_model_dir):
 @pytest.fixture
 def engine(tiny_pipeline):
     """A fresh engine (empty caches) over the shared tiny pipeline."""
-    from sketchpad.engine.img2img import Img2ImgEngine
+    from sketchpad.backends.local.img2img import Img2ImgEngine
 
     notices = []
     made = Img2ImgEngine(tiny_pipeline, "tiny", notify=notices.append)

@@ -7,7 +7,7 @@ from PySide6.QtCore import QPoint, QPointF, QSettings, Qt
 from PySide6.QtGui import QImage
 from PySide6.QtTest import QTest
 
-from sketchpad.storage import read_png_parameters
+from sketchpad.core.storage import read_png_parameters
 from sketchpad.ui.main_window import MainWindow
 from sketchpad.worker import GenerationWorker, qimage_to_pil
 

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from sketchpad.cli import main
-from sketchpad.storage import read_png_parameters
+from sketchpad.core.storage import read_png_parameters
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -6,7 +6,7 @@ import torch
 from diffusers import StableDiffusionPipeline
 from PIL import Image
 
-from sketchpad.engine.params import MAX_SEED, GenerationParams
+from sketchpad.core.params import MAX_SEED, GenerationParams
 
 
 def pixels(image: Image.Image) -> np.ndarray:
@@ -142,7 +142,7 @@ def test_previews_show_the_predicted_final_image(engine, stick_figure):
 
 
 def test_taesd_falls_back_to_latent2rgb_with_a_notice(engine, monkeypatch, stick_figure):
-    monkeypatch.setattr("sketchpad.engine.taesd.taesd_candidates", lambda pipe: ["/nonexistent/taesd"])
+    monkeypatch.setattr("sketchpad.backends.local.taesd.taesd_candidates", lambda pipe: ["/nonexistent/taesd"])
     previews = []
     engine.generate(params(steps=2, preview_method="taesd"), stick_figure, previews.append)
     assert previews[0].image.shape == (8, 8, 3)
@@ -178,7 +178,7 @@ def test_denoise_and_seed_changes_reuse_prompt_and_sketch_encodings(engine, monk
 
 
 def test_cached_run_equals_uncached_run(tiny_pipeline, engine, stick_figure):
-    from sketchpad.engine.img2img import Img2ImgEngine
+    from sketchpad.backends.local.img2img import Img2ImgEngine
 
     engine.generate(params(strength=0.3), stick_figure)
     cached = engine.generate(params(strength=0.6), stick_figure).image

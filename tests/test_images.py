@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from sketchpad.engine.errors import SketchpadError
-from sketchpad.engine.images import MAX_SIDE, load_sketch, prepare_sketch
+from sketchpad.core.errors import SketchpadError
+from sketchpad.core.images import MAX_SIDE, load_sketch, prepare_sketch
 
 
 def test_transparent_pixels_become_white_paper(tmp_path):

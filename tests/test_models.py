@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from sketchpad.engine.errors import SketchpadError
-from sketchpad.engine.models import DEFAULT_MODEL, load_pipeline, pick_device, resolve_model_source
+from sketchpad.core.errors import SketchpadError
+from sketchpad.backends.local.models import DEFAULT_MODEL, load_pipeline, pick_device, resolve_model_source
 
 
 def test_default_and_hub_ids_resolve_to_the_hub():

@@ -4,7 +4,7 @@ import pytest
 from PySide6.QtCore import QPoint, Qt
 from PySide6.QtGui import QColor, QImage
 
-from sketchpad.engine.params import MAX_SEED, RANDOM_SEED, SCHEDULERS, GenerationParams
+from sketchpad.core.params import MAX_SEED, RANDOM_SEED, SCHEDULERS, GenerationParams
 from sketchpad.ui.generation_panel import GenerationPanel, denoise_band
 from sketchpad.ui.history_strip import MAX_ENTRIES, HistoryStrip
 from sketchpad.ui.preview_panel import PreviewPanel
@@ -377,7 +377,7 @@ def test_kept_previews_are_bounded(preview, monkeypatch):
 
 
 def test_long_runs_restore_exactly(panel):
-    from sketchpad.engine.params import MAX_STEPS
+    from sketchpad.core.params import MAX_STEPS
 
     p = GenerationParams(prompt="", strength=None, start_at_step=MAX_STEPS - 1, steps=MAX_STEPS, seed=9)
     panel.set_params(p)

@@ -4,8 +4,8 @@ import math
 
 import pytest
 
-from sketchpad.engine.errors import SketchpadError
-from sketchpad.engine.params import MAX_SEED, GenerationParams
+from sketchpad.core.errors import SketchpadError
+from sketchpad.core.params import MAX_SEED, GenerationParams
 
 
 @pytest.mark.parametrize(

@@ -2,8 +2,8 @@
 
 import pytest
 
-from sketchpad.engine.params import GenerationParams
-from sketchpad.engine.schedule import effective_denoise, plan_denoise, plan_start_at_step, plan_steps
+from sketchpad.core.params import GenerationParams
+from sketchpad.core.schedule import effective_denoise, plan_denoise, plan_start_at_step, plan_steps
 
 
 @pytest.mark.parametrize("steps", [1, 2, 7, 10, 20, 50])

@@ -8,10 +8,10 @@ import pytest
 from PIL import Image, PngImagePlugin
 
 import sketchpad
-from sketchpad import storage
-from sketchpad.engine.errors import SketchpadError
-from sketchpad.engine.params import SCHEDULERS, GenerationParams
-from sketchpad.storage import (
+from sketchpad.core import storage
+from sketchpad.core.errors import SketchpadError
+from sketchpad.core.params import SCHEDULERS, GenerationParams
+from sketchpad.core.storage import (
     ResultInfo,
     format_parameters,
     next_free_path,

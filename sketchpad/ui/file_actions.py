@@ -11,9 +11,9 @@ from pathlib import Path
 from PySide6.QtGui import QGuiApplication, QImage
 from PySide6.QtWidgets import QFileDialog
 
-from ..engine.errors import SketchpadError
-from ..engine.images import load_sketch, prepare_sketch
-from ..storage import ResultInfo, next_free_path, read_png_parameters, save_png, save_result
+from ..core.errors import SketchpadError
+from ..core.images import load_sketch, prepare_sketch
+from ..core.storage import ResultInfo, next_free_path, read_png_parameters, save_png, save_result
 from ..worker import pil_to_qimage, qimage_to_pil
 
 IMAGE_FILTER = "Images (*.png *.jpg *.jpeg *.webp *.bmp *.gif *.tif *.tiff);;All files (*)"

@@ -16,9 +16,9 @@ from PySide6.QtWidgets import (QButtonGroup, QCheckBox, QComboBox, QDial, QDoubl
                                QPlainTextEdit, QProgressBar, QPushButton, QRadioButton, QSpinBox,
                                QStyle, QStyleOptionSlider, QToolButton, QVBoxLayout, QWidget)
 
-from sketchpad.engine.params import (MAX_SEED, MAX_STEPS, PREVIEW_METHODS, RANDOM_SEED,
+from sketchpad.core.params import (MAX_SEED, MAX_STEPS, PREVIEW_METHODS, RANDOM_SEED,
                                      SCHEDULERS, GenerationParams)
-from sketchpad.storage import SAMPLER_NAMES
+from sketchpad.core.storage import SAMPLER_NAMES
 
 # The denoise ranges people know from other tools: (name, low, high, colour readable on dark and light).
 BANDS = (("subtle", 0.20, 0.40, "#4fc3f7"), ("restyle", 0.50, 0.70, "#ffb74d"),

@@ -20,7 +20,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from ..engine.sources import DEFAULT_MODEL
+from ..core.sources import DEFAULT_MODEL
 from .autosave import SketchAutosaver
 from .canvas import SketchCanvas
 from .file_actions import FileActions, describe

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from ..engine.params import GenerationParams
+from ..core.params import GenerationParams
 
 _PARAM_FIELDS = ("prompt", "negative_prompt", "strength", "start_at_step", "steps", "cfg", "seed", "scheduler",
                  "preview_method")

@@ -12,7 +12,7 @@ from diffusers import (
     PNDMScheduler,
 )
 
-from .schedule import StepPlan
+from ...core.schedule import StepPlan
 
 _SCHEDULERS = {
     "pndm": (PNDMScheduler, {"skip_prk_steps": True}),

@@ -20,10 +20,10 @@ from diffusers.utils.torch_utils import randn_tensor
 from PIL import Image
 
 from . import preview as previews
-from .images import prepare_sketch
-from .params import GenerationParams
+from ...core.images import prepare_sketch
+from ...core.params import GenerationParams
 from .samplers import make_scheduler, max_schedule_steps, prepare_timesteps, scheduler_name
-from .schedule import StepPlan, plan_steps
+from ...core.schedule import StepPlan, plan_steps
 
 
 @dataclass(frozen=True)

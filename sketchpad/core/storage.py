@@ -24,9 +24,9 @@ from pathlib import Path
 
 from PIL import Image, PngImagePlugin
 
-from . import __version__
-from .engine.errors import SketchpadError
-from .engine.params import GenerationParams
+from .. import __version__
+from .errors import SketchpadError
+from .params import GenerationParams
 
 
 @dataclass(frozen=True)

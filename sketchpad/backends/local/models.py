@@ -8,8 +8,8 @@ from typing import Callable
 
 import torch
 
-from .errors import SketchpadError
-from .sources import DEFAULT_MODEL, ModelSource, resolve_model_source  # noqa: F401  (re-exported)
+from ...core.errors import SketchpadError
+from ...core.sources import DEFAULT_MODEL, ModelSource, resolve_model_source  # noqa: F401  (re-exported)
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
 # Only what img2img needs: no safety checker, no 4 GB single-file copy, no pickled duplicates.
