@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import time
 from collections import OrderedDict
-from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
@@ -19,31 +18,13 @@ import torch
 from diffusers.utils.torch_utils import randn_tensor
 from PIL import Image
 
-from . import preview as previews
+from ...core.backend import GenerationResult, OnStep, ShouldStop, StepPreview  # noqa: F401  (re-exported)
 from ...core.images import prepare_sketch
 from ...core.params import GenerationParams
-from .samplers import make_scheduler, max_schedule_steps, prepare_timesteps, scheduler_name
 from ...core.schedule import StepPlan, plan_steps
+from . import preview as previews
+from .samplers import make_scheduler, max_schedule_steps, prepare_timesteps, scheduler_name
 
-
-@dataclass(frozen=True)
-class StepPreview:
-    step: int  # 1-based
-    total: int
-    image: np.ndarray | None  # (h, w, 3) uint8, None when previews are off
-
-
-@dataclass(frozen=True)
-class GenerationResult:
-    image: Image.Image
-    params: GenerationParams  # with the seed actually used
-    sampler: str  # the scheduler that ran, by our name
-    steps_run: int  # model evaluations; PNDM spends one more than `steps` on its warm-up
-    seconds: float
-
-
-OnStep = Callable[[StepPreview], None]
-ShouldStop = Callable[[], bool]
 # UNet blocks before which a stale run may leave: ~40 per step on SD1.5, so a live restart waits
 # about 1/40 of a step instead of up to a whole one, for a few microseconds of checks per step.
 _STOP_POINTS = ("ResnetBlock2D", "BasicTransformerBlock")

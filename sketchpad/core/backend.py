@@ -1,0 +1,48 @@
+"""The contract every backend keeps, so the worker and the command line drive any of them alike.
+
+A backend takes a request and a sketch; it reports one preview per executed step through `on_step`,
+polls `should_stop` often (the newest request wins), and returns the result, or None when it was
+told to stop. Problems the person can fix are raised as SketchpadError.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Protocol
+
+import numpy as np
+from PIL import Image
+
+from .params import GenerationParams
+
+
+@dataclass(frozen=True)
+class StepPreview:
+    step: int  # 1-based
+    total: int
+    image: np.ndarray | None  # (h, w, 3) uint8, None when previews are off
+
+
+@dataclass(frozen=True)
+class GenerationResult:
+    image: Image.Image
+    params: GenerationParams  # with the seed actually used
+    sampler: str  # the scheduler that ran, by our name
+    steps_run: int  # model evaluations; PNDM spends one more than `steps` on its warm-up
+    seconds: float
+
+
+OnStep = Callable[[StepPreview], None]
+ShouldStop = Callable[[], bool]
+
+
+class Backend(Protocol):
+    model_name: str
+
+    def generate(
+        self,
+        params: GenerationParams,
+        sketch: Image.Image,
+        on_step: OnStep | None = None,
+        should_stop: ShouldStop | None = None,
+    ) -> GenerationResult | None: ...
