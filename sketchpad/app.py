@@ -6,17 +6,32 @@ import argparse
 import sys
 from pathlib import Path
 
+from .cli import DEVICE_HELP
+from .platform_check import EXIT_MISSING, xcb_problem
 
-def parse_app_args(argv: list[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python main.py", description="Sketchpad: draw a sketch, get a picture.")
+
+def parse_app_args(argv: list[str], program: str = "python main.py") -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog=program,
+        usage=f"%(prog)s [-h] [--model MODEL] [--device DEVICE] [--output-dir DIR]\n"
+              f"       %(prog)s generate SKETCH --prompt TEXT [options]",
+        description="Sketchpad: draw a sketch, get a picture. Without a command it opens the window.",
+        epilog=f"commands:\n  generate    turn a sketch into a picture without the window "
+               f"(see: {program} generate --help)",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", help="Hugging Face id, diffusers folder or .safetensors file (remembered)")
-    parser.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), help="default: auto (remembered)")
-    parser.add_argument("--output-dir", type=Path, help="where Ctrl+S saves results (remembered)")
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"),
+                        help=f"{DEVICE_HELP} (default auto; remembered)")
+    parser.add_argument("--output-dir", type=Path, metavar="DIR", help="where Ctrl+S saves results (remembered)")
     return parser.parse_args(argv)
 
 
-def run_app(argv: list[str]) -> int:
-    args = parse_app_args(argv)
+def run_app(argv: list[str], program: str = "python main.py") -> int:
+    args = parse_app_args(argv, program)
+    problem = xcb_problem()  # before Qt loads: a missing system library aborts it with a wrong hint
+    if problem:
+        print(problem, file=sys.stderr)
+        return EXIT_MISSING
     from PySide6.QtWidgets import QApplication
 
     from .ui.main_window import MainWindow
