@@ -1,4 +1,7 @@
-"""`python main.py generate ...` (headless, same engine and saving code as the app) or the app itself."""
+"""`python main.py generate ...` (headless, same engine and saving code as the app) or the app itself.
+
+Usage lines name the program as it was started (`python main.py`, `sketchpad`, `python -m sketchpad`).
+"""
 
 from __future__ import annotations
 
@@ -19,7 +22,22 @@ class _OneLineParser(argparse.ArgumentParser):
     """argparse, but a usage mistake is one line naming the problem, not a usage dump."""
 
     def error(self, message: str):
-        raise SketchpadError(f"{message} (see: python main.py {self.prog.split()[-1]} --help)")
+        raise SketchpadError(f"{message} (see: {self.prog} --help)")
+
+
+DEVICE_HELP = "where to run: auto picks CUDA, then Apple MPS, then the CPU"
+PREVIEW_HELP = ("how step previews are drawn: latent2rgb (nearly free), taesd (tiny decoder), "
+                "vae (full decode, slow)")
+
+
+def program_name(argv0: str) -> str:
+    """How the person started us: the entry point's name, `python main.py` or `python -m sketchpad`."""
+    name = Path(argv0).name
+    if name == "__main__.py":
+        return "python -m sketchpad"
+    if name.endswith(".py"):
+        return f"python {name}"
+    return name or "sketchpad"
 
 
 def default_output_dir() -> Path:
@@ -27,8 +45,8 @@ def default_output_dir() -> Path:
     return Path(pictures).expanduser() / "Sketchpad"
 
 
-def build_generate_parser() -> argparse.ArgumentParser:
-    parser = _OneLineParser(prog="generate", description="Turn a sketch into a picture, headless.")
+def build_generate_parser(program: str = "python main.py") -> argparse.ArgumentParser:
+    parser = _OneLineParser(prog=f"{program} generate", description="Turn a sketch into a picture, headless.")
     parser.add_argument("sketch", help="the sketch: any image file")
     parser.add_argument("--prompt", required=True, help="what the picture should show")
     parser.add_argument("--negative", default="", help="what it should not show")
@@ -40,11 +58,13 @@ def build_generate_parser() -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=_whole, default=-1, help="noise seed; -1 or none picks one (default)")
     parser.add_argument("--scheduler", choices=SCHEDULERS, default=None, help="default: the model's own")
     parser.add_argument("--model", default=None, help="Hugging Face id, diffusers folder or .safetensors file")
-    parser.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default="auto")
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default="auto",
+                        help=f"{DEVICE_HELP} (default auto)")
     parser.add_argument("--out", type=Path, help="where to save the PNG (default: next free name in the output folder)")
     parser.add_argument("--overwrite", action="store_true", help="allow replacing an existing --out")
     parser.add_argument("--previews", type=Path, help="also write one PNG per step into this folder")
-    parser.add_argument("--preview-method", choices=PREVIEW_METHODS[:3], default="latent2rgb")
+    parser.add_argument("--preview-method", choices=PREVIEW_METHODS[:3], default="latent2rgb",
+                        help=f"{PREVIEW_HELP} (default latent2rgb)")
     return parser
 
 
@@ -80,13 +100,14 @@ def params_from_args(args) -> GenerationParams:
     ).validated()
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, program: str | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    program = program or program_name(sys.argv[0])
     if argv[:1] == ["generate"]:
         from .generate import run_generate
 
         try:
-            return run_generate(build_generate_parser().parse_args(argv[1:]))
+            return run_generate(build_generate_parser(program).parse_args(argv[1:]))
         except SketchpadError as error:
             print(f"error: {error}", file=sys.stderr)
             return EXIT_ERROR
@@ -95,4 +116,4 @@ def main(argv: list[str] | None = None) -> int:
             return EXIT_INTERRUPTED
     from .app import run_app
 
-    return run_app(argv)
+    return run_app(argv, program)

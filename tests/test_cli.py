@@ -152,3 +152,51 @@ def test_interrupt_is_not_a_traceback(capsys, monkeypatch, sketch_file):
     monkeypatch.setattr("sketchpad.generate.run_generate", interrupted)
     code, _, err = run_main(capsys, sketch_file, "--prompt", "x")
     assert code == 130 and err.strip() == "cancelled"
+
+
+# ---- help texts: they name the program as it was started ----------------------------------------
+def _help(*args, argv0=None):
+    """The help a fresh process prints; argv0 stands in for how it was started (an entry point
+    script sets sys.argv[0] to its own path, then calls main())."""
+    if argv0 is None:
+        command = [sys.executable, "main.py", *args]
+    else:
+        code = f"import sys; sys.argv[0] = {argv0!r}; from sketchpad.cli import main; sys.exit(main())"
+        command = [sys.executable, "-c", code, *args]
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_app_help_mentions_generate():
+    text = _help("--help")
+    assert text.startswith("usage: python main.py [-h]")
+    assert "python main.py generate SKETCH --prompt TEXT" in text
+    assert "(see: python main.py generate --help)" in text
+
+
+@pytest.mark.parametrize("argv0, program", [
+    (None, "python main.py"), ("/home/me/.venv/bin/sketchpad", "sketchpad"),
+    ("/home/me/sketchpad/sketchpad/__main__.py", "python -m sketchpad"),
+])
+def test_generate_help_names_the_invoked_program(argv0, program):
+    text = _help("generate", "--help", argv0=argv0)
+    assert text.startswith(f"usage: {program} generate [-h]")
+    assert "usage: generate" not in text and (program == "python main.py") == ("python main.py" in text)
+
+
+def test_usage_mistake_points_to_the_invoked_programs_help(capsys, sketch_file):
+    code = main(["generate", str(sketch_file)], program="sketchpad")
+    assert code == 2
+    assert capsys.readouterr().err.strip().endswith("(see: sketchpad generate --help)")
+
+
+def test_every_option_has_help():
+    from sketchpad.cli import build_generate_parser
+
+    actions = build_generate_parser("sketchpad")._actions
+    undocumented = [a.option_strings or a.dest for a in actions if not a.help]
+    assert not undocumented
+    for option in ("--device", "--preview-method"):
+        assert "default" in next(a.help for a in actions if option in a.option_strings)
