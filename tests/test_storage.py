@@ -455,3 +455,94 @@ def test_unreadable_parameters_chunk_is_a_sketchpad_error(tmp_path):
     path = save_png(picture(), tmp_path / "odd.png", {"parameters": "just some words"})
     with pytest.raises(SketchpadError, match="odd.png"):
         read_png_parameters(path)
+
+
+# --- leftovers of interrupted saves ----------------------------------------------------------------------------
+
+
+def _age(path, seconds):
+    old = path.stat().st_mtime - seconds
+    os.utime(path, (old, old))
+
+
+def _dead_pid():
+    """A process id that belonged to a process which has ended (a saver killed mid-save)."""
+    import subprocess
+
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
+def test_temp_files_have_a_recognisable_name_while_saving(tmp_path, monkeypatch):
+    seen = []
+    real_publish = storage._publish
+
+    def look_then_publish(tmp, path, overwrite):
+        seen.extend(os.listdir(tmp_path))
+        real_publish(tmp, path, overwrite)
+
+    monkeypatch.setattr(storage, "_publish", look_then_publish)
+    save_result(picture(), make_info(), tmp_path / "out.png")
+    assert len(seen) == 1 and seen[0].startswith(f".sketchpad-{os.getpid()}-") and seen[0].endswith(".tmp")
+
+
+def test_clean_leftovers_removes_only_our_abandoned_temp_files(tmp_path):
+    killed = tmp_path / f".sketchpad-{_dead_pid()}-abcd1234.tmp"  # its writer was killed mid-save
+    stale = tmp_path / f".sketchpad-{os.getpid()}-zzzz9999.tmp"  # a live pid, but untouched for an hour
+    being_written = tmp_path / f".sketchpad-{os.getpid()}-live0000.tmp"  # a save in progress right now
+    legacy = tmp_path / ".k2j4h6g8.tmp"  # an old version's leftover: the start of one of our PNGs
+    save_result(picture(), make_info(), tmp_path / "source.png")
+    legacy.write_bytes((tmp_path / "source.png").read_bytes()[:300])
+    for path in (killed, stale, being_written):
+        path.write_bytes(b"\x89PNG\r\n\x1a\n partial")
+    _age(stale, 3600)
+    _age(legacy, 3600)
+    look_alikes = {
+        ".abcdefgh.tmp": b"someone else's temp file",  # the old pattern, but not ours
+        ".sketchpad-12-abcd1234.tmp.png": b"x",
+        "sketchpad-1-abcd1234.tmp": b"x",  # not hidden
+        ".sketchpad-abc-abcd1234.tmp": b"x",
+        ".sketchpad-1-abcd123.tmp": b"x",
+        "photo.png": b"x",
+        ".hidden": b"x",
+    }
+    for name, data in look_alikes.items():
+        (tmp_path / name).write_bytes(data)
+        _age(tmp_path / name, 3600)
+    (tmp_path / f".sketchpad-{_dead_pid()}-dir00000.tmp").mkdir()  # a folder is never ours to delete
+
+    assert storage.clean_leftovers(tmp_path) == 3
+    left = set(os.listdir(tmp_path))
+    assert not {killed.name, stale.name, legacy.name} & left
+    assert being_written.name in left and "source.png" in left
+    assert set(look_alikes) <= left
+    assert storage.clean_leftovers(tmp_path) == 0
+
+
+def test_clean_leftovers_of_a_missing_folder_is_nothing(tmp_path):
+    assert storage.clean_leftovers(tmp_path / "not-there") == 0
+
+
+def test_clean_leftovers_keeps_a_concurrent_save_in_another_process(tmp_path):
+    """Another window is writing a big PNG while this one starts: its temp file survives the cleaning."""
+    import subprocess
+
+    script = (
+        "import sys, time\n"
+        "from sketchpad.core import storage\n"
+        "fd, path = storage.make_temp_file(sys.argv[1])\n"
+        "print(path, flush=True)\n"
+        "time.sleep(60)\n"
+    )
+    writer = subprocess.Popen([sys.executable, "-c", script, str(tmp_path)], stdout=subprocess.PIPE, text=True)
+    try:
+        temp = writer.stdout.readline().strip()
+        assert os.path.basename(temp).startswith(f".sketchpad-{writer.pid}-")
+        assert storage.clean_leftovers(tmp_path) == 0 and os.path.exists(temp)
+        writer.kill()
+        writer.wait()
+        assert storage.clean_leftovers(tmp_path) == 1 and not os.path.exists(temp)
+    finally:
+        writer.kill()
+        writer.wait()

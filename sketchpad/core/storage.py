@@ -18,7 +18,9 @@ import json
 import os
 import re
 import struct
+import sys
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -152,6 +154,80 @@ def _reason(error: OSError) -> str:
     return error.strerror or str(error)
 
 
+# Our temporary files: hidden, named after the writing process, so a later start can tell its own
+# leftovers (from a crash or kill mid-save) from anything else in the folder and from a save in progress.
+TEMP_PREFIX = ".sketchpad-"
+TEMP_SUFFIX = ".tmp"
+_TEMP_NAME = re.compile(rf"{re.escape(TEMP_PREFIX)}(\d+)-[a-z0-9_]{{8}}{re.escape(TEMP_SUFFIX)}")
+# Names earlier versions used (tempfile's ".XXXXXXXX.tmp"): removed only when the content proves them ours.
+_LEGACY_TEMP_NAME = re.compile(r"\.[a-z0-9_]{8}\.tmp")
+# A temp file untouched for this long is abandoned whoever wrote it: even a huge PNG is written in seconds.
+STALE_TEMP_SECONDS = 300.0
+
+
+def make_temp_file(folder) -> tuple[int, str]:
+    """An open descriptor and the path of a new temporary file of ours in `folder` (raises OSError)."""
+    return tempfile.mkstemp(dir=folder, prefix=f"{TEMP_PREFIX}{os.getpid()}-", suffix=TEMP_SUFFIX)
+
+
+def clean_leftovers(folder, stale_seconds: float = STALE_TEMP_SECONDS) -> int:
+    """Remove our abandoned temporary files from `folder`; return how many went.
+
+    One is abandoned when its writing process is gone, or when it has not changed for
+    `stale_seconds` (a writer with that process id may be a new, unrelated process). A temp file that
+    a live process (another window, this one) is writing now is kept, and nothing else is touched.
+    """
+    removed = 0
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:  # missing or unreadable: nothing of ours to clean
+        return 0
+    now = time.time()
+    for entry in entries:
+        ours = _TEMP_NAME.fullmatch(entry.name)
+        legacy = ours is None and _LEGACY_TEMP_NAME.fullmatch(entry.name) is not None
+        if not (ours or legacy):
+            continue
+        try:
+            if not entry.is_file(follow_symlinks=False):
+                continue
+            age = now - entry.stat(follow_symlinks=False).st_mtime
+            if ours:
+                abandoned = age > stale_seconds or not _process_alive(int(ours[1]))
+            else:
+                abandoned = age > stale_seconds and _is_our_legacy_temp(entry.path)
+            if abandoned:
+                os.unlink(entry.path)
+                removed += 1
+        except OSError:  # vanished meanwhile (its save finished), or not ours to delete
+            continue
+    return removed
+
+
+def _process_alive(pid: int) -> bool:
+    if sys.platform == "win32":  # os.kill would terminate it there; rely on the age alone
+        return True
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # e.g. EPERM: it exists, as another user's process
+        return True
+    return True
+
+
+def _is_our_legacy_temp(path: str) -> bool:
+    """An old-style temp file is ours when it is the start of a PNG carrying our parameters chunk."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(65536)
+    except OSError:
+        return False
+    return head.startswith(b"\x89PNG\r\n\x1a\n") and b"parameters" in head and b"Version: sketchpad " in head
+
+
 def save_png(image: Image.Image, path, text: dict[str, str], overwrite: bool = False) -> Path:
     """Write image as a PNG with text chunks, atomically: a failure leaves neither a partial nor a temp file."""
     path = Path(path)
@@ -165,7 +241,7 @@ def save_png(image: Image.Image, path, text: dict[str, str], overwrite: bool = F
         info.add_text(key, value)  # tEXt when the text fits Latin-1, else iTXt (AUTOMATIC1111 readers take both)
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".", suffix=".tmp")
+        fd, tmp = make_temp_file(folder)
     except OSError as e:
         raise SketchpadError(f"cannot save in {folder}: {_reason(e)}; choose another folder") from e
     try:
