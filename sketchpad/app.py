@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -48,4 +49,11 @@ def run_app(argv: list[str], program: str = "python main.py") -> int:
     window.start()
     code = app.exec()
     worker.stop()
+    if worker.loading_in_background():
+        # Closed during a model download or load: Python's own exit would wait for the download's
+        # threads (concurrent.futures joins them) or trip over a load in C++. Everything worth keeping
+        # is written by now (settings, autosave, results), so leave at once.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
     return code

@@ -1,24 +1,36 @@
-"""The only bridge between Qt and the engine: one long-lived thread that owns the pipeline.
+"""The only bridge between Qt and the backends: one long-lived thread that owns the active backend.
 
 Modelled on Qt's Mandelbrot RenderThread: the GUI posts the newest request under a mutex and wakes
 the thread; a run in flight checks `restart`/`abort` before every step and leaves at once, so a
-stale run never pays for its final VAE decode. Only this thread ever touches the pipeline.
+stale run never pays for its final VAE decode. Only this thread ever touches the backend.
+
+Signals are never emitted while the mutex is held: a slot may call straight back into request().
+A model load (maybe a 2.7 GB first download) cannot be interrupted, so it runs on a daemon thread
+that this one waits on while watching `abort`: stop() returns at once, and a model that finishes
+loading after that is closed unused.
 """
 
 from __future__ import annotations
 
+import queue
 import sys
+import threading
 import traceback
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 from PIL import Image
 from PySide6.QtCore import QMutex, QMutexLocker, QThread, QWaitCondition, Signal
 from PySide6.QtGui import QImage
 
+from .backends import loading
 from .core.errors import SketchpadError
 from .core.params import GenerationParams
+from .core.result_archive import ResultArchive
 from .core.storage import ResultInfo
+
+LOAD_POLL_SECONDS = 0.05  # how often a waiting load checks for stop(): well inside the 2 s quit budget
 
 
 @dataclass(frozen=True)
@@ -30,6 +42,7 @@ class Outcome:
     info: ResultInfo
     sketch: QImage
     seconds: float
+    archived: Path | None = None  # where the result archive kept it, if it could
 
 
 @dataclass(frozen=True)
@@ -37,6 +50,53 @@ class _Job:
     request_id: int
     params: GenerationParams
     sketch: QImage
+
+
+@dataclass(frozen=True)
+class _ModelChoice:
+    model: str | None
+    device: str
+    server: str | None
+
+
+class _Load:
+    """One backend being opened on its own daemon thread; abandoning it closes what it opens too late."""
+
+    def __init__(self, choice: _ModelChoice, notify):
+        self.choice, self.notify = choice, notify
+        self.done = threading.Event()
+        self.progress: queue.SimpleQueue[str] = queue.SimpleQueue()  # lines for the worker to emit
+        self.backend = None
+        self.error: str | None = None
+        self._lock = threading.Lock()
+        self._abandoned = False
+        self.thread = threading.Thread(target=self._run, name="sketchpad-model-load", daemon=True)
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def _run(self) -> None:
+        try:
+            backend = loading.open_backend(self.choice.model, self.choice.device, self.progress.put,
+                                           server=self.choice.server, notify=self.notify)
+        except SketchpadError as error:
+            self.error = str(error)
+        except Exception as error:  # keep the app alive whatever the libraries throw
+            if not self._abandoned:
+                traceback.print_exc(file=sys.stderr)
+            self.error = f"could not load the model: {' '.join(str(error).split())[:200]}"
+        else:
+            with self._lock:
+                if not self._abandoned:
+                    self.backend, backend = backend, None
+            if backend is not None:  # nobody wants it any more
+                loading.close_backend(backend)
+        finally:
+            self.done.set()
+
+    def abandon(self) -> None:
+        with self._lock:
+            self._abandoned = True
 
 
 class GenerationWorker(QThread):
@@ -49,23 +109,26 @@ class GenerationWorker(QThread):
     request_cancelled = Signal(int)  # request id (replaced by a newer one, or cancelled)
     notice = Signal(str)
 
-    def __init__(self, parent=None):
+    def __init__(self, parent=None, *, archive: ResultArchive | None = None):
         super().__init__(parent)
         self._mutex = QMutex()
         self._wake = QWaitCondition()
         self._job: _Job | None = None
-        self._model_request: tuple[str | None, str] | None = None
+        self._model_request: _ModelChoice | None = None
         self._next_id = 0
         self._cancel_up_to = 0  # requests with an id <= this are abandoned
         self._restart = False
         self._abort = False
-        self._engine = None
+        self._engine = None  # the active backend; only the worker thread touches it
+        self._archive = archive
+        self._abandoned_loads: list[_Load] = []
         self.model_name = ""
 
     # ---- called from the GUI thread ------------------------------------------------------
-    def load_model(self, model: str | None, device: str = "auto") -> None:
+    def load_model(self, model: str | None, device: str = "auto", server: str | None = None) -> None:
+        """Replace the backend: the old one is closed before the new one loads, so both never fill memory."""
         with QMutexLocker(self._mutex):
-            self._model_request = (model, device)
+            self._model_request = _ModelChoice(model, device, server)
             self._restart = True
             self._wake_locked()
 
@@ -79,24 +142,35 @@ class GenerationWorker(QThread):
             return self._next_id
 
     def cancel(self) -> None:
+        """Abandon the queued request and the one in flight; each says request_cancelled once."""
         with QMutexLocker(self._mutex):
             self._cancel_up_to = self._next_id
-            if self._job is not None:
-                self.request_cancelled.emit(self._job.request_id)
-                self._job = None
+            queued, self._job = self._job, None
             self._restart = True
+        if queued is not None:  # outside the lock: a slot may call request() right back
+            self.request_cancelled.emit(queued.request_id)
+
+    def set_archive(self, archive: ResultArchive | None) -> None:
+        """Where finished results are kept from now on (None: nowhere)."""
+        self._archive = archive  # one reference swap; the worker reads it once per result
 
     def stop(self) -> None:
-        """Abandon everything and wait for the thread to end (within one step)."""
+        """Abandon everything and wait for the thread to end: within one step, or at once during a load."""
         with QMutexLocker(self._mutex):
             self._abort = True
-            self._wake_locked()
+            self._wake.wakeAll()  # never start() here: a thread that never ran has nothing to stop
         self.wait()
 
     def has_model(self) -> bool:
         return self._engine is not None
 
+    def loading_in_background(self) -> bool:
+        """True while a load given up by stop() still runs (a download, say): it cannot be interrupted."""
+        return any(load.thread.is_alive() for load in self._abandoned_loads)
+
     def _wake_locked(self) -> None:
+        if self._abort:  # stopped for good
+            return
         if not self.isRunning():
             self.start()
         else:
@@ -104,41 +178,64 @@ class GenerationWorker(QThread):
 
     # ---- the thread ----------------------------------------------------------------------
     def run(self) -> None:
-        while True:
-            with QMutexLocker(self._mutex):
-                while not self._abort and self._job is None and self._model_request is None:
-                    self._wake.wait(self._mutex)
-                if self._abort:
-                    return
-                model_request, self._model_request = self._model_request, None
-                job = self._job if model_request is None else None
-                if job is not None:
-                    self._job = None
-                self._restart = False
-            if model_request is not None:
-                self._load(*model_request)
-            elif job is not None:
-                self._generate(job)
-
-    def _load(self, model: str | None, device_name: str) -> None:
-        from .backends.local.img2img import Img2ImgEngine
-        from .backends.local.models import load_pipeline, pick_device, resolve_model_source
-
-        self._engine = None
         try:
-            source = resolve_model_source(model)
-            device = pick_device(device_name)
-            pipe = load_pipeline(source, device, progress=self.model_loading.emit)
-        except SketchpadError as error:
-            self.model_failed.emit(str(error))
+            while True:
+                with QMutexLocker(self._mutex):
+                    while not self._abort and self._job is None and self._model_request is None:
+                        self._wake.wait(self._mutex)
+                    if self._abort:
+                        return
+                    choice, self._model_request = self._model_request, None
+                    job = None
+                    if choice is None:
+                        job, self._job = self._job, None
+                    self._restart = False
+                if choice is not None:
+                    self._load(choice)
+                elif job is not None:
+                    self._generate(job)
+        finally:
+            self._drop_backend()
+
+    def _drop_backend(self) -> None:
+        backend, self._engine = self._engine, None
+        self.model_name = ""
+        if backend is not None:
+            try:
+                loading.close_backend(backend)
+            except Exception:  # a failing close must not keep the next model from loading
+                traceback.print_exc(file=sys.stderr)
+
+    def _load(self, choice: _ModelChoice) -> None:
+        self._drop_backend()  # free the old weights before the new ones arrive
+        load = _Load(choice, self.notice.emit)
+        load.start()
+        while not load.done.wait(LOAD_POLL_SECONDS):
+            self._emit_progress(load)
+            if self._abort:
+                load.abandon()
+                self._abandoned_loads.append(load)
+                return
+        self._emit_progress(load)
+        if load.error is not None:
+            self.model_failed.emit(load.error)
             return
-        except Exception as error:  # keep the app alive whatever the libraries throw
-            traceback.print_exc(file=sys.stderr)
-            self.model_failed.emit(f"could not load the model: {error}")
+        with QMutexLocker(self._mutex):
+            superseded = self._model_request is not None or self._abort
+        if superseded:  # another model was chosen meanwhile: it loads next, this one goes unused
+            loading.close_backend(load.backend)
             return
-        self._engine = Img2ImgEngine(pipe, source.name, notify=self.notice.emit)
-        self.model_name = source.name
-        self.model_ready.emit(source.name, device.type)
+        self._engine = load.backend
+        self.model_name = self._engine.model_name
+        self.model_ready.emit(self._engine.model_name, getattr(self._engine, "device_name", ""))
+
+    def _emit_progress(self, load: _Load) -> None:
+        while True:
+            try:
+                line = load.progress.get_nowait()
+            except queue.Empty:
+                return
+            self.model_loading.emit(line)
 
     def _generate(self, job: _Job) -> None:
         if self._engine is None:
@@ -166,7 +263,23 @@ class GenerationWorker(QThread):
             return
         image = result.image
         info = ResultInfo(result.params, image.width, image.height, self._engine.model_name, result.sampler)
-        self.result_ready.emit(Outcome(job.request_id, pil_to_qimage(image), info, job.sketch, result.seconds))
+        archived = self._keep(image, info)
+        self.result_ready.emit(
+            Outcome(job.request_id, pil_to_qimage(image), info, job.sketch, result.seconds, archived))
+
+    def _keep(self, image: Image.Image, info: ResultInfo) -> Path | None:
+        """Write the result to the archive here, off the GUI thread; a failure costs a notice, not the result."""
+        archive = self._archive
+        if archive is None:
+            return None
+        try:
+            return archive.add(image, info)
+        except SketchpadError as error:
+            self.notice.emit(f"This result was not kept on disk: {error}")
+        except Exception as error:
+            traceback.print_exc(file=sys.stderr)
+            self.notice.emit(f"This result was not kept on disk: {' '.join(str(error).split())[:200]}")
+        return None
 
 
 def _describe_failure(error: Exception) -> str:

@@ -37,7 +37,8 @@ ShouldStop = Callable[[], bool]
 
 
 class Backend(Protocol):
-    model_name: str
+    model_name: str  # written into saved pictures' metadata
+    device_name: str  # what the status bar shows: "cuda", "cpu", a server's address...
 
     def generate(
         self,

@@ -58,6 +58,7 @@ class Img2ImgEngine:
         self.notify = notify or (lambda message: None)
         self.device = pipeline.unet.device
         self.dtype = pipeline.unet.dtype
+        self.device_name = self.device.type
         self._model_scheduler = pipeline.scheduler
         self._schedulers: dict[str, object] = {}
         self._prompt_cache = _LRU(8)  # (prompt, negative, cfg on) -> embeddings

@@ -1,0 +1,42 @@
+"""Opening the backend the person chose: the one place the worker turns a model choice into a Backend.
+
+Today that is the local engine; a ComfyUI server is the other branch. Heavy imports (torch,
+diffusers) happen here, on the thread that loads, never at the window's start.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from ..core.backend import Backend
+from ..core.errors import SketchpadError
+
+
+def open_backend(
+    model: str | None,
+    device: str,
+    progress: Callable[[str], None],
+    server: str | None = None,
+    notify: Callable[[str], None] | None = None,
+) -> Backend:
+    """A ready backend for `model` (Hub id, folder or .safetensors file) on `device`, or on `server`.
+
+    `progress` gets one line per loading stage, `notify` later notices (e.g. previews falling back).
+    Raises SketchpadError with a message for the person when it cannot.
+    """
+    if server is not None:
+        raise SketchpadError(f"cannot use the server {server}: Sketchpad does not talk to ComfyUI servers yet")
+    from .local.img2img import Img2ImgEngine
+    from .local.models import load_pipeline, pick_device, resolve_model_source
+
+    source = resolve_model_source(model)
+    torch_device = pick_device(device)
+    pipe = load_pipeline(source, torch_device, progress=progress)
+    return Img2ImgEngine(pipe, source.name, notify=notify)
+
+
+def close_backend(backend) -> None:
+    """Let a backend free what it holds (weights, hooks, connections) now rather than at a collection."""
+    close = getattr(backend, "close", None)
+    if close is not None:
+        close()
