@@ -156,7 +156,7 @@ def test_a_slot_on_request_cancelled_may_request_again(tmp_path):
     env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
     try:
         done = subprocess.run([sys.executable, "-c", script], cwd=REPO, env=env, capture_output=True, text=True,
-                              timeout=60)
+                              timeout=30)
     except subprocess.TimeoutExpired:
         pytest.fail("cancel() deadlocked when a slot on request_cancelled called request()")
     assert done.returncode == 0, done.stderr
