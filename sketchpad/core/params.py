@@ -8,15 +8,82 @@ from __future__ import annotations
 import dataclasses
 import math
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import PurePath
 
 from .errors import SketchpadError
 
-SCHEDULERS = ("pndm", "ddim", "euler", "euler_a", "dpmpp_2m", "dpmpp_2m_karras", "lcm")
+SCHEDULERS = ("pndm", "ddim", "euler", "euler_a", "dpmpp_2m", "dpmpp_2m_karras", "lcm", "ddim_trailing")
 PREVIEW_METHODS = ("latent2rgb", "taesd", "vae", "none")
 MAX_STEPS = 500
 MAX_SEED = 2**32 - 1  # the range other Stable Diffusion tools use, so seeds travel between them
 RANDOM_SEED = -1
+PRESETS = ("quality", "lcm", "hyper", "lightning")  # defined in presets.py; named here for validation
+MAX_LORA_WEIGHT = 10.0
+MAX_CONTROL_STRENGTH = 2.0  # AUTOMATIC1111's ControlNet weight range
+_PICKLE_SUFFIXES = (".ckpt", ".pt", ".pth", ".bin", ".pkl")
+
+
+@dataclass(frozen=True)
+class LoraSpec:
+    """One LoRA and its weight. `source`: a .safetensors path, a Hugging Face id (`owner/name`, its
+    `pytorch_lora_weights.safetensors`) or a file in a Hugging Face repository (`owner/name/file.safetensors`)."""
+
+    source: str
+    weight: float = 1.0
+    short_hash: str | None = field(default=None, compare=False)  # AUTOMATIC1111's 12-hex-digit hash, once read
+
+    @property
+    def name(self) -> str:
+        """The name AUTOMATIC1111 gives it in `<lora:name:weight>`: the file name without extension."""
+        last = PurePath(self.source.replace("\\", "/")).name
+        return last[: -len(".safetensors")] if last.lower().endswith(".safetensors") else last
+
+    def validated(self) -> LoraSpec:
+        if not isinstance(self.source, str) or not self.source.strip():
+            raise SketchpadError("a LoRA needs a file or a Hugging Face id")
+        if self.source.lower().endswith(_PICKLE_SUFFIXES):
+            raise SketchpadError(
+                f"LoRA {self.source} is pickled, which can run code when loaded; Sketchpad does not open those. "
+                "Use its .safetensors version."
+            )
+        if not _is_number(self.weight) or not -MAX_LORA_WEIGHT <= self.weight <= MAX_LORA_WEIGHT:
+            raise SketchpadError(
+                f"LoRA weight must be a number from {-MAX_LORA_WEIGHT:g} to {MAX_LORA_WEIGHT:g} (got {self.weight!r})"
+            )
+        return self
+
+
+@dataclass(frozen=True)
+class ControlSpec:
+    """"Keep my lines": a scribble/line-art ControlNet fed with the (inverted) sketch.
+
+    `start` and `end` are fractions of the executed steps during which it steers (AUTOMATIC1111's
+    guidance start/end); strength 0 leaves the ControlNet out entirely."""
+
+    model: str  # Hugging Face id, diffusers folder or single .safetensors file
+    strength: float = 1.0
+    start: float = 0.0
+    end: float = 1.0
+
+    def validated(self) -> ControlSpec:
+        if not isinstance(self.model, str) or not self.model.strip():
+            raise SketchpadError("the ControlNet needs a model: a Hugging Face id, a folder or a .safetensors file")
+        if self.model.lower().endswith(_PICKLE_SUFFIXES):
+            raise SketchpadError(
+                f"ControlNet {self.model} is pickled, which can run code when loaded; Sketchpad does not open those. "
+                "Use its .safetensors version."
+            )
+        if not _is_number(self.strength) or not 0.0 <= self.strength <= MAX_CONTROL_STRENGTH:
+            raise SketchpadError(
+                f"ControlNet strength must be a number from 0 to {MAX_CONTROL_STRENGTH:g} (got {self.strength!r})"
+            )
+        for value in (self.start, self.end):
+            if not _is_number(value) or not 0.0 <= value <= 1.0:
+                raise SketchpadError(f"the ControlNet range must lie within 0 to 1 (got {self.start!r}:{self.end!r})")
+        if not self.start < self.end:
+            raise SketchpadError(f"the ControlNet range must start before it ends (got {self.start!r}:{self.end!r})")
+        return self
 
 
 @dataclass(frozen=True)
@@ -32,6 +99,10 @@ class GenerationParams:
     seed: int = RANDOM_SEED
     scheduler: str | None = None  # None: the model's own
     preview_method: str = "latent2rgb"
+    loras: tuple[LoraSpec, ...] = ()
+    preset: str | None = None  # the preset that set sampler, steps, CFG and its LoRA; saved with the result
+    control: ControlSpec | None = None
+    draft: bool = False  # decode the final picture with the tiny autoencoder (TAESD), e.g. while a dial moves
 
     def replace(self, **changes) -> GenerationParams:
         return dataclasses.replace(self, **changes)
@@ -64,6 +135,21 @@ class GenerationParams:
             raise SketchpadError(
                 f"unknown preview method {self.preview_method!r}; choose one of: {', '.join(PREVIEW_METHODS)}"
             )
+        if not isinstance(self.loras, tuple) or not all(isinstance(lora, LoraSpec) for lora in self.loras):
+            raise SketchpadError("LoRAs must be given as a tuple of LoraSpec")
+        for lora in self.loras:
+            lora.validated()
+        names = [lora.name.lower() for lora in self.loras]
+        if len(set(names)) != len(names):
+            raise SketchpadError("the same LoRA is given twice; give each LoRA once with one weight")
+        if self.preset is not None and self.preset not in PRESETS:
+            raise SketchpadError(f"unknown preset {self.preset!r}; choose one of: {', '.join(PRESETS)}")
+        if self.control is not None:
+            if not isinstance(self.control, ControlSpec):
+                raise SketchpadError("the ControlNet settings must be a ControlSpec")
+            self.control.validated()
+        if not isinstance(self.draft, bool):
+            raise SketchpadError(f"draft must be true or false (got {self.draft!r})")
         return self
 
     def with_concrete_seed(self) -> GenerationParams:

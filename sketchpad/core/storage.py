@@ -8,6 +8,9 @@ read theirs. Choices that make format -> parse an exact round trip:
   also when they hold `\\r`, start with `"` or have surrounding spaces, which would otherwise not read back.
 - A prompt with a line starting "Negative prompt:", or that itself looks like a JSON string, is written
   JSON-quoted on one line; any other prompt is written as it is.
+- LoRAs are written as AUTOMATIC1111 does: `<lora:name:weight>` at the end of the prompt and a
+  `Lora hashes` field; our own `Lora sources` field (JSON) says where each one came from, so opening
+  the PNG restores them. Tags in another tool's prompt are read too (their source is then the name).
 - The one thing not kept: a request with scheduler=None reads back with the scheduler that actually ran.
 """
 
@@ -28,7 +31,7 @@ from PIL import Image, PngImagePlugin
 
 from .. import __version__
 from .errors import SketchpadError
-from .params import GenerationParams
+from .params import ControlSpec, GenerationParams, LoraSpec
 
 
 @dataclass(frozen=True)
@@ -45,12 +48,17 @@ class ResultInfo:
 SAMPLER_NAMES = {
     "pndm": "PLMS", "ddim": "DDIM", "euler": "Euler", "euler_a": "Euler a",
     "dpmpp_2m": "DPM++ 2M", "dpmpp_2m_karras": "DPM++ 2M Karras", "lcm": "LCM",
+    "ddim_trailing": "DDIM Trailing",
 }  # fmt: skip
 _SAMPLERS_BY_NAME = {name.lower(): ours for ours, name in SAMPLER_NAMES.items()}
 _NEGATIVE = "Negative prompt:"
 # AUTOMATIC1111's own pattern for "Key: value, Key: "quoted, value", ..."
 _PARAM_RE = re.compile(r'\s*(\w[\w \-/]+):\s*("(?:\\.|[^\\"])+"|[^,]*)(?:,|$)')
 _DEFAULTS = GenerationParams(prompt="")
+# <lora:name:weight> or AUTOMATIC1111's <lora:name:text-encoder weight:unet weight>; we read the first weight
+_LORA_TAG = re.compile(r"(?:^|\s)<lora:([^:<>]+):([^:<>]+)(?::[^<>]*)?>")
+_DRAFT_VAE = "TAESD"
+_CONTROL_MODULE = "invert (from white bg & black line)"  # sd-webui-controlnet's name for what we feed
 
 
 def _current_umask() -> int:
@@ -88,7 +96,7 @@ def _is_negative_line(line: str) -> bool:
 
 def format_parameters(info: ResultInfo) -> str:
     p = info.params
-    prompt = p.prompt
+    prompt = p.prompt + "".join(f" <lora:{lora.name}:{float(lora.weight)!r}>" for lora in p.loras)
     if _looks_quoted(prompt) or any(_is_negative_line(line) for line in prompt.split("\n")):
         prompt = json.dumps(prompt, ensure_ascii=False)  # else it would not read back as the same prompt
     lines = [prompt]
@@ -106,9 +114,66 @@ def format_parameters(info: ResultInfo) -> str:
     }
     if p.start_at_step is not None:
         fields["Start at step"] = p.start_at_step
+    fields.update(_extra_fields(p))
     fields["Version"] = f"sketchpad {__version__}"
     lines.append(", ".join(f"{key}: {_quote(str(value))}" for key, value in fields.items()))
     return "\n".join(lines)
+
+
+def _extra_fields(p: GenerationParams) -> dict[str, str]:
+    fields = {}
+    if p.loras:
+        hashes = [f"{lora.name}: {lora.short_hash}" for lora in p.loras if lora.short_hash]
+        if hashes:
+            fields["Lora hashes"] = ", ".join(hashes)
+        fields["Lora sources"] = json.dumps({lora.name: lora.source for lora in p.loras}, ensure_ascii=False)
+    if p.control is not None:
+        c = p.control
+        fields["ControlNet 0"] = (
+            f"Module: {_CONTROL_MODULE}, Model: {_quote(c.model)}, Weight: {float(c.strength)!r}, "
+            f"Guidance Start: {float(c.start)!r}, Guidance End: {float(c.end)!r}"
+        )
+    if p.preset is not None:
+        fields["Preset"] = p.preset
+    if p.draft:
+        fields["VAE"] = _DRAFT_VAE
+    return fields
+
+
+def _split_loras(prompt: str, fields: dict[str, str]) -> tuple[str, tuple[LoraSpec, ...]]:
+    """The prompt without its <lora:…> tags, and the LoRAs they name."""
+    hashes = {}
+    for item in fields.get("Lora hashes", "").split(","):
+        name, colon, digest = item.partition(":")
+        if colon:
+            hashes[name.strip()] = digest.strip()
+    try:
+        sources = json.loads(fields.get("Lora sources", "{}"))
+    except ValueError:
+        sources = {}
+    sources = sources if isinstance(sources, dict) else {}
+    loras = []
+    for match in _LORA_TAG.finditer(prompt):
+        name = match[1].strip()
+        try:
+            weight = float(match[2])
+        except ValueError:
+            raise SketchpadError(f"the settings have an unreadable LoRA weight: {match[0].strip()!r}") from None
+        loras.append(LoraSpec(str(sources.get(name, name)), weight, hashes.get(name)))
+    return _LORA_TAG.sub("", prompt), tuple(loras)
+
+
+def _parse_control(text: str | None) -> ControlSpec | None:
+    if text is None:
+        return None
+    parts = {key.strip(): _unquote(value) for key, value in _PARAM_RE.findall(text)}
+    try:
+        return ControlSpec(
+            parts["Model"], float(parts.get("Weight", 1.0)),
+            float(parts.get("Guidance Start", 0.0)), float(parts.get("Guidance End", 1.0)),
+        )
+    except (KeyError, ValueError):
+        raise SketchpadError(f"the settings have an unreadable ControlNet 0: {text!r}") from None
 
 
 def parse_parameters(text: str) -> ResultInfo:
@@ -118,7 +183,7 @@ def parse_parameters(text: str) -> ResultInfo:
         raise SketchpadError("the text is not AUTOMATIC1111-style settings: it has no 'Steps: …, Sampler: …' line")
     lines = body.split("\n") if newline else []
     split = next((i for i, line in enumerate(lines) if _is_negative_line(line)), len(lines))
-    prompt = _unquote("\n".join(lines[:split]))
+    prompt, loras = _split_loras(_unquote("\n".join(lines[:split])), fields)
     negative = ""
     if split < len(lines):
         first = lines[split].lstrip()[len(_NEGATIVE) :]
@@ -146,6 +211,10 @@ def parse_parameters(text: str) -> ResultInfo:
         cfg=number("CFG scale", float, _DEFAULTS.cfg),
         seed=number("Seed", int, _DEFAULTS.seed),
         scheduler=ours,  # an unknown sampler: None, the model's default
+        loras=loras,
+        preset=fields.get("Preset") or None,
+        control=_parse_control(fields.get("ControlNet 0")),
+        draft=fields.get("VAE", "") == _DRAFT_VAE,
     ).validated()
     return ResultInfo(params, int(size[1]), int(size[2]), fields.get("Model", ""), ours or sampler)
 

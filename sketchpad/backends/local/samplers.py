@@ -25,6 +25,8 @@ _SCHEDULERS = {
         {"algorithm_type": "dpmsolver++", "solver_order": 2, "use_karras_sigmas": True},
     ),
     "lcm": (LCMScheduler, {}),
+    # what Hyper-SD's authors specify for their SD1.5 few-step LoRAs
+    "ddim_trailing": (DDIMScheduler, {"timestep_spacing": "trailing"}),
 }
 
 
@@ -36,6 +38,8 @@ def make_scheduler(name: str, model_config) -> object:
 
 def scheduler_name(scheduler) -> str:
     """Our name for a scheduler instance (the model's own one included)."""
+    if type(scheduler) is DDIMScheduler:
+        return "ddim_trailing" if scheduler.config.timestep_spacing == "trailing" else "ddim"
     karras = bool(getattr(scheduler.config, "use_karras_sigmas", False))
     for name, (cls, overrides) in _SCHEDULERS.items():
         if type(scheduler) is cls and overrides.get("use_karras_sigmas", False) == karras:
