@@ -23,6 +23,8 @@ from ...core.images import prepare_sketch
 from ...core.params import GenerationParams
 from ...core.schedule import StepPlan, plan_steps
 from . import preview as previews
+from .controlnet import ControlNetSlot, control_active
+from .lora import LoraStack
 from .samplers import make_scheduler, max_schedule_steps, prepare_timesteps, scheduler_name
 
 # UNet blocks before which a stale run may leave: ~40 per step on SD1.5, so a live restart waits
@@ -65,7 +67,15 @@ class Img2ImgEngine:
         self._sketch_cache = _LRU(4)  # sketch content hash -> encoded latents
         self._previewers: dict[str, previews.Previewer] = {}
         self._stop: ShouldStop | None = None
-        for module in pipeline.unet.modules():
+        self.loras = LoraStack(pipeline, self.notify)
+        self.controlnets = ControlNetSlot(pipeline, self.device, self.dtype, on_load=self._add_stop_points)
+        self._taesd_model = None
+        self._taesd_tried = False
+        self._draft_latents: tuple[tuple, torch.Tensor] | None = None  # the last draft's, for its refine
+        self._add_stop_points(pipeline.unet)
+
+    def _add_stop_points(self, model) -> None:
+        for module in model.modules():
             if type(module).__name__ in _STOP_POINTS:
                 module.register_forward_pre_hook(self._check_stop)
 
@@ -92,19 +102,32 @@ class Img2ImgEngine:
         sampler = scheduler_name(scheduler)
         if plan.run_steps == 0:
             return GenerationResult(sketch.copy(), params, sampler, 0, time.perf_counter() - started)
+        params = params.replace(loras=self.loras.apply(params.loras))
+        # a refine (the same request as the last draft, decoded with the full VAE) reuses its latents
+        key = (params.replace(draft=False, preview_method="none"), self.loras.state, _sketch_key(sketch))
         self._stop = stop
         try:
             with torch.no_grad():
-                ran = self._denoise(params, sketch, scheduler, plan, on_step or (lambda preview: None), stop)
-                if ran is None or stop():
-                    return None
-                latents, steps_run = ran
-                image = self._decode(latents)
+                if not params.draft and self._draft_latents is not None and self._draft_latents[0] == key:
+                    latents, steps_run = self._draft_latents[1], 0
+                else:
+                    ran = self._denoise(params, sketch, scheduler, plan, on_step or (lambda preview: None), stop)
+                    if ran is None or stop():
+                        return None
+                    latents, steps_run = ran
+                    if params.draft:
+                        self._draft_latents = (key, latents)
+                image = self._decode_draft(latents) if params.draft else self._decode(latents)
         except _Abandoned:
             return None
         finally:
             self._stop = None
         return GenerationResult(image, params, sampler, steps_run, time.perf_counter() - started)
+
+    def refine(self, params: GenerationParams, sketch: Image.Image, on_step=None, should_stop=None):
+        """The picture of a draft request (`result.params` of a draft) decoded with the full VAE: one
+        VAE decode when it was the last draft, else a full run."""
+        return self.generate(params.replace(draft=False), sketch, on_step, should_stop)
 
     def _denoise(self, params, sketch, scheduler, plan: StepPlan, on_step: OnStep, stop: ShouldStop):
         pipe, device = self.pipe, self.device
@@ -123,12 +146,14 @@ class Img2ImgEngine:
         step_kwargs = _step_kwargs(scheduler, generator)
         timestep_cond = self._guidance_embedding(params.cfg, latents.dtype)
         preview = self._previewer(params.preview_method)
+        control = self._control_residuals(params, sketch, embeds, do_cfg)
         total = len(timesteps)
         for index, t in enumerate(timesteps):
             if stop():
                 return None
             model_input = torch.cat([latents] * 2) if do_cfg else latents
             model_input = scheduler.scale_model_input(model_input, t)
+            residuals = control(model_input, t, index, total)  # {} when no ControlNet steers this step
             noise_pred = pipe.unet(
                 model_input,
                 t,
@@ -137,6 +162,7 @@ class Img2ImgEngine:
                 cross_attention_kwargs=None,
                 added_cond_kwargs=None,
                 return_dict=False,
+                **residuals,
             )[0]
             if do_cfg:
                 uncond, text = noise_pred.chunk(2)
@@ -155,16 +181,44 @@ class Img2ImgEngine:
         image = vae.decode(latents.to(vae.dtype) / vae.config.scaling_factor, return_dict=False)[0]
         return self.pipe.image_processor.postprocess(image, output_type="pil", do_denormalize=[True])[0]
 
+    def _decode_draft(self, latents: torch.Tensor) -> Image.Image:
+        taesd = self._taesd()
+        if taesd is None:  # said once by _taesd; the picture still comes, from the full VAE
+            return self._decode(latents)
+        image = taesd.decode(latents.to(taesd.dtype), return_dict=False)[0]
+        return self.pipe.image_processor.postprocess(image, output_type="pil", do_denormalize=[True])[0]
+
+    # ---- "keep my lines" -----------------------------------------------------------------
+    def _control_residuals(self, params, sketch, embeds, do_cfg):
+        spec = params.control
+        if spec is None or spec.strength == 0:  # strength 0: the ControlNet is not even loaded
+            return lambda model_input, t, index, total: {}
+        controlnet = self.controlnets.get(spec)
+        condition = self.controlnets.control_image(sketch)
+        condition = torch.cat([condition] * 2) if do_cfg else condition
+
+        def residuals(model_input, t, index, total) -> dict:
+            if not control_active(spec, index, total):
+                return {}
+            down, mid = controlnet(
+                model_input, t, encoder_hidden_states=embeds, controlnet_cond=condition,
+                conditioning_scale=float(spec.strength), guess_mode=False, return_dict=False,
+            )
+            return {"down_block_additional_residuals": down, "mid_block_additional_residual": mid}
+
+        return residuals
+
     # ---- caches for live use -------------------------------------------------------------
     def _prompt_embeddings(self, prompt: str, negative: str, do_cfg: bool) -> torch.Tensor:
         def encode():
             positive, negative_embeds = self.pipe.encode_prompt(prompt, self.device, 1, do_cfg, negative)
             return torch.cat([negative_embeds, positive]) if do_cfg else positive
 
-        return self._prompt_cache.get_or_make((prompt, negative, do_cfg), encode)
+        # a LoRA may change the text encoder too, so what is fused is part of the key
+        return self._prompt_cache.get_or_make((prompt, negative, do_cfg, self.loras.state), encode)
 
     def _sketch_latents(self, sketch: Image.Image) -> torch.Tensor:
-        key = hashlib.blake2b(sketch.tobytes(), digest_size=16, person=b"sketchpad").hexdigest() + str(sketch.size)
+        key = _sketch_key(sketch)
 
         def encode():
             vae = self.pipe.vae
@@ -205,18 +259,27 @@ class Img2ImgEngine:
                 lambda x0: vae.decode(x0.to(vae.dtype) / vae.config.scaling_factor, return_dict=False)[0]
             )
         if method == "taesd":
-            taesd = self._load_taesd()
+            taesd = self._taesd()
             if taesd is not None:
                 return previews.decoder_previewer(lambda x0: taesd.decode(x0.to(taesd.dtype), return_dict=False)[0])
         return previews.latent2rgb
 
-    def _load_taesd(self):
-        from .taesd import load_taesd
+    def _taesd(self):
+        """The tiny autoencoder, loaded once for previews and draft decodes; None (said once) if missing."""
+        if not self._taesd_tried:
+            from .taesd import load_taesd
 
-        taesd, problem = load_taesd(self.pipe, self.device, self.dtype)
-        if problem:
-            self.notify(f"TAESD previews unavailable ({problem}); using latent2rgb previews instead")
-        return taesd
+            self._taesd_tried = True
+            self._taesd_model, problem = load_taesd(self.pipe, self.device, self.dtype)
+            if problem:
+                self.notify(
+                    f"TAESD unavailable ({problem}); previews use latent2rgb and drafts the full VAE instead"
+                )
+        return self._taesd_model
+
+
+def _sketch_key(sketch: Image.Image) -> str:
+    return hashlib.blake2b(sketch.tobytes(), digest_size=16, person=b"sketchpad").hexdigest() + str(sketch.size)
 
 
 def _step_kwargs(scheduler, generator) -> dict:

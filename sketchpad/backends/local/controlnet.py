@@ -1,0 +1,134 @@
+""""Keep my lines": a scribble / line-art ControlNet steering the UNet with the sketch's own lines.
+
+The sketch (dark lines on light paper) is inverted into what scribble models were trained on: white
+lines on black. Its tensor is cached per sketch content, like the sketch latents, so a dial turn
+prepares nothing again; the loaded ControlNet stays until another one is asked for.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import torch
+from PIL import Image, ImageOps
+
+from ...core.errors import SketchpadError
+from ...core.params import ControlSpec
+from ...core.sources import ModelSource
+
+_HUB_ID_PARTS = 2
+
+
+def resolve_control_source(text: str) -> ModelSource:
+    """What `--control` names: a diffusers folder, a single .safetensors file or a Hugging Face id."""
+    ControlSpec(text).validated()  # refuses pickles before anything is opened
+    path = Path(text).expanduser()
+    if path.is_dir():
+        if not (path / "config.json").is_file():
+            raise SketchpadError(f"{text} is not a diffusers ControlNet folder (it has no config.json)")
+        return ModelSource("folder", str(path.resolve()))
+    if path.is_file():
+        if path.suffix.lower() != ".safetensors":
+            raise SketchpadError(f"ControlNet {text} is not a .safetensors file or a diffusers folder")
+        return ModelSource("file", str(path.resolve()))
+    parts = text.strip().split("/")
+    if len(parts) == _HUB_ID_PARTS and all(parts) and path.suffix.lower() != ".safetensors":
+        return ModelSource("hub", text.strip())
+    raise SketchpadError(f"ControlNet not found: {text} (give a folder, a .safetensors file or a Hugging Face id)")
+
+
+def check_cached(source: ModelSource) -> None:
+    """Offline, a Hub ControlNet must already be in the cache; say so before anything loads."""
+    offline = os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
+    if source.kind == "hub" and offline:
+        from huggingface_hub import try_to_load_from_cache
+
+        if not isinstance(try_to_load_from_cache(source.location, "config.json"), str):
+            raise SketchpadError(
+                f"ControlNet {source.location} is not in the Hugging Face cache and Sketchpad is offline; "
+                "connect once, or give a folder or a .safetensors file"
+            )
+
+
+def load_controlnet(source: ModelSource, device, dtype):
+    """The ControlNet on `device`, or SketchpadError in one line. Safetensors only, never a pickle.
+
+    A single file takes its configuration from a config.json beside it, else from
+    $SKETCHPAD_CONTROLNET_CONFIG, else diffusers infers it (fetching the config from the Hub once)."""
+    from diffusers import ControlNetModel
+
+    offline = os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
+    try:
+        if source.kind == "file":
+            beside = Path(source.location).with_name("config.json")
+            config = str(beside.parent) if beside.is_file() else os.environ.get("SKETCHPAD_CONTROLNET_CONFIG")
+            extra = {"config": config} if config else {}
+            model = ControlNetModel.from_single_file(
+                source.location, torch_dtype=dtype, local_files_only=offline, **extra
+            )
+        else:
+            model = ControlNetModel.from_pretrained(
+                source.location, torch_dtype=dtype, use_safetensors=True, local_files_only=offline
+            )
+    except Exception as error:  # any library error at this boundary becomes one clear line
+        text = " ".join(str(error).split())[:200] or type(error).__name__
+        if source.kind == "hub" and offline:
+            text = "it is not in the Hugging Face cache and Sketchpad is offline"
+        raise SketchpadError(f"could not load the ControlNet {source.location}: {text}") from None
+    return model.to(device).eval()
+
+
+def scribble_image(sketch: Image.Image) -> Image.Image:
+    """The sketch as scribble ControlNets expect it: white lines on black, three channels."""
+    return ImageOps.invert(sketch.convert("L")).convert("RGB")
+
+
+class ControlNetSlot:
+    """The loaded ControlNet (one at a time) and the prepared control images of recent sketches."""
+
+    def __init__(self, pipe, device, dtype, on_load=None):
+        self.pipe = pipe
+        self.device, self.dtype = device, dtype
+        self._on_load = on_load or (lambda model: None)
+        self._location: str | None = None
+        self.model = None
+        self._images: dict[str, torch.Tensor] = {}
+        self._order: list[str] = []
+
+    def get(self, spec: ControlSpec):
+        source = resolve_control_source(spec.model)
+        if source.location != self._location:
+            self.model = None  # free the old one before loading the next
+            self.model = load_controlnet(source, self.device, self.dtype)
+            self._location = source.location
+            self._on_load(self.model)
+        return self.model
+
+    def control_image(self, sketch: Image.Image) -> torch.Tensor:
+        """(1, 3, h, w) in [0, 1], prepared once per sketch content and size."""
+        key = hashlib.blake2b(sketch.tobytes(), digest_size=16, person=b"sketchpad-cn").hexdigest() + str(sketch.size)
+        if key not in self._images:
+            self._images[key] = self._prepare(sketch)
+            self._order.append(key)
+            if len(self._order) > 4:
+                self._images.pop(self._order.pop(0))
+        return self._images[key]
+
+    def _prepare(self, sketch: Image.Image) -> torch.Tensor:
+        from diffusers.image_processor import VaeImageProcessor
+
+        # diffusers' ControlNet pipelines prepare the condition this way: RGB in [0, 1], not normalised
+        processor = VaeImageProcessor(vae_scale_factor=self.pipe.vae_scale_factor, do_convert_rgb=True,
+                                      do_normalize=False)
+        width, height = sketch.size
+        return processor.preprocess(scribble_image(sketch), height=height, width=width).to(self.device, self.dtype)
+
+
+def control_active(spec: ControlSpec | None, index: int, total: int) -> bool:
+    """Whether the ControlNet steers executed step `index` of `total` (diffusers' and AUTOMATIC1111's
+    guidance start/end rule); never at strength 0, so that is exactly the picture without it."""
+    if spec is None or spec.strength == 0:
+        return False
+    return not (index / total < spec.start or (index + 1) / total > spec.end)

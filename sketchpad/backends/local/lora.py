@@ -1,0 +1,211 @@
+"""LoRAs on the local engine: find the file, read it once, fuse it, and take it out without a trace.
+
+Formats: whatever diffusers' `load_lora_weights` reads (kohya/AUTOMATIC1111 `lora_unet_…`/`lora_te_…`
+keys and diffusers/peft `unet.…lora_A` keys), from .safetensors only. The LoRAs in use are fused into
+the UNet and text encoder weights, so a step costs what it costs without them. Fusing and unfusing
+in floating point does not give back the original weights bit for bit, so the original values of
+every layer a LoRA touches are kept aside while any LoRA is fused and copied back when unfusing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import os
+import re
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file
+
+from ...core.errors import SketchpadError
+from ...core.params import LoraSpec
+
+HUB_DEFAULT_FILE = "pytorch_lora_weights.safetensors"
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.\-]*/[\w.\-]+$")  # what diffusers' LoRA repositories call the weights
+_COMPONENTS = ["unet", "text_encoder"]
+
+
+def resolve_lora_file(source: str) -> Path:
+    """The local .safetensors file `source` names (a path, or a Hugging Face id already in the cache,
+    downloaded once when online). Raises SketchpadError in one line."""
+    LoraSpec(source).validated()  # pickles are refused before anything is opened
+    path = Path(source).expanduser()
+    if path.is_file():
+        if path.suffix.lower() != ".safetensors":
+            raise SketchpadError(f"LoRA {source} is not a .safetensors file")
+        return path.resolve()
+    if path.is_dir():
+        raise SketchpadError(f"LoRA {source} is a folder; give its .safetensors file")
+    parts = source.strip().split("/")
+    repo = "/".join(parts[:2])
+    looks_like_hub = _HUB_ID.match(repo) and not path.is_absolute() and not path.parent.is_dir()
+    if looks_like_hub and (len(parts) == 2 and path.suffix.lower() != ".safetensors" or len(parts) >= 3 and path.suffix.lower() == ".safetensors"):
+        return _from_hub(repo, "/".join(parts[2:]) or HUB_DEFAULT_FILE, source)
+    raise SketchpadError(f"LoRA not found: {source} (give a .safetensors file or a Hugging Face id)")
+
+
+def _from_hub(repo: str, filename: str, source: str) -> Path:
+    from huggingface_hub import hf_hub_download
+
+    offline = os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
+    try:
+        return Path(hf_hub_download(repo, filename, local_files_only=offline))
+    except Exception as error:  # not cached, no network, no such repo or file: one line either way
+        reason = "it is not in the Hugging Face cache and Sketchpad is offline" if offline else type(error).__name__
+        raise SketchpadError(f"LoRA {source} cannot be loaded: {reason} (repository {repo}, file {filename})") from None
+
+
+def short_hash(path: Path) -> str:
+    """AUTOMATIC1111's LoRA hash: SHA-256 of a safetensors file after its header, first 12 digits."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        header_length = int.from_bytes(file.read(8), "little")
+        file.seek(8 + header_length)
+        for chunk in iter(lambda: file.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()[:12]
+
+
+def read_lora(path: Path) -> dict[str, torch.Tensor]:
+    """The tensors of a LoRA file (never unpickled: safetensors only)."""
+    try:
+        state = load_file(str(path))
+    except Exception as error:
+        raise SketchpadError(f"LoRA {path.name} is not a readable .safetensors file ({error})") from None
+    if not state or not all("lora" in key or key.endswith(".alpha") for key in state):
+        raise SketchpadError(f"{path.name} is not a LoRA (its tensors are not named like LoRA weights)")
+    return state
+
+
+def _text_encoder_loras_unsupported() -> str | None:
+    """Why transformers cannot take a LoRA into the text encoder here, or None when it can."""
+    import importlib.metadata
+
+    from packaging.version import Version
+
+    try:
+        from transformers.integrations.peft import MIN_PEFT_VERSION
+    except ImportError:
+        return None
+    installed = importlib.metadata.version("peft")
+    if Version(installed) < Version(MIN_PEFT_VERSION):
+        return f"transformers needs peft >= {MIN_PEFT_VERSION}, this has {installed}"
+    return None
+
+
+@dataclass
+class _Loaded:
+    adapter: str
+    short_hash: str
+
+
+class LoraStack:
+    """The LoRAs loaded into one pipeline. Not thread-safe, like the engine that owns it."""
+
+    def __init__(self, pipe, notify=None):
+        self.pipe = pipe
+        self.notify = notify or (lambda message: None)
+        self._files: dict[str, Path] = {}  # source text -> resolved file
+        self._loaded: dict[Path, _Loaded] = {}
+        self._fused: tuple[tuple[Path, float], ...] = ()
+        self._originals: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}  # id(param) -> (param, original)
+        self._counter = 0
+
+    @property
+    def state(self) -> tuple[tuple[str, float], ...]:
+        """What is fused now; part of every cache key that depends on the weights."""
+        return tuple((str(path), weight) for path, weight in self._fused)
+
+    def apply(self, specs: tuple[LoraSpec, ...]) -> tuple[LoraSpec, ...]:
+        """Make exactly `specs` active. Unchanged LoRAs cost nothing; a weight change re-fuses without
+        reading the file; a LoRA with weight 0 is not fused at all. Returns the specs with their hashes."""
+        files = [self._file(spec.source) for spec in specs]
+        wanted = tuple((path, float(spec.weight)) for spec, path in zip(specs, files) if spec.weight != 0)
+        # read new files before changing anything, so a bad file leaves the pipeline as it was
+        fresh = {path: (read_lora(path), short_hash(path)) for path, _ in wanted if path not in self._loaded}
+        stale = [path for path in self._loaded if path not in files]
+        if wanted != self._fused or fresh or stale:
+            self._rebuild(wanted, fresh, stale)
+        return tuple(
+            dataclasses.replace(spec, short_hash=self._loaded[path].short_hash) if path in self._loaded else spec
+            for spec, path in zip(specs, files)
+        )
+
+    def _file(self, source: str) -> Path:
+        if source not in self._files:
+            self._files[source] = resolve_lora_file(source)
+        return self._files[source]
+
+    def _rebuild(self, wanted, fresh, stale) -> None:
+        pipe = self.pipe
+        self._unfuse()
+        if self._loaded:
+            pipe.disable_lora()  # until the new set is fused: if loading fails, the plain weights run
+        if stale:
+            pipe.delete_adapters([self._loaded.pop(path).adapter for path in stale])
+        for path, (state, digest) in fresh.items():
+            self._counter += 1
+            adapter = f"lora{self._counter}"
+            try:
+                with warnings.catch_warnings():  # peft warns that a second adapter joins the first: intended
+                    warnings.simplefilter("ignore")
+                    self._load(path, state, adapter)
+            except SketchpadError:
+                raise
+            except Exception as error:
+                raise SketchpadError(f"{path.name} does not fit this model ({' '.join(str(error).split())[:160]})") from None
+            self._loaded[path] = _Loaded(adapter, digest)
+        if not self._loaded:
+            pipe.unload_lora_weights()  # back to the plain modules
+            self._originals.clear()
+            return
+        if not wanted:
+            return  # loaded (weight 0 for now), but disabled: out of every forward pass
+        pipe.enable_lora()
+        names = [self._loaded[path].adapter for path, _ in wanted]
+        pipe.set_adapters(names, [weight for _, weight in wanted])
+        self._keep_originals()
+        pipe.fuse_lora(components=_COMPONENTS, adapter_names=names)
+        self._fused = wanted
+
+    def _load(self, path: Path, state: dict, adapter: str) -> None:
+        pipe = self.pipe
+        unsupported = _text_encoder_loras_unsupported()
+        if unsupported is None:
+            pipe.load_lora_weights(state, adapter_name=adapter)
+            return
+        # transformers loads text-encoder LoRAs only with a newer peft than may be installed: then
+        # the UNet part (all that few-step LoRAs have) still applies, and we say what is left out
+        converted, alphas, metadata = pipe.lora_state_dict(dict(state), return_lora_metadata=True)
+        unet_part = {key: value for key, value in converted.items() if not key.startswith("text_encoder.")}
+        if len(unet_part) < len(converted):
+            self.notify(f"LoRA {path.name}: its text-encoder part is left out ({unsupported}); its UNet part applies")
+        if not unet_part:
+            raise SketchpadError(f"LoRA {path.name} has only a text-encoder part, which cannot load here ({unsupported})")
+        alphas = {key: value for key, value in (alphas or {}).items() if not key.startswith("text_encoder.")}
+        pipe.load_lora_into_unet(
+            unet_part, alphas or None, pipe.unet, adapter_name=adapter, _pipeline=pipe, metadata=metadata
+        )
+
+    def _unfuse(self) -> None:
+        if not self._fused:
+            return
+        self.pipe.unfuse_lora(components=_COMPONENTS)
+        with torch.no_grad():
+            for param, original in self._originals.values():
+                param.copy_(original)  # subtracting the delta again is off by rounding; copying is exact
+        self._fused = ()
+
+    def _keep_originals(self) -> None:
+        from peft.tuners.tuners_utils import BaseTunerLayer
+
+        for component in _COMPONENTS:
+            model = getattr(self.pipe, component)
+            for module in model.modules():
+                if isinstance(module, BaseTunerLayer):
+                    for param in module.get_base_layer().parameters(recurse=False):
+                        if id(param) not in self._originals:
+                            self._originals[id(param)] = (param, param.detach().clone())
