@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from .core.errors import SketchpadError
-from .core.params import PREVIEW_METHODS, SCHEDULERS, GenerationParams
+from .core.params import PRESETS, PREVIEW_METHODS, SCHEDULERS, ControlSpec, GenerationParams, LoraSpec
 
 EXIT_ERROR = 2
 EXIT_INTERRUPTED = 130
@@ -53,10 +53,21 @@ def build_generate_parser(program: str = "python main.py") -> argparse.ArgumentP
     knob = parser.add_mutually_exclusive_group()
     knob.add_argument("--strength", type=_number, help="denoise 0..1 (default 0.75): how much of the sketch is redrawn")
     knob.add_argument("--start-at-step", type=_whole, help="start at step K of --steps instead (0 = from noise)")
-    parser.add_argument("--steps", type=_whole, default=20, help="steps that run (default 20)")
-    parser.add_argument("--cfg", type=_number, default=7.5, help="prompt guidance scale (default 7.5)")
+    # None = not given, so that an explicit value wins over a preset's
+    parser.add_argument("--steps", type=_whole, default=None, help="steps that run (default 20, or the preset's)")
+    parser.add_argument("--cfg", type=_number, default=None, help="prompt guidance scale (default 7.5, or the preset's)")
     parser.add_argument("--seed", type=_whole, default=-1, help="noise seed; -1 or none picks one (default)")
-    parser.add_argument("--scheduler", choices=SCHEDULERS, default=None, help="default: the model's own")
+    parser.add_argument("--scheduler", choices=SCHEDULERS, default=None,
+                        help="default: the model's own, or the preset's")
+    parser.add_argument("--preset", choices=PRESETS, default=None,
+                        help="set sampler, steps, CFG and a few-step LoRA at once (quality, lcm, hyper, lightning)")
+    parser.add_argument("--lora", action="append", default=[], metavar="FILE_OR_ID[:WEIGHT]",
+                        help="a .safetensors LoRA or Hugging Face id, weight 1 unless given; repeatable")
+    parser.add_argument("--control", default=None, metavar="MODEL",
+                        help="keep the sketch's lines: a scribble ControlNet (Hugging Face id, folder or .safetensors)")
+    parser.add_argument("--control-strength", type=_number, default=None, help="ControlNet strength 0..2 (default 1)")
+    parser.add_argument("--control-range", default=None, metavar="START:END",
+                        help="the part of the steps the ControlNet steers, as fractions (default 0:1)")
     parser.add_argument("--model", default=None, help="Hugging Face id, diffusers folder or .safetensors file")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default="auto",
                         help=f"{DEVICE_HELP} (default auto)")
@@ -83,21 +94,55 @@ _number.__name__ = "number"  # argparse names the type in its error message
 _whole.__name__ = "whole number"
 
 
+def parse_lora(text: str) -> LoraSpec:
+    """`FILE_OR_ID[:WEIGHT]` -> LoraSpec (weight 1 when none is given)."""
+    head, colon, tail = text.rpartition(":")
+    if colon:
+        try:
+            return LoraSpec(head.strip(), _number(tail)).validated()
+        except ValueError:
+            if "/" not in tail and "\\" not in tail:  # else a Windows drive colon, not a weight
+                raise SketchpadError(f"--lora {text}: the weight after ':' must be a number") from None
+    return LoraSpec(text.strip()).validated()
+
+
+def parse_control(source: str | None, strength: float | None, span: str | None) -> ControlSpec | None:
+    if source is None:
+        if strength is not None or span is not None:
+            raise SketchpadError("--control-strength and --control-range need --control MODEL")
+        return None
+    start, end = 0.0, 1.0
+    if span is not None:
+        first, colon, second = span.partition(":")
+        try:
+            if not colon:
+                raise ValueError
+            start, end = _number(first), _number(second)
+        except ValueError:
+            raise SketchpadError(f"--control-range {span}: give START:END as fractions, e.g. 0:0.8") from None
+    return ControlSpec(source, 1.0 if strength is None else strength, start, end).validated()
+
+
 def params_from_args(args) -> GenerationParams:
+    from .core.presets import apply_preset
+
     strength = args.strength if args.start_at_step is None else None
     if strength is None and args.start_at_step is None:
         strength = 0.75
-    return GenerationParams(
+    params = GenerationParams(
         prompt=args.prompt,
         negative_prompt=args.negative,
         strength=strength,
-        start_at_step=args.start_at_step,
-        steps=args.steps,
-        cfg=args.cfg,
+        start_at_step=None,
         seed=args.seed,
-        scheduler=args.scheduler,
         preview_method=args.preview_method,
-    ).validated()
+        loras=tuple(parse_lora(text) for text in args.lora),
+        control=parse_control(args.control, args.control_strength, args.control_range),
+    )
+    if args.preset is not None:
+        params = apply_preset(params, args.preset)
+    explicit = {name: getattr(args, name) for name in ("steps", "cfg", "scheduler") if getattr(args, name) is not None}
+    return params.replace(start_at_step=args.start_at_step, **explicit).validated()
 
 
 def main(argv: list[str] | None = None, program: str | None = None) -> int:

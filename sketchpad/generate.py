@@ -27,6 +27,7 @@ def run_generate(args) -> int:
     source = resolve_model_source(args.model)
     device = pick_device(args.device)
     out = _output_path(args.out, args.overwrite)
+    _check_add_ons(params)
     if args.previews is not None:
         _check_writable_folder(args.previews)
 
@@ -44,6 +45,17 @@ def run_generate(args) -> int:
     say(f"Seed {result.params.seed}, {result.steps_run} steps in {result.seconds:.1f} s")
     print(saved)
     return 0
+
+
+def _check_add_ons(params) -> None:
+    """LoRA files and the ControlNet must be findable before the model loads (cache lookups only)."""
+    from .backends.local.controlnet import check_cached, resolve_control_source
+    from .backends.local.lora import resolve_lora_file
+
+    for lora in params.loras:
+        resolve_lora_file(lora.source)
+    if params.control is not None:
+        check_cached(resolve_control_source(params.control.model))
 
 
 def _output_path(out: Path | None, overwrite: bool) -> Path:
