@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from .cli import DEVICE_HELP
+from .core.registry import DEVICES
 from .platform_check import EXIT_MISSING, xcb_problem
 
 
@@ -21,7 +22,7 @@ def parse_app_args(argv: list[str], program: str = "python main.py") -> argparse
                f"(see: {program} generate --help)",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", help="Hugging Face id, diffusers folder or .safetensors file (remembered)")
-    parser.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"),
+    parser.add_argument("--device", choices=DEVICES,
                         help=f"{DEVICE_HELP} (default auto; remembered)")
     parser.add_argument("--output-dir", type=Path, metavar="DIR", help="where Ctrl+S saves results (remembered)")
     return parser.parse_args(argv)

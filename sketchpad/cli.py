@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 import sys
 from pathlib import Path
 
 from .core.errors import SketchpadError
 from .core.params import PRESETS, PREVIEW_METHODS, SCHEDULERS, ControlSpec, GenerationParams, LoraSpec
+from .core.registry import DEVICES
 
 EXIT_ERROR = 2
 EXIT_INTERRUPTED = 130
@@ -40,11 +40,6 @@ def program_name(argv0: str) -> str:
     return name or "sketchpad"
 
 
-def default_output_dir() -> Path:
-    pictures = os.environ.get("XDG_PICTURES_DIR") or str(Path.home() / "Pictures")
-    return Path(pictures).expanduser() / "Sketchpad"
-
-
 def build_generate_parser(program: str = "python main.py") -> argparse.ArgumentParser:
     parser = _OneLineParser(prog=f"{program} generate", description="Turn a sketch into a picture, headless.")
     parser.add_argument("sketch", help="the sketch: any image file")
@@ -69,7 +64,7 @@ def build_generate_parser(program: str = "python main.py") -> argparse.ArgumentP
     parser.add_argument("--control-range", default=None, metavar="START:END",
                         help="the part of the steps the ControlNet steers, as fractions (default 0:1)")
     parser.add_argument("--model", default=None, help="Hugging Face id, diffusers folder or .safetensors file")
-    parser.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default="auto",
+    parser.add_argument("--device", choices=DEVICES, default="auto",
                         help=f"{DEVICE_HELP} (default auto)")
     parser.add_argument("--out", type=Path, help="where to save the PNG (default: next free name in the output folder)")
     parser.add_argument("--overwrite", action="store_true", help="allow replacing an existing --out")

@@ -9,7 +9,8 @@ from pathlib import Path
 
 from PIL import Image
 
-from .cli import default_output_dir, params_from_args
+from .cli import params_from_args
+from .core.registry import default_output_dir
 from .core.errors import SketchpadError
 from .core.images import load_sketch
 from .backends.local.models import pick_device, resolve_model_source

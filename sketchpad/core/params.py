@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import PurePath
 
 from .errors import SketchpadError
+from .registry import SCHEDULERS  # noqa: F401  (re-exported: the ids a request may name)
 
-SCHEDULERS = ("pndm", "ddim", "euler", "euler_a", "dpmpp_2m", "dpmpp_2m_karras", "lcm", "ddim_trailing")
 PREVIEW_METHODS = ("latent2rgb", "taesd", "vae", "none")
 MAX_STEPS = 500
 MAX_SEED = 2**32 - 1  # the range other Stable Diffusion tools use, so seeds travel between them

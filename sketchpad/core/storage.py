@@ -32,6 +32,7 @@ from PIL import Image, PngImagePlugin
 from .. import __version__
 from .errors import SketchpadError
 from .params import ControlSpec, GenerationParams, LoraSpec
+from .registry import SCHEDULER_LABELS
 
 
 @dataclass(frozen=True)
@@ -45,11 +46,7 @@ class ResultInfo:
     sampler: str  # one of SCHEDULERS; for another tool's sampler we do not know, its own display name
 
 
-SAMPLER_NAMES = {
-    "pndm": "PLMS", "ddim": "DDIM", "euler": "Euler", "euler_a": "Euler a",
-    "dpmpp_2m": "DPM++ 2M", "dpmpp_2m_karras": "DPM++ 2M Karras", "lcm": "LCM",
-    "ddim_trailing": "DDIM Trailing",
-}  # fmt: skip
+SAMPLER_NAMES = SCHEDULER_LABELS  # the names A1111 writes, e.g. "Euler a"
 _SAMPLERS_BY_NAME = {name.lower(): ours for ours, name in SAMPLER_NAMES.items()}
 _NEGATIVE = "Negative prompt:"
 # AUTOMATIC1111's own pattern for "Key: value, Key: "quoted, value", ..."

@@ -18,7 +18,7 @@ from PySide6.QtWidgets import (QButtonGroup, QCheckBox, QComboBox, QDial, QDoubl
 
 from sketchpad.core.params import (MAX_SEED, MAX_STEPS, PREVIEW_METHODS, RANDOM_SEED,
                                      SCHEDULERS, GenerationParams)
-from sketchpad.core.storage import SAMPLER_NAMES
+from sketchpad.core.registry import SCHEDULER_LABELS
 
 # The denoise ranges people know from other tools: (name, low, high, colour readable on dark and light).
 BANDS = (("subtle", 0.20, 0.40, "#4fc3f7"), ("restyle", 0.50, 0.70, "#ffb74d"),
@@ -125,7 +125,7 @@ class GenerationPanel(QWidget):
         self.scheduler_combo = QComboBox(self)
         self.scheduler_combo.addItem("Model default", None)
         for name in SCHEDULERS:
-            self.scheduler_combo.addItem(SAMPLER_NAMES.get(name, name), name)
+            self.scheduler_combo.addItem(SCHEDULER_LABELS[name], name)
         self.preview_combo = QComboBox(self, toolTip="How each step's preview is drawn")
         for name in PREVIEW_METHODS:
             self.preview_combo.addItem(PREVIEW_LABELS.get(name, name), name)

@@ -9,9 +9,9 @@ from typing import Callable
 import torch
 
 from ...core.errors import SketchpadError
+from ...core.registry import DEVICES  # noqa: F401  (re-exported)
 from ...core.sources import DEFAULT_MODEL, ModelSource, resolve_model_source  # noqa: F401  (re-exported)
 
-DEVICES = ("auto", "cpu", "cuda", "mps")
 # Only what img2img needs: no safety checker, no 4 GB single-file copy, no pickled duplicates.
 _HUB_FILES = [
     "model_index.json",
