@@ -19,8 +19,6 @@ import traceback
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-from PIL import Image
 from PySide6.QtCore import QMutex, QMutexLocker, QThread, QWaitCondition, Signal
 from PySide6.QtGui import QImage
 
@@ -29,6 +27,7 @@ from .core.errors import SketchpadError
 from .core.params import GenerationParams
 from .core.result_archive import ResultArchive
 from .core.storage import ResultInfo
+from .ui.images import numpy_to_qimage, pil_to_qimage, qimage_to_pil  # noqa: F401  (re-exported)
 
 LOAD_POLL_SECONDS = 0.05  # how often a waiting load checks for stop(): well inside the 2 s quit budget
 
@@ -287,22 +286,3 @@ def _describe_failure(error: Exception) -> str:
     if "out of memory" in text.lower():
         return "out of memory: try a smaller canvas, fewer steps, or the CPU device"
     return f"generation failed: {text or type(error).__name__}"
-
-
-def qimage_to_pil(image: QImage) -> Image.Image:
-    rgb = image.convertToFormat(QImage.Format.Format_RGB888)
-    width, height, stride = rgb.width(), rgb.height(), rgb.bytesPerLine()
-    buffer = np.frombuffer(rgb.constBits(), dtype=np.uint8, count=stride * height)
-    rows = buffer.reshape(height, stride)[:, : width * 3]
-    return Image.fromarray(rows.reshape(height, width, 3).copy(), "RGB")
-
-
-def numpy_to_qimage(array: np.ndarray) -> QImage:
-    array = np.ascontiguousarray(array)
-    height, width = array.shape[:2]
-    # copy(): the QImage must own its pixels once the numpy buffer is gone
-    return QImage(array.data, width, height, width * 3, QImage.Format.Format_RGB888).copy()
-
-
-def pil_to_qimage(image: Image.Image) -> QImage:
-    return numpy_to_qimage(np.asarray(image.convert("RGB")))
