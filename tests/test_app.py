@@ -1,71 +1,31 @@
 """The painting app end to end on the tiny model: draw, generate, live dial, save, close."""
 
 
-import numpy as np
 import pytest
-from PySide6.QtCore import QPoint, QPointF, QSettings, Qt
+from PySide6.QtCore import QSettings
 from PySide6.QtGui import QImage
-from PySide6.QtTest import QTest
 
 from sketchpad.core.storage import read_png_parameters
+from sketchpad.ui.images import qimage_to_pil
 from sketchpad.ui.main_window import MainWindow
-from sketchpad.worker import GenerationWorker, qimage_to_pil
-
-WAIT_MS = 60_000
-
-
-@pytest.fixture
-def window(qtbot, tmp_path, tiny_model_dir):
-    settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
-    worker = GenerationWorker()
-    made = MainWindow(worker, model=str(tiny_model_dir), device="cpu", output_dir=tmp_path / "out",
-                      settings=settings, state_dir=tmp_path / "state")
-    qtbot.addWidget(made)
-    made.confirm_discard = lambda: True  # no modal question when the test closes a drawn-on window
-    made.canvas.resize_canvas(64, 64)  # the tiny model's native size keeps every run fast
-    made.canvas.set_modified(False)
-    made.panel.set_params(made.panel.params().replace(steps=3, scheduler="euler", prompt="a knight"))
-    made.show()
-    with qtbot.waitSignal(worker.model_ready, timeout=WAIT_MS):
-        made.start()
-    yield made
-    made.close()
-    assert not worker.isRunning()
+from sketchpad.worker import GenerationWorker
+from window_harness import WAIT_MS, draw_line, generate_and_wait, make_window, window  # noqa: F401  (window: a fixture)
 
 
-def draw_line(qtbot, canvas, start, end):
-    """A stroke as a person makes it: press, a few moves, release (image coordinates)."""
-    to_widget = lambda p: canvas.image_to_widget(QPointF(*p)).toPoint()
-    QTest.mousePress(canvas, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, to_widget(start))
-    for t in np.linspace(0, 1, 6)[1:]:
-        point = (start[0] + (end[0] - start[0]) * t, start[1] + (end[1] - start[1]) * t)
-        _move(canvas, to_widget(point))
-    QTest.mouseRelease(canvas, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, to_widget(end))
-
-
-def _move(widget, pos: QPoint):
-    from PySide6.QtGui import QMouseEvent
-    from PySide6.QtWidgets import QApplication
-
-    event = QMouseEvent(QMouseEvent.Type.MouseMove, QPointF(pos), widget.mapToGlobal(QPointF(pos)),
-                        Qt.MouseButton.NoButton, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier)
-    QApplication.sendEvent(widget, event)
-
-
-def generate_and_wait(qtbot, window):
-    steps = []
-    window.worker.step_preview.connect(lambda *args: steps.append(args))
-    with qtbot.waitSignal(window.worker.result_ready, timeout=WAIT_MS) as result:
-        request = window.generate()
-    outcome = result.args[0]
-    assert outcome.request_id == request
-    return outcome, [s for s in steps if s[0] == request]
-
-
-def test_window_basics(window):
+def test_window_names_the_loaded_model_and_is_ready(window, tiny_model_dir):
     assert "Sketchpad" in window.windowTitle()
-    assert "tiny" in window.model_label.text() or window.model_label.text()
-    assert window.state_label.text() == "ready"
+    assert window.model_label.text() == f"Model: {tiny_model_dir.name}"
+    assert window.device_label.text() == "Device: cpu"
+    assert window.state_text() == "ready"
+
+
+def test_a_failed_load_names_no_model_in_the_label_state(qtbot, tmp_path):
+    window = make_window(qtbot, tmp_path, "someone/not-in-the-cache")
+    with qtbot.waitSignal(window.worker.model_failed, timeout=WAIT_MS):
+        window.start()
+    assert window.model_label.text() == "Model: not-in-the-cache"  # what was asked, not a loaded name
+    assert window.state_text() == "error: no model"
+    window.close()
 
 
 def test_stick_figure_generates_with_one_preview_per_step(qtbot, window):
@@ -77,7 +37,7 @@ def test_stick_figure_generates_with_one_preview_per_step(qtbot, window):
     assert window.preview.result_image().size() == outcome.image.size()
     assert window.preview.scrubber.maximum() - window.preview.scrubber.minimum() + 1 == 4  # 3 steps + result
     assert window.history.count() == 1
-    assert window.state_label.text().startswith("ready")
+    assert window.state_text().startswith("done")
     assert outcome.info.params.seed >= 0 and str(outcome.info.params.seed) in window.panel.used_seed_label.text()
 
 
@@ -86,7 +46,7 @@ def test_ctrl_s_saves_a_png_with_its_settings_and_never_overwrites(qtbot, window
     window.activateWindow()
     window.actions["save"].trigger()
     window.actions["save"].trigger()
-    saved = sorted((window.output_dir).glob("*.png"))
+    saved = sorted(window.session.output_dir.glob("*.png"))
     assert len(saved) == 2 and saved[0] != saved[1]
     info = read_png_parameters(saved[0])
     assert info.params.prompt == "a knight" and info.params.steps == 3 and info.sampler == "euler"
@@ -106,7 +66,7 @@ def test_live_dial_regenerates_and_the_newest_request_wins(qtbot, window):
     qtbot.waitUntil(lambda: bool(results) and results[-1].info.params.strength == 0.62, timeout=WAIT_MS)
     assert cancelled, "the stale run was not abandoned"
     assert all(r.info.params.strength == 0.62 for r in results)
-    assert window.shown_outcome().info.params.strength == 0.62
+    assert window.session.shown.info.params.strength == 0.62
 
 
 def test_dial_does_nothing_when_live_is_off(qtbot, window):
@@ -125,7 +85,8 @@ def test_cancel_stops_the_run(qtbot, window):
     with qtbot.waitSignal(window.worker.request_cancelled, timeout=WAIT_MS) as cancelled:
         window.actions["cancel"].trigger()
     assert cancelled.args == [request]
-    assert window.state_label.text() == "cancelled"
+    assert window.state_text().startswith("cancelled at step ")
+    assert "unfinished" in window.preview.caption_text()
 
 
 def test_bad_file_is_refused_and_the_drawing_kept(qtbot, window, tmp_path):
@@ -135,7 +96,8 @@ def test_bad_file_is_refused_and_the_drawing_kept(qtbot, window, tmp_path):
     bad.write_bytes(b"\x89PNG\r\n\x1a\n not really")
     assert window.files.open_sketch(bad) is False
     assert window.canvas.image() == before
-    assert window.state_label.text().startswith("error:")
+    assert "broken.png" in window.statusBar().currentMessage()
+    assert "broken.png" in window.preview.caption_text()
 
 
 def test_opening_a_saved_result_restores_its_settings(qtbot, window):
@@ -205,7 +167,7 @@ def test_missing_model_keeps_the_window_usable_and_says_what_to_do(qtbot, tmp_pa
     qtbot.addWidget(window)
     with qtbot.waitSignal(worker.model_failed, timeout=WAIT_MS):
         window.start()
-    assert window.state_label.text().startswith("error")
+    assert window.state_text().startswith("error")
     assert "offline" in window.preview.caption_text() and "tiny_model" in window.preview.caption_text()
     draw_line(qtbot, window.canvas, (5, 5), (60, 60))  # drawing still works
     assert window.canvas.is_modified()
@@ -223,5 +185,6 @@ def test_settings_survive_a_restart(qtbot, window, tmp_path, tiny_model_dir):
     restored = again.panel.params()
     assert (restored.prompt, restored.negative_prompt, restored.cfg, restored.strength) == (
         "a lighthouse", "fog", 4.5, 0.35)
-    assert again.model == str(tiny_model_dir) and again.device == "cpu" and again.output_dir == tmp_path / "out"
+    model = again.session.model
+    assert (model.model, model.device, again.session.output_dir) == (str(tiny_model_dir), "cpu", tmp_path / "out")
     again.worker.stop()

@@ -1,7 +1,7 @@
 """Pictures in and out of the window: open/paste/drop a sketch, save and copy results.
 
 Every failure is one clear message and changes nothing: the drawing is only replaced once the new
-picture has been read completely.
+picture has been read completely. Everything it says goes through the session's message signal.
 """
 
 from __future__ import annotations
@@ -9,46 +9,58 @@ from __future__ import annotations
 from pathlib import Path
 
 from PySide6.QtGui import QGuiApplication, QImage
-from PySide6.QtWidgets import QFileDialog
+from PySide6.QtWidgets import QFileDialog, QWidget
 
 from ..core.errors import SketchpadError
 from ..core.images import load_sketch, prepare_sketch
-from ..core.storage import ResultInfo, next_free_path, read_png_parameters, save_png, save_result
-from ..worker import pil_to_qimage, qimage_to_pil
+from ..core.storage import next_free_path, read_png_parameters, save_png, save_result
+from .canvas import SketchCanvas
+from .images import pil_to_qimage, qimage_to_pil
+from .session import HistoryEntry, Session
 
 IMAGE_FILTER = "Images (*.png *.jpg *.jpeg *.webp *.bmp *.gif *.tif *.tiff);;All files (*)"
 
 
 class FileActions:
-    def __init__(self, window):
-        self.window = window  # MainWindow: canvas, panel, report(), output_dir, shown_outcome()
+    def __init__(self, session: Session, canvas: SketchCanvas, dialog_parent: QWidget):
+        self.session, self.canvas, self.dialog_parent = session, canvas, dialog_parent
 
     # ---- sketches in ---------------------------------------------------------------------
     def open_sketch_dialog(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self.window, "Open a sketch", "", IMAGE_FILTER)
+        path, _ = QFileDialog.getOpenFileName(self.dialog_parent, "Open a sketch",
+                                              str(self.session.dialog_folder()), IMAGE_FILTER)
         if path:
             self.open_sketch(Path(path))
 
     def open_sketch(self, path: Path) -> bool:
         """Load a picture as the sketch; a PNG made by Sketchpad (or A1111) also restores its settings."""
+        path = Path(path)
         try:
             sketch = load_sketch(path)
-            info = read_png_parameters(path) if path.suffix.lower() == ".png" else None
         except SketchpadError as error:
-            self.window.report(str(error), error=True)
+            self.session.say(str(error), error=True)
             return False
-        self.window.canvas.set_image(pil_to_qimage(sketch))
+        info, unreadable = None, False
+        if path.suffix.lower() == ".png":
+            try:
+                info = read_png_parameters(path)
+            except SketchpadError:  # the picture is fine; only its settings are not
+                unreadable = True
+        self.session.last_folder = path.parent
+        self.canvas.set_image(pil_to_qimage(sketch))
         if info is not None:
-            self.window.panel.set_params(info.params)
-            self.window.report(f"Opened {path.name} and restored its settings")
+            self.session.load_request(info.params)
+            self.session.say(f"Opened {path.name} and restored its settings")
+        elif unreadable:
+            self.session.say(f"Opened {path.name} as a sketch; its settings could not be read")
         else:
-            self.window.report(f"Opened {path.name}")
+            self.session.say(f"Opened {path.name}")
         return True
 
     def paste(self) -> bool:
         image = QGuiApplication.clipboard().image()
         if image.isNull():
-            self.window.report("The clipboard holds no picture to paste", error=True)
+            self.session.say("The clipboard holds no picture to paste", error=True)
             return False
         return self.use_image_as_sketch(image, "Pasted the clipboard picture as the sketch")
 
@@ -56,69 +68,84 @@ class FileActions:
         try:
             sketch = prepare_sketch(qimage_to_pil(image))
         except SketchpadError as error:
-            self.window.report(str(error), error=True)
+            self.session.say(str(error), error=True)
             return False
-        self.window.canvas.set_image(pil_to_qimage(sketch))
-        self.window.report(message)
+        self.canvas.set_image(pil_to_qimage(sketch))
+        self.session.say(message)
         return True
+
+    def use_result_as_sketch(self) -> bool:
+        entry = self.session.shown
+        if entry is None:
+            self.session.say("There is no result yet to use as the sketch", error=True)
+            return False
+        return self.use_image_as_sketch(entry.picture(), "Using the result as the sketch")
 
     # ---- sketches out --------------------------------------------------------------------
     def save_sketch_dialog(self) -> None:
-        path, _ = QFileDialog.getSaveFileName(self.window, "Save the sketch", "sketch.png", "PNG (*.png)")
+        suggested = str(self.session.dialog_folder() / "sketch.png")
+        path, _ = QFileDialog.getSaveFileName(self.dialog_parent, "Save the sketch", suggested, "PNG (*.png)")
         if path:
-            self._write(lambda: save_png(qimage_to_pil(self.window.canvas.image()), Path(path), {}, overwrite=True))
-            self.window.canvas.set_modified(False)
+            path = Path(path)
+            if self._write(lambda: save_png(qimage_to_pil(self.canvas.image()), path, {}, overwrite=True)):
+                self.session.last_folder = path.parent
+                self.canvas.set_modified(False)
 
     # ---- results out ---------------------------------------------------------------------
     def save_result(self) -> Path | None:
-        """Ctrl+S: the shown result into the output folder, numbered, never overwriting."""
-        outcome = self._shown_outcome()
-        if outcome is None:
+        """Ctrl+S: the finished picture on show into the output folder, numbered, never overwriting."""
+        entry = self._shown_entry()
+        if entry is None:
             return None
-        return self._write(lambda: save_result(_pil(outcome.image), outcome.info, next_free_path(self.window.output_dir)))
+        return self._save(entry, lambda: next_free_path(self.session.output_dir), overwrite=False)
 
     def save_result_as(self) -> Path | None:
-        outcome = self._shown_outcome()
-        if outcome is None:
+        entry = self._shown_entry()
+        if entry is None:
             return None
-        suggested = str(next_free_path(self.window.output_dir))
-        path, _ = QFileDialog.getSaveFileName(self.window, "Save the result", suggested, "PNG (*.png)")
+        try:
+            suggested = str(next_free_path(self.session.dialog_folder()))
+        except SketchpadError:
+            suggested = str(self.session.dialog_folder() / "sketchpad.png")
+        path, _ = QFileDialog.getSaveFileName(self.dialog_parent, "Save the result", suggested, "PNG (*.png)")
         if not path:
             return None
         path = Path(path) if path.lower().endswith(".png") else Path(path + ".png")
-        # the dialog already asked before replacing a file
-        return self._write(lambda: save_result(_pil(outcome.image), outcome.info, path, overwrite=True))
+        saved = self._save(entry, lambda: path, overwrite=True)  # the dialog already asked before replacing
+        if saved is not None:
+            self.session.last_folder = saved.parent
+        return saved
 
     def copy_result(self) -> None:
-        outcome = self._shown_outcome()
-        if outcome is not None:
-            QGuiApplication.clipboard().setImage(outcome.image)
-            self.window.report("Copied the result to the clipboard")
+        entry = self._shown_entry()
+        if entry is not None:
+            QGuiApplication.clipboard().setImage(entry.picture())
+            self.session.say("Copied the result to the clipboard" + self._not_the_replay())
 
-    def _shown_outcome(self):
-        outcome = self.window.shown_outcome()
-        if outcome is None:
-            self.window.report("There is no result to save yet: draw something and press Generate", error=True)
-        return outcome
+    def _save(self, entry: HistoryEntry, target, overwrite: bool) -> Path | None:
+        picture = entry.picture()
+        if picture.isNull():
+            self.session.say("That result's file is gone; pick another one", error=True)
+            return None
+        return self._write(lambda: save_result(qimage_to_pil(picture), entry.info, target(), overwrite=overwrite),
+                           note=self._not_the_replay())
 
-    def _write(self, write) -> Path | None:
+    def _not_the_replay(self) -> str:
+        """While the scrubber replays a step, say that the finished picture is what was taken."""
+        step = self.session.replay_step
+        return "" if step is None else f" (the finished picture, not the step {step} preview on show)"
+
+    def _shown_entry(self) -> HistoryEntry | None:
+        entry = self.session.shown
+        if entry is None:
+            self.session.say("There is no result to save yet: draw something and press Generate", error=True)
+        return entry
+
+    def _write(self, write, note: str = "") -> Path | None:
         try:
             saved = write()
         except SketchpadError as error:
-            self.window.report(str(error), error=True)
+            self.session.say(str(error), error=True)
             return None
-        self.window.report(f"Saved {saved}")
+        self.session.say(f"Saved {saved}{note}")
         return saved
-
-
-def _pil(image: QImage):
-    return qimage_to_pil(image)
-
-
-def describe(info: ResultInfo) -> str:
-    knob = (
-        f"start {info.params.start_at_step}/{info.params.steps}"
-        if info.params.start_at_step is not None
-        else f"denoise {info.params.strength:.2f}"
-    )
-    return f"seed {info.params.seed} · {knob} · {info.sampler} · {info.width}x{info.height}"

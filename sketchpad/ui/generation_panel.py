@@ -235,10 +235,11 @@ class GenerationPanel(QWidget):
         self.used_seed_label.setText(f"last: {self._used_seed}")
         self.recycle_button.setEnabled(True)
 
-    def set_progress(self, step: int, total: int) -> None:
+    def set_progress(self, step: int, total: int, text: str | None = None) -> None:
+        """Fill to step / total; `text` (the window's state line) replaces the step count."""
         self.progress_bar.setRange(0, max(1, total))
         self.progress_bar.setValue(max(0, min(step, max(1, total))))
-        self.progress_bar.setFormat(f"step {step} / {total}" if total else "idle")
+        self.progress_bar.setFormat(text if text is not None else f"step {step} / {total}" if total else "idle")
 
     def set_busy(self, busy: bool) -> None:
         """Cancel works only while busy; Generate always does (a new request replaces the run)."""

@@ -1,8 +1,8 @@
-"""HistoryStrip: this session's results as a horizontal row of thumbnails, newest first.
+"""HistoryStrip: the session's results as a horizontal row of thumbnails, newest first.
 
-Each entry carries an opaque payload (the window stores its outcome: result, ResultInfo, sketch)
-and hands it back on click (show it), double-click or menu "Restore settings", and menu
-"Use as sketch". Only the newest MAX_ENTRIES are kept, so a long Live session stays bounded.
+Each entry carries an opaque payload (the window's: a session HistoryEntry) and hands it back on
+click (show it), double-click or menu "Restore settings", and menu "Use as sketch". The session
+decides what is kept (remove() drops one); the strip itself never holds more than MAX_ENTRIES.
 """
 
 from __future__ import annotations
@@ -11,8 +11,9 @@ from PySide6.QtCore import QPoint, QSize, Qt, Signal
 from PySide6.QtGui import QImage, QPixmap
 from PySide6.QtWidgets import QListView, QListWidget, QListWidgetItem, QMenu, QVBoxLayout, QWidget
 
-MAX_ENTRIES = 100
-THUMB = 96
+from .session import MAX_HISTORY as MAX_ENTRIES
+from .session import THUMB_SIDE as THUMB
+
 KEY_ROLE = Qt.ItemDataRole.UserRole  # an int key into _payloads
 
 
@@ -66,6 +67,13 @@ class HistoryStrip(QWidget):
             oldest = self.list_widget.takeItem(self.list_widget.count() - 1)  # taken: Python frees it
             del self._payloads[oldest.data(KEY_ROLE)]
         self.list_widget.scrollToItem(item)
+
+    def remove(self, payload: object) -> None:
+        for row in range(self.list_widget.count()):
+            if self.payload(row) is payload:
+                item = self.list_widget.takeItem(row)
+                del self._payloads[item.data(KEY_ROLE)]
+                return
 
     def count(self) -> int:
         return self.list_widget.count()

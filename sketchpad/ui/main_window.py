@@ -1,7 +1,8 @@
 """The window: canvas on the left, the picture forming on the right, controls beside it.
 
-All generation goes through the worker thread; this class only posts requests and shows what
-comes back, so the window stays responsive while the model loads and runs.
+All generation goes through the worker thread; the window posts requests and binds its widgets to
+the session (sketchpad.ui.session), which the worker's reports update. So the window stays
+responsive while the model loads and runs, and every widget tells the same story.
 """
 
 from __future__ import annotations
@@ -20,14 +21,16 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from ..core.sources import DEFAULT_MODEL
+from ..core.errors import SketchpadError
 from .autosave import SketchAutosaver
 from .canvas import SketchCanvas
-from .file_actions import FileActions, describe
+from .file_actions import FileActions
 from .generation_panel import GenerationPanel
 from .history_strip import HistoryStrip
+from .images import pixel_digest
 from .preview_panel import PreviewPanel
-from .settings_store import restore_settings, save_settings
+from .session import HistoryEntry, ModelState, ModelStatus, RequestKey, Run, RunStatus, Session, bind_worker
+from .settings_store import restore_layout, restore_session, save_layout, save_session
 from .tool_bar import ToolPanel
 from .window_menus import build_menus
 
@@ -37,6 +40,7 @@ NO_MODEL_HELP = (
     "or try the tiny test model: python -m sketchpad.tiny_model ~/sketchpad-tiny, then "
     "python main.py --model ~/sketchpad-tiny"
 )
+READY_HINT = "Draw on the left, describe the picture, press Generate (Ctrl+Return)"
 
 
 class MainWindow(QMainWindow):
@@ -46,12 +50,7 @@ class MainWindow(QMainWindow):
         self.setWindowTitle("Sketchpad")
         self.worker = worker
         self.settings = settings or QSettings()
-        self.model = model or self.settings.value("model", DEFAULT_MODEL)
-        self.device = device or self.settings.value("device", "auto")
-        self.output_dir = Path(output_dir or self.settings.value("output_dir", "") or _default_output_dir())
-        self._current_request = 0
-        self._outcomes: dict[int, object] = {}
-        self._shown = None  # the Outcome on show
+        self.session = Session(parent=self)
         self._quitting = False
 
         self.canvas = SketchCanvas()
@@ -59,28 +58,26 @@ class MainWindow(QMainWindow):
         self.preview = PreviewPanel()
         self.panel = GenerationPanel()
         self.history = HistoryStrip()
-        self.files = FileActions(self)
+        self.files = FileActions(self.session, self.canvas, self)
         self._build_layout()
         self._build_status_bar()
-        self.actions = build_menus(self)
+        self.actions = build_menus(self, self.session, self.files, self.canvas, self.panel, self.generate,
+                                   self.cancel)
         self.setAcceptDrops(True)
 
         self._live_timer = QTimer(self, singleShot=True, interval=LIVE_DEBOUNCE_MS)
         self._live_timer.timeout.connect(lambda: self.generate(live=True))
-        self.panel.generate_requested.connect(self.generate)
-        self.panel.cancel_requested.connect(self.cancel)
-        self.panel.params_changed.connect(self._schedule_live)
-        self.canvas.stroke_finished.connect(self._schedule_live)
-        self.history.entry_selected.connect(self.show_outcome)
-        self.history.restore_requested.connect(lambda outcome: self.panel.set_params(outcome.info.params))
-        self.history.use_as_sketch_requested.connect(
-            lambda outcome: self.files.use_image_as_sketch(outcome.image, "Using that result as the sketch")
-        )
-        self._connect_worker()
+        self._bind_widgets()
+        self._bind_session()
+        bind_worker(self.session, worker)
 
         state = Path(state_dir or QStandardPaths.writableLocation(QStandardPaths.StandardLocation.AppDataLocation))
         self.autosaver = SketchAutosaver(self.canvas, state / "autosave.png", parent=self)
-        restore_settings(self)
+        self._note_request()  # the panel's defaults, unless the settings say otherwise
+        restore_session(self.settings, self.session, model, device, output_dir)
+        self._layout_restored = restore_layout(self.settings, self, self.splitter, self.panel)
+        self._show_model(self.session.model)
+        self._show_status(self.session.status_text())
 
     # ---- building ------------------------------------------------------------------------
     def _build_layout(self) -> None:
@@ -119,24 +116,40 @@ class MainWindow(QMainWindow):
         self.splitter.setSizes([half, half, controls])
 
     def _build_status_bar(self) -> None:
+        # The run's state is said once, by the panel's progress bar; the status bar holds passing
+        # messages on the left and facts on the right.
+        self.canvas_size_label = QLabel()
         self.model_label = QLabel()
         self.device_label = QLabel()
-        self.state_label = QLabel("starting")
         bar = self.statusBar()
-        bar.addWidget(self.state_label, 1)
-        bar.addPermanentWidget(self.model_label)
-        bar.addPermanentWidget(self.device_label)
+        for label in (self.canvas_size_label, self.model_label, self.device_label):
+            bar.addPermanentWidget(label)
+        self._show_canvas_size()
 
-    def _connect_worker(self) -> None:
-        w = self.worker
-        w.model_loading.connect(self._on_model_loading)
-        w.model_ready.connect(self._on_model_ready)
-        w.model_failed.connect(self._on_model_failed)
-        w.step_preview.connect(self._on_step)
-        w.result_ready.connect(self._on_result)
-        w.request_failed.connect(self._on_request_failed)
-        w.request_cancelled.connect(self._on_cancelled)
-        w.notice.connect(lambda text: self.report(text))
+    def _bind_widgets(self) -> None:
+        panel, session = self.panel, self.session
+        panel.generate_requested.connect(self.generate)
+        panel.cancel_requested.connect(self.cancel)
+        panel.params_changed.connect(self._request_edited)
+        self.canvas.content_changed.connect(self._schedule_live)  # strokes, undo, clear, paste, open, resize
+        self.canvas.content_changed.connect(self._show_canvas_size)
+        self.history.entry_selected.connect(session.show)
+        self.history.restore_requested.connect(lambda entry: session.load_request(entry.info.params))
+        self.history.use_as_sketch_requested.connect(
+            lambda entry: self.files.use_image_as_sketch(entry.picture(), "Using that result as the sketch"))
+        self.preview.scrubber.valueChanged.connect(self._scrubbed)
+
+    def _bind_session(self) -> None:
+        s = self.session
+        s.request_loaded.connect(self.panel.set_params)
+        s.model_changed.connect(self._show_model)
+        s.run_changed.connect(self._show_run)
+        s.status_changed.connect(self._show_status)
+        s.step_shown.connect(self._show_step)
+        s.shown_changed.connect(self._show_entry)
+        s.history_added.connect(lambda entry: self.history.add_entry(entry.thumbnail, entry, entry.caption()))
+        s.history_removed.connect(self.history.remove)
+        s.message.connect(self.report)
 
     def start(self) -> None:
         """Offer back a crashed session's drawing, then load the model in the worker."""
@@ -144,7 +157,7 @@ class MainWindow(QMainWindow):
         if recovered is not None and self.ask_recover():
             self.canvas.set_image(recovered)
             self.report("Restored the drawing from your last session")
-        self.load_model(self.model, self.device)
+        self.session.load_model()
 
     def ask_recover(self) -> bool:
         answer = QMessageBox.question(
@@ -153,97 +166,98 @@ class MainWindow(QMainWindow):
         return answer == QMessageBox.StandardButton.Yes
 
     def load_model(self, model: str | None, device: str | None = None) -> None:
-        self.model, self.device = model or DEFAULT_MODEL, device or self.device
-        self.model_label.setText(f"Model: {Path(self.model).name or self.model}")
-        self.device_label.setText(f"Device: {self.device}")
-        self._set_state("loading model…")
-        self.preview.show_message(f"Loading {self.model}…")
-        self.worker.load_model(self.model, self.device)
+        self.session.load_model(model, device)
 
     # ---- generating ----------------------------------------------------------------------
     def generate(self, live: bool = False) -> int:
-        # a request made while the model loads simply waits for it in the worker
+        """Post the panel's request; in Live mode one equal to the picture shown or on its way is
+        skipped (returns 0). A request made while the model loads waits for it in the worker."""
         try:
             params = self.panel.params(for_live=live)
-        except Exception as error:  # the panel validates; say what is wrong and keep going
+        except SketchpadError as error:  # the panel validates; say what is wrong and keep going
             self.report(str(error), error=True)
             return 0
-        self._current_request = self.worker.request(params, self.canvas.image())
-        self.panel.set_busy(True)
-        self._set_state("generating…")
-        return self._current_request
+        sketch = self.canvas.image()
+        key = RequestKey.of(params, pixel_digest(sketch))
+        if live and self.session.is_redundant(key):
+            return 0
+        request_id = self.worker.request(params, sketch)
+        self.session.run_started(request_id, params, key)
+        return request_id
 
     def cancel(self) -> None:
         self._live_timer.stop()
         self.worker.cancel()
 
+    def _request_edited(self) -> None:
+        self._note_request()
+        self._schedule_live()
+
+    def _note_request(self) -> None:
+        try:
+            self.session.edit_request(self.panel.params())
+        except SketchpadError:
+            pass  # Generate will say what is wrong
+
     def _schedule_live(self) -> None:
         if self.panel.is_live():
             self._live_timer.start()
 
-    def _on_step(self, request_id: int, step: int, total: int, image: QImage) -> None:
-        if request_id != self._current_request:
-            return
+    def _scrubbed(self, position: int) -> None:
+        kept = len(self.preview.step_images())
+        self.session.set_replay_step(position if self.preview.scrubber.isEnabled() and position <= kept else None)
+
+    # ---- showing the session -------------------------------------------------------------
+    def _show_step(self, step: int, total: int, image: QImage) -> None:
         if step == 1:
             self.preview.begin_run(total)
         self.preview.add_step(step, total, image)
-        self.panel.set_progress(step, total)
-        self._set_state(f"generating step {step} of {total}")
 
-    def _on_result(self, outcome) -> None:
-        if outcome.request_id != self._current_request:
+    def _show_run(self, run: Run) -> None:
+        self.panel.set_busy(run.active)
+        if run.status is RunStatus.CANCELLED and run.step:
+            self.preview.show_message(f"cancelled at step {run.step} / {run.total}: the picture is unfinished")
+
+    def _show_status(self, text: str) -> None:
+        run = self.session.run
+        step, total = (run.step, run.total) if run.active else (0, 0)
+        self.panel.set_progress(step, total, text)
+
+    def _show_entry(self, entry: HistoryEntry | None) -> None:
+        if entry is None:
             return
-        self._outcomes[outcome.request_id] = outcome
-        self.panel.set_busy(False)
-        self.panel.set_used_seed(outcome.info.params.seed)
-        self.history.add_entry(outcome.image, outcome, describe(outcome.info))
-        self.show_outcome(outcome, fresh=True)
-        self._set_state(f"ready · {outcome.seconds:.1f} s")
-
-    def show_outcome(self, outcome, fresh: bool = False) -> None:
-        self._shown = outcome
-        caption = f"result · {describe(outcome.info)}" + (f" · {outcome.seconds:.1f} s" if fresh else "")
-        if not fresh:
+        run = self.session.run
+        fresh = run.status is RunStatus.FINISHED and entry.request_id == run.request_id
+        caption = f"result · {entry.caption()}" + (f" · {entry.seconds:.1f} s" if fresh else "")
+        if fresh:
+            self.panel.set_used_seed(entry.info.params.seed)
+        else:
             self.preview.begin_run(0)  # a picked history entry has no steps to scrub
-        self.preview.show_result(outcome.image, caption)
+        self.preview.show_result(entry.picture(), caption)
 
-    def shown_outcome(self):
-        return self._shown
+    def _show_model(self, model: ModelState) -> None:
+        self.model_label.setText(f"Model: {model.display_name}")
+        self.device_label.setText(f"Device: {model.loaded_device or model.device}")
+        if model.status is ModelStatus.LOADING:
+            self.preview.show_message(model.message or f"Loading {model.model}…")
+        elif model.status is ModelStatus.READY:
+            self.preview.show_message(READY_HINT)
+        elif model.status is ModelStatus.FAILED:
+            self.preview.show_message(f"{model.message}\n\n{NO_MODEL_HELP}", error=True)
 
-    def _on_request_failed(self, request_id: int, message: str) -> None:
-        if request_id == self._current_request:
-            self.panel.set_busy(False)
-            self.report(message, error=True)
+    def _show_canvas_size(self) -> None:
+        size = self.canvas.canvas_size()
+        self.canvas_size_label.setText(f"Canvas {size.width()} × {size.height()}")
 
-    def _on_cancelled(self, request_id: int) -> None:
-        if request_id == self._current_request:
-            self.panel.set_busy(False)
-            self._set_state("cancelled")
-
-    def _on_model_loading(self, message: str) -> None:
-        self._set_state("loading model…")
-        self.preview.show_message(message)
-
-    def _on_model_ready(self, name: str, device: str) -> None:
-        self.model_label.setText(f"Model: {name}")
-        self.device_label.setText(f"Device: {device}")
-        self._set_state("ready")
-        self.preview.show_message("Draw on the left, describe the picture, press Generate (Ctrl+Return)")
-
-    def _on_model_failed(self, message: str) -> None:
-        self._set_state("error: no model")
-        self.preview.show_message(f"{message}\n\n{NO_MODEL_HELP}", error=True)
+    def state_text(self) -> str:
+        """The one line that says what is going on (shown by the panel's progress bar)."""
+        return self.panel.progress_bar.text()
 
     # ---- feedback ------------------------------------------------------------------------
     def report(self, message: str, error: bool = False) -> None:
         if error:
             self.preview.show_message(message, error=True)
-            self._set_state(f"error: {message.splitlines()[0]}")
-        else:
-            self.statusBar().showMessage(message, 5000)
-
-    def _set_state(self, text: str) -> None:
-        self.state_label.setText(text)
+        self.statusBar().showMessage(message.splitlines()[0] if message else "", 8000 if error else 5000)
 
     # ---- drag and drop -------------------------------------------------------------------
     def dragEnterEvent(self, event) -> None:
@@ -266,7 +280,9 @@ class MainWindow(QMainWindow):
             event.ignore()
             return
         self._live_timer.stop()
-        save_settings(self)
+        self._note_request()
+        save_session(self.settings, self.session)
+        save_layout(self.settings, self, self.splitter, self.panel)
         self.worker.stop()  # leaves within one step; never a short timeout
         self.autosaver.discard()
         event.accept()
@@ -286,7 +302,3 @@ class MainWindow(QMainWindow):
             return not self.canvas.is_modified()
         return True
 
-
-def _default_output_dir() -> Path:
-    pictures = QStandardPaths.writableLocation(QStandardPaths.StandardLocation.PicturesLocation)
-    return Path(pictures or Path.home() / "Pictures") / "Sketchpad"

@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
+
+from PySide6.QtCore import QSettings
+from PySide6.QtWidgets import QMainWindow, QSplitter
 
 from ..core.params import GenerationParams
+from .generation_panel import GenerationPanel
+from .session import Session
 
 _PARAM_FIELDS = ("prompt", "negative_prompt", "strength", "start_at_step", "steps", "cfg", "seed", "scheduler",
                  "preview_method")
@@ -23,30 +29,52 @@ def params_from_json(text: str) -> GenerationParams | None:
         return None
 
 
-def save_settings(window) -> None:
-    s = window.settings
-    s.setValue("model", window.model)
-    s.setValue("device", window.device)
-    s.setValue("output_dir", str(window.output_dir))
-    s.setValue("params", params_to_json(window.panel.params(for_live=True)))
-    s.setValue("locked_seed", window.panel.is_locked())
-    s.setValue("live", window.panel.is_live())
-    s.setValue("geometry", window.saveGeometry())
-    s.setValue("splitter", window.splitter.saveState())
-    s.sync()
+def save_session(settings: QSettings, session: Session) -> None:
+    model = session.model
+    settings.setValue("model", model.model)
+    settings.setValue("device", model.device)
+    settings.setValue("backend", model.backend)
+    settings.setValue("server_url", model.server_url)
+    settings.setValue("output_dir", str(session.output_dir))
+    settings.setValue("last_folder", str(session.last_folder or ""))
+    settings.setValue("params", params_to_json(session.request))
 
 
-def restore_settings(window) -> None:
-    s = window.settings
-    params = params_from_json(str(s.value("params", "")))
+def restore_session(settings: QSettings, session: Session, model: str | None = None, device: str | None = None,
+                    output_dir: Path | None = None) -> None:
+    """What the last session chose; the command line's choices win over it."""
+    session.configure_model(model or _text(settings.value("model")), device or _text(settings.value("device")))
+    folder = output_dir or _text(settings.value("output_dir"))
+    if folder:
+        session.set_output_dir(Path(folder))
+    last = _text(settings.value("last_folder"))
+    session.last_folder = Path(last) if last else None
+    params = params_from_json(str(settings.value("params", "")))
     if params is not None:
-        window.panel.set_params(params)
-    window.panel.set_locked(_bool(s.value("locked_seed", False)))
-    window.panel.set_live(_bool(s.value("live", False)))
-    if s.value("geometry") is not None:
-        window.restoreGeometry(s.value("geometry"))
-    if s.value("splitter") is not None:
-        window._layout_restored = window.splitter.restoreState(s.value("splitter"))
+        session.load_request(params)
+
+
+def save_layout(settings: QSettings, window: QMainWindow, splitter: QSplitter, panel: GenerationPanel) -> None:
+    settings.setValue("locked_seed", panel.is_locked())
+    settings.setValue("live", panel.is_live())
+    settings.setValue("geometry", window.saveGeometry())
+    settings.setValue("splitter", splitter.saveState())
+    settings.sync()
+
+
+def restore_layout(settings: QSettings, window: QMainWindow, splitter: QSplitter, panel: GenerationPanel) -> bool:
+    """Restore the window's own state; True when the pane sizes were restored too."""
+    panel.set_locked(_bool(settings.value("locked_seed", False)))
+    panel.set_live(_bool(settings.value("live", False)))
+    if settings.value("geometry") is not None:
+        window.restoreGeometry(settings.value("geometry"))
+    if settings.value("splitter") is not None:
+        return bool(splitter.restoreState(settings.value("splitter")))
+    return False
+
+
+def _text(value) -> str | None:
+    return str(value) if value not in (None, "") else None
 
 
 def _bool(value) -> bool:

@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import QFileDialog, QInputDialog
+from PySide6.QtWidgets import QFileDialog, QInputDialog, QMainWindow
+
+from .canvas import SketchCanvas
+from .file_actions import FileActions
+from .generation_panel import GenerationPanel
+from .session import Session
 
 CANVAS_PRESETS = ((512, 512), (768, 512), (512, 768), (768, 768))
 
 
-def build_menus(window) -> dict[str, QAction]:
+def build_menus(window: QMainWindow, session: Session, files: FileActions, canvas: SketchCanvas,
+                panel: GenerationPanel, generate: Callable[[], object], cancel: Callable[[], None]
+                ) -> dict[str, QAction]:
+    """The menus; `window` is only the menus' owner and the dialogs' parent."""
     actions: dict[str, QAction] = {}
     bar = window.menuBar()
 
@@ -22,85 +31,77 @@ def build_menus(window) -> dict[str, QAction]:
         actions[key] = action
         return action
 
-    files = bar.addMenu("&File")
-    add(files, "open", "&Open sketch…", window.files.open_sketch_dialog, ["Ctrl+O"])
-    add(files, "save_sketch", "Save s&ketch…", window.files.save_sketch_dialog)
-    files.addSeparator()
-    add(files, "save", "&Save result", window.files.save_result, ["Ctrl+S"])
-    add(files, "save_as", "Save result &as…", window.files.save_result_as, ["Ctrl+Shift+S"])
-    files.addSeparator()
-    add(files, "model_folder", "Choose model &folder…", lambda: _choose_model_folder(window))
-    add(files, "model_file", "Choose model f&ile (.safetensors)…", lambda: _choose_model_file(window))
-    add(files, "output_dir", "Output folder…", lambda: _choose_output_dir(window))
-    files.addSeparator()
-    add(files, "quit", "&Quit", window.close, ["Ctrl+Q"])
+    menu = bar.addMenu("&File")
+    add(menu, "open", "&Open sketch…", files.open_sketch_dialog, ["Ctrl+O"])
+    add(menu, "save_sketch", "Save s&ketch…", files.save_sketch_dialog)
+    menu.addSeparator()
+    add(menu, "save", "&Save result", files.save_result, ["Ctrl+S"])
+    add(menu, "save_as", "Save result &as…", files.save_result_as, ["Ctrl+Shift+S"])
+    menu.addSeparator()
+    add(menu, "model_folder", "Choose model &folder…", lambda: _choose_model_folder(window, session))
+    add(menu, "model_file", "Choose model f&ile (.safetensors)…", lambda: _choose_model_file(window, session))
+    add(menu, "output_dir", "Output folder…", lambda: _choose_output_dir(window, session))
+    menu.addSeparator()
+    add(menu, "quit", "&Quit", window.close, ["Ctrl+Q"])
 
-    edit = bar.addMenu("&Edit")
-    stack = window.canvas.undo_stack()
-    add(edit, "undo", "&Undo stroke", stack.undo, ["Ctrl+Z"])
-    add(edit, "redo", "&Redo stroke", stack.redo, ["Ctrl+Shift+Z", "Ctrl+Y"])
-    edit.addSeparator()
-    add(edit, "paste", "&Paste picture as sketch", window.files.paste, ["Ctrl+V"])
-    add(edit, "copy", "&Copy result", window.files.copy_result, ["Ctrl+Shift+C"])
-    add(edit, "use_result", "Use result as s&ketch", lambda: _use_result_as_sketch(window))
-    add(edit, "clear", "C&lear canvas", window.canvas.clear)
+    menu = bar.addMenu("&Edit")
+    stack = canvas.undo_stack()
+    add(menu, "undo", "&Undo stroke", stack.undo, ["Ctrl+Z"])
+    add(menu, "redo", "&Redo stroke", stack.redo, ["Ctrl+Shift+Z", "Ctrl+Y"])
+    menu.addSeparator()
+    add(menu, "paste", "&Paste picture as sketch", files.paste, ["Ctrl+V"])
+    add(menu, "copy", "&Copy result", files.copy_result, ["Ctrl+Shift+C"])
+    add(menu, "use_result", "Use result as s&ketch", files.use_result_as_sketch)
+    add(menu, "clear", "C&lear canvas", canvas.clear)
 
-    canvas = bar.addMenu("&Canvas")
+    menu = bar.addMenu("&Canvas")
     for width, height in CANVAS_PRESETS:
-        add(canvas, f"size_{width}x{height}", f"{width} × {height}",
-            lambda w=width, h=height: _resize(window, w, h))
-    add(canvas, "size_custom", "Custom size…", lambda: _custom_size(window))
-    canvas.addSeparator()
-    add(canvas, "brush", "&Brush", lambda: window.canvas.set_tool("brush"), ["B"])
-    add(canvas, "eraser", "&Eraser", lambda: window.canvas.set_tool("eraser"), ["E"])
-    add(canvas, "bigger", "Bigger brush", window.canvas.grow_brush, ["]"])
-    add(canvas, "smaller", "Smaller brush", window.canvas.shrink_brush, ["["])
+        add(menu, f"size_{width}x{height}", f"{width} × {height}",
+            lambda w=width, h=height: _resize(session, canvas, w, h))
+    add(menu, "size_custom", "Custom size…", lambda: _custom_size(window, session, canvas))
+    menu.addSeparator()
+    add(menu, "brush", "&Brush", lambda: canvas.set_tool("brush"), ["B"])
+    add(menu, "eraser", "&Eraser", lambda: canvas.set_tool("eraser"), ["E"])
+    add(menu, "bigger", "Bigger brush", canvas.grow_brush, ["]"])
+    add(menu, "smaller", "Smaller brush", canvas.shrink_brush, ["["])
 
-    run = bar.addMenu("&Generate")
-    add(run, "generate", "&Generate", window.generate, ["Ctrl+Return", "Ctrl+Enter"])
-    add(run, "cancel", "&Cancel", window.cancel, ["Esc"])
-    live = add(run, "live", "&Live mode", lambda: window.panel.set_live(live.isChecked()))
+    menu = bar.addMenu("&Generate")
+    add(menu, "generate", "&Generate", generate, ["Ctrl+Return", "Ctrl+Enter"])
+    add(menu, "cancel", "&Cancel", cancel, ["Esc"])
+    live = add(menu, "live", "&Live mode", lambda: panel.set_live(live.isChecked()))
     live.setCheckable(True)
-    window.panel.live_changed.connect(live.setChecked)
+    panel.live_changed.connect(live.setChecked)
     return actions
 
 
-def _choose_model_folder(window) -> None:
+def _choose_model_folder(window: QMainWindow, session: Session) -> None:
     folder = QFileDialog.getExistingDirectory(window, "Choose a diffusers model folder")
     if folder:
-        window.load_model(folder)
+        session.load_model(folder)
 
 
-def _choose_model_file(window) -> None:
+def _choose_model_file(window: QMainWindow, session: Session) -> None:
     path, _ = QFileDialog.getOpenFileName(window, "Choose a checkpoint", "", "Safetensors (*.safetensors)")
     if path:
-        window.load_model(path)
+        session.load_model(path)
 
 
-def _choose_output_dir(window) -> None:
-    folder = QFileDialog.getExistingDirectory(window, "Where Ctrl+S saves results", str(window.output_dir))
+def _choose_output_dir(window: QMainWindow, session: Session) -> None:
+    folder = QFileDialog.getExistingDirectory(window, "Where Ctrl+S saves results", str(session.output_dir))
     if folder:
-        window.output_dir = Path(folder)
-        window.report(f"Results will be saved in {folder}")
+        session.set_output_dir(Path(folder))
+        session.say(f"Results will be saved in {folder}")
 
 
-def _use_result_as_sketch(window) -> None:
-    outcome = window.shown_outcome()
-    if outcome is None:
-        window.report("There is no result yet to use as the sketch", error=True)
-    else:
-        window.files.use_image_as_sketch(outcome.image, "Using the result as the sketch")
-
-
-def _resize(window, width: int, height: int) -> None:
+def _resize(session: Session, canvas: SketchCanvas, width: int, height: int) -> None:
     try:
-        window.canvas.resize_canvas(width, height)
+        canvas.resize_canvas(width, height)
     except ValueError as error:
-        window.report(str(error), error=True)
+        session.say(str(error), error=True)
 
 
-def _custom_size(window) -> None:
-    size = window.canvas.canvas_size()
+def _custom_size(window: QMainWindow, session: Session, canvas: SketchCanvas) -> None:
+    size = canvas.canvas_size()
     text, ok = QInputDialog.getText(window, "Canvas size", "Width × height (multiples of 8, 64–2048):",
                                     text=f"{size.width()}x{size.height()}")
     if not ok:
@@ -108,6 +109,6 @@ def _custom_size(window) -> None:
     try:
         width, height = (int(part) for part in text.lower().replace("×", "x").split("x"))
     except ValueError:
-        window.report(f"'{text}' is not a size like 640x480", error=True)
+        session.say(f"'{text}' is not a size like 640x480", error=True)
         return
-    _resize(window, width, height)
+    _resize(session, canvas, width, height)
