@@ -101,7 +101,7 @@ METHOD = [
     "run the same N timesteps on the same latent size; a forward hook counts the UNet calls on both sides "
     "during the warm-up and the run stops if they differ. The engine's prompt and sketch caches are cleared "
     "before every timed engine run, so both sides do the same work. The reference runs the very UNet the "
-    "engine has hooked its stop checks into; between engine runs those hooks return at once.",
+    "engine hooks its stop checks into during its own runs only.",
     "Interleaving: each round runs every variant once (reference, none, latent2rgb, taesd, vae), the order "
     "reversed every other round. A ratio is the median over rounds of (variant / the reference run of the "
     "same round), so load that comes and goes between rounds cancels; the ratio of medians and of minimums "

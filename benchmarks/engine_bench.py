@@ -288,7 +288,9 @@ def bench_preview_cost(engine: Img2ImgEngine, setup: Setup, ctx: Context) -> lis
         clear_caches(engine)
         stamps: list[float] = []
         start = ctx.clock()
-        result = engine.generate(base_params(setup, preview_method=method), sketch, lambda _: stamps.append(ctx.clock()))
+        # with a stop check, as the app always passes one: the engine's in-UNet stop hooks are timed too
+        result = engine.generate(base_params(setup, preview_method=method), sketch, lambda _: stamps.append(ctx.clock()),
+                                 lambda: False)
         elapsed = ctx.clock() - start
         if result is None or result.steps_run != setup.steps or len(stamps) != setup.steps:
             raise RuntimeError(f"engine run did not run {setup.steps} steps")
@@ -478,7 +480,7 @@ def longest_unet_stretches(pipe, setup: Setup, ctx: Context) -> dict[str, tuple[
 
     unet = pipe.unet
     kinds = {
-        "engine stop points": [m for m in unet.modules() if type(m).__name__ in getattr(img2img, "_STOP_POINTS", ())],
+        "engine stop points": img2img.stop_points(unet),
         "leaf modules": [m for m in unet.modules() if not any(True for _ in m.children())],
     }
     side = setup.size // pipe.vae_scale_factor

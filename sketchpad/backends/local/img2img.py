@@ -15,6 +15,8 @@ from typing import Callable
 
 import numpy as np
 import torch
+from diffusers.models.attention import BasicTransformerBlock
+from diffusers.models.resnet import ResnetBlock2D
 from diffusers.utils.torch_utils import randn_tensor
 from PIL import Image
 
@@ -29,7 +31,12 @@ from .samplers import make_scheduler, max_schedule_steps, prepare_timesteps, sch
 
 # UNet blocks before which a stale run may leave: ~40 per step on SD1.5, so a live restart waits
 # about 1/40 of a step instead of up to a whole one, for a few microseconds of checks per step.
-_STOP_POINTS = ("ResnetBlock2D", "BasicTransformerBlock")
+STOP_POINT_TYPES = (ResnetBlock2D, BasicTransformerBlock)
+
+
+def stop_points(model: torch.nn.Module) -> list[torch.nn.Module]:
+    """The blocks of a UNet (or ControlNet) before which a run checks whether to stop."""
+    return [module for module in model.modules() if isinstance(module, STOP_POINT_TYPES)]
 
 
 class _Abandoned(Exception):
@@ -52,7 +59,12 @@ class _LRU(OrderedDict):
 
 
 class Img2ImgEngine:
-    """Owns one loaded pipeline. Not thread-safe: exactly one thread may call it."""
+    """Owns one loaded pipeline. Not thread-safe: exactly one thread may call it.
+
+    The engine leaves nothing on the pipeline between runs (its stop checks are hooked into the UNet
+    only while a run is in flight), so dropping the last reference to engine and pipeline frees the
+    weights at once; `close()` lets go of them while the engine object itself lives on.
+    """
 
     def __init__(self, pipeline, model_name: str = "model", notify: Callable[[str], None] | None = None):
         self.pipe = pipeline
@@ -66,22 +78,35 @@ class Img2ImgEngine:
         self._prompt_cache = _LRU(8)  # (prompt, negative, cfg on) -> embeddings
         self._sketch_cache = _LRU(4)  # sketch content hash -> encoded latents
         self._previewers: dict[str, previews.Previewer] = {}
-        self._stop: ShouldStop | None = None
+        self._run_hooks: list = []  # the stop checks of the run in flight
         self.loras = LoraStack(pipeline, self.notify)
-        self.controlnets = ControlNetSlot(pipeline, self.device, self.dtype, on_load=self._add_stop_points)
+        self.controlnets = ControlNetSlot(pipeline, self.device, self.dtype)
         self._taesd_model = None
         self._taesd_tried = False
         self._draft_latents: tuple[tuple, torch.Tensor] | None = None  # the last draft's, for its refine
-        self._add_stop_points(pipeline.unet)
 
-    def _add_stop_points(self, model) -> None:
-        for module in model.modules():
-            if type(module).__name__ in _STOP_POINTS:
-                module.register_forward_pre_hook(self._check_stop)
+    def close(self) -> None:
+        """Let go of the pipeline, ControlNet, TAESD, caches and previewers so their memory can be
+        freed now (on CUDA the freed cache is handed back to the driver too). Generating afterwards
+        raises RuntimeError; closing twice is harmless."""
+        cuda = self.pipe is not None and self.device.type == "cuda"
+        self._remove_stop_checks()
+        self._prompt_cache.clear()
+        self._sketch_cache.clear()
+        self._previewers.clear()
+        self._schedulers.clear()
+        self._model_scheduler = None
+        self._taesd_model = None
+        self._draft_latents = None
+        self.controlnets = ControlNetSlot(None, self.device, self.dtype)
+        self.loras = None
+        self.pipe = None
+        if cuda:
+            torch.cuda.empty_cache()
 
-    def _check_stop(self, module, args) -> None:
-        if self._stop is not None and self._stop():
-            raise _Abandoned
+    @property
+    def closed(self) -> bool:
+        return self.pipe is None
 
     # ---- the run -------------------------------------------------------------------------
     def generate(
@@ -93,6 +118,8 @@ class Img2ImgEngine:
     ) -> GenerationResult | None:
         """Run one request. Returns None if `should_stop` said so (checked before every step and
         between the UNet's blocks, so a stale run leaves within a fraction of a step)."""
+        if self.pipe is None:
+            raise RuntimeError("this engine was closed; load the model again")
         started = time.perf_counter()
         params = params.validated().with_concrete_seed()
         stop = should_stop or (lambda: False)
@@ -105,7 +132,8 @@ class Img2ImgEngine:
         params = params.replace(loras=self.loras.apply(params.loras))
         # a refine (the same request as the last draft, decoded with the full VAE) reuses its latents
         key = (params.replace(draft=False, preview_method="none"), self.loras.state, _sketch_key(sketch))
-        self._stop = stop
+        if should_stop is not None:
+            self._hook_stop_checks(self.pipe.unet, stop)
         try:
             with torch.no_grad():
                 if not params.draft and self._draft_latents is not None and self._draft_latents[0] == key:
@@ -121,13 +149,27 @@ class Img2ImgEngine:
         except _Abandoned:
             return None
         finally:
-            self._stop = None
+            self._remove_stop_checks()
         return GenerationResult(image, params, sampler, steps_run, time.perf_counter() - started)
 
     def refine(self, params: GenerationParams, sketch: Image.Image, on_step=None, should_stop=None):
         """The picture of a draft request (`result.params` of a draft) decoded with the full VAE: one
         VAE decode when it was the last draft, else a full run."""
         return self.generate(params.replace(draft=False), sketch, on_step, should_stop)
+
+    def _hook_stop_checks(self, model: torch.nn.Module, stop: ShouldStop) -> None:
+        # The hooks close over `stop` only, never the engine, and live for one run: a pipeline shared
+        # by several engines never collects hooks, and no reference cycle outlives the run.
+        def check(module, args) -> None:
+            if stop():
+                raise _Abandoned
+
+        self._run_hooks += [module.register_forward_pre_hook(check) for module in stop_points(model)]
+
+    def _remove_stop_checks(self) -> None:
+        for hook in self._run_hooks:
+            hook.remove()
+        self._run_hooks = []
 
     def _denoise(self, params, sketch, scheduler, plan: StepPlan, on_step: OnStep, stop: ShouldStop):
         pipe, device = self.pipe, self.device
@@ -147,6 +189,8 @@ class Img2ImgEngine:
         timestep_cond = self._guidance_embedding(params.cfg, latents.dtype)
         preview = self._previewer(params.preview_method)
         control = self._control_residuals(params, sketch, embeds, do_cfg)
+        if self._run_hooks and params.control is not None and self.controlnets.model is not None:
+            self._hook_stop_checks(self.controlnets.model, stop)
         total = len(timesteps)
         for index, t in enumerate(timesteps):
             if stop():
