@@ -1,0 +1,367 @@
+"""The ComfyUI backend: the same contract as the local engine, run on a ComfyUI server.
+
+One generate() = upload the sketch (content-addressed, once per session), POST /prompt with our own
+prompt id and client id, then follow our websocket: one StepPreview per executed sampler step, the
+result picture from SaveImageWebsocket. should_stop is polled between messages; stopping removes our
+own pending prompt from /queue and interrupts our own running prompt only (never another client's).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import time
+import urllib.parse
+import uuid
+from typing import Callable
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from ...core.backend import GenerationResult, OnStep, ShouldStop, StepPreview
+from ...core.errors import SketchpadError
+from ...core.images import prepare_sketch
+from ...core.params import GenerationParams
+from ...core.schedule import plan_steps
+from . import failures
+from .connection import Connection, ConnectionLost, ServerError, parse_server_url
+from .frames import parse_frame
+from .workflow import FILE_OUTPUT, WEBSOCKET_OUTPUT, Graph, build_graph, comfy_sampler, our_scheduler
+
+POLL = 0.02  # seconds between should_stop checks while waiting for the server
+RECONNECT_DELAYS = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0)  # backoff after a dropped websocket
+CANCEL_WAIT = 5.0  # how long close() and Ctrl+C wait for the server to confirm our job is gone
+NO_PREVIEWS_HINT = ("the ComfyUI server sends no step previews; start it with --preview-method latent2rgb "
+                    "to watch the picture form")
+
+Notify = Callable[[str], None]
+
+
+class ComfyBackend:
+    """A Backend on a ComfyUI server. Raises SketchpadError for every problem, in one line."""
+
+    def __init__(self, url: str, model: str | None = None, *, token: str | None = None,
+                 notify: Notify | None = None, on_state: Notify | None = None,
+                 http_timeout: float | None = None, answer_timeout: float | None = None):
+        address = parse_server_url(url, token)
+        options = {}
+        if http_timeout is not None:
+            options["http_timeout"] = http_timeout
+        if answer_timeout is not None:
+            options["answer_timeout"] = answer_timeout
+        self._conn = Connection(address, **options)
+        self._notify = notify or (lambda message: None)
+        self._on_state = on_state or (lambda state: None)
+        self.server = address.base  # never carries credentials
+        self.state = "connecting"
+        self._uploaded: dict[str, str] = {}  # sketch digest -> name on the server
+        self._told_no_previews = False
+        self.uploads = 0  # sketches sent this session (a dial-only change sends none)
+        self.last_timing: dict[str, float] = {}
+
+        self._connect()
+        info = self._node_info("CheckpointLoaderSimple", "KSampler", "KSamplerAdvanced", WEBSOCKET_OUTPUT)
+        self.checkpoints = _choices(info, "CheckpointLoaderSimple", "ckpt_name")
+        self._samplers = _choices(info, "KSampler", "sampler_name")
+        self._schedulers = _choices(info, "KSampler", "scheduler")
+        self._output_class = WEBSOCKET_OUTPUT if WEBSOCKET_OUTPUT in info else FILE_OUTPUT
+        if model is None:
+            if not self.checkpoints:
+                raise failures.missing_checkpoint("(any)", [])
+            model = self.checkpoints[0]
+            self._notify(f"Using the server's checkpoint {model}")
+        elif model not in self.checkpoints:
+            raise failures.missing_checkpoint(model, self.checkpoints)
+        self.model_name = model
+        self.device_name = self._device()
+
+    # -- the contract ---------------------------------------------------------------------------
+    def generate(self, params: GenerationParams, sketch: Image.Image, on_step: OnStep | None = None,
+                 should_stop: ShouldStop | None = None) -> GenerationResult | None:
+        started = time.perf_counter()
+        self.last_timing = {}
+        params = params.validated().with_concrete_seed()
+        stop = should_stop or (lambda: False)
+        sketch = prepare_sketch(sketch)
+        plan = plan_steps(params)
+        scheduler = our_scheduler(params)
+        sampler = comfy_sampler(scheduler, self._samplers, self._schedulers)
+        if plan.run_steps == 0:  # denoise 0 / start = steps: the sketch itself, no server involved
+            return GenerationResult(sketch.copy(), params, scheduler, 0, time.perf_counter() - started)
+        if stop():
+            return None
+        self._ensure_socket()
+        image_name = None if plan.from_pure_noise else self._upload(sketch)
+        graph = build_graph(params, plan, self.model_name, sampler, sketch.size, image_name, self._output_class)
+        prompt_id = str(uuid.uuid4())
+        try:
+            self._submit(graph, prompt_id)
+        except _SketchGone:
+            # the server lost its input folder (a restart, a clean-up): send the sketch again, once
+            self._uploaded.clear()
+            graph = build_graph(params, plan, self.model_name, sampler, sketch.size, self._upload(sketch),
+                                self._output_class)
+            self._submit(graph, prompt_id, retry=False)
+        submitted = time.perf_counter()
+        try:
+            job = _Job(prompt_id, graph, plan.run_steps, params.preview_method != "none")
+            image = self._follow(job, on_step or (lambda preview: None), stop)
+        except BaseException:
+            # an error, Ctrl+C or a quit: leave nothing of ours queued or running
+            self._cancel(prompt_id, wait=True)
+            raise
+        if image is None:
+            return None
+        if job.steps_seen and not job.previews_seen and params.preview_method != "none" and not self._told_no_previews:
+            self._told_no_previews = True
+            self._notify(NO_PREVIEWS_HINT)
+        finished = time.perf_counter()
+        self.last_timing = {"before_submit": submitted - started, "after_submit": finished - submitted,
+                            "server_start": job.started_at - submitted if job.started_at else 0.0}
+        return GenerationResult(image, params, scheduler, plan.run_steps, finished - started)
+
+    def close(self) -> None:
+        self._conn.close_socket()
+        self._set_state("closed")
+
+    # -- connecting -----------------------------------------------------------------------------
+    def _connect(self) -> None:
+        self._conn.open_socket()
+        self._set_state("connected")
+
+    def _ensure_socket(self) -> None:
+        if self._conn.connected:
+            return
+        self._reconnect()
+
+    def _reconnect(self) -> None:
+        self._set_state("reconnecting")
+        last: SketchpadError | None = None
+        for delay in RECONNECT_DELAYS:
+            time.sleep(delay)
+            try:
+                self._connect()
+                return
+            except ServerError as error:
+                last = error
+        self._set_state("offline")
+        raise last or ServerError(f"cannot reach the ComfyUI server at {self.server}")
+
+    def _set_state(self, state: str) -> None:
+        if state != self.state:
+            self.state = state
+            self._on_state(state)
+
+    def _node_info(self, *classes: str) -> dict:
+        info = {}
+        for name in classes:
+            answer = self._conn.get(f"/object_info/{name}")
+            if isinstance(answer, dict) and name in answer:
+                info[name] = answer[name]
+        if "KSampler" not in info or "CheckpointLoaderSimple" not in info:
+            raise ServerError(f"{self.server} does not look like a ComfyUI server (no KSampler node)")
+        return info
+
+    def _device(self) -> str:
+        try:
+            stats = self._conn.get("/system_stats") or {}
+            device = (stats.get("devices") or [{}])[0]
+            return str(device.get("name") or device.get("type") or "unknown device")
+        except SketchpadError:
+            return "unknown device"
+
+    # -- one job --------------------------------------------------------------------------------
+    def _upload(self, sketch: Image.Image) -> str:
+        buffer = io.BytesIO()
+        sketch.save(buffer, format="PNG")
+        png = buffer.getvalue()
+        digest = hashlib.sha256(png).hexdigest()
+        if digest not in self._uploaded:
+            # named by content: the same sketch always has the same name, so re-sending is never needed
+            self._uploaded[digest] = self._conn.upload_png(f"sketchpad-{digest[:32]}.png", png)
+            self.uploads += 1
+        return self._uploaded[digest]
+
+    def _submit(self, graph: Graph, prompt_id: str, retry: bool = True) -> None:
+        body = {"prompt": graph.nodes, "prompt_id": prompt_id, "client_id": self._conn.client_id,
+                "extra_data": {"preview_method": "latent2rgb"}}
+        status, answer = self._conn.call("POST", "/prompt", body, accept_statuses=(200, 400))
+        if status == 400:
+            if retry and failures.names_missing_image(answer):
+                raise _SketchGone()
+            raise failures.rejected_prompt(answer, self.checkpoints)
+
+    def _follow(self, job: "_Job", on_step: OnStep, stop: ShouldStop) -> Image.Image | None:
+        while True:
+            if stop():
+                self._cancel(job.prompt_id, wait=False)
+                return None
+            try:
+                message = self._conn.receive(POLL)
+            except ConnectionLost as lost:
+                self._resume(job, str(lost))
+                continue
+            if message is None:
+                continue
+            kind, payload = message
+            if kind == "binary":
+                job.on_frame(payload, on_step)
+                continue
+            done = job.on_message(payload, on_step)
+            if done:
+                return self._result(job)
+
+    def _resume(self, job: "_Job", reason: str) -> None:
+        """The websocket dropped mid-job: reconnect; go on if the server still has our job."""
+        try:
+            self._reconnect()
+        except ServerError as error:
+            raise ServerError(f"lost the ComfyUI server at {self.server} while generating: {error}") from None
+        if not self._is_queued(job.prompt_id):
+            raise ServerError(f"the connection to {self.server} dropped while it finished the picture; "
+                              "generate again") from None
+
+    def _result(self, job: "_Job") -> Image.Image:
+        if job.result is not None:
+            return job.result
+        if job.files:  # the PreviewImage fallback: fetch the file from the server's temp folder
+            entry = job.files[0]
+            query = urllib.parse.urlencode({"filename": entry.get("filename", ""), "subfolder": entry.get("subfolder", ""),
+                                            "type": entry.get("type", "temp")})
+            return _decode_png(self._conn.fetch(f"/view?{query}"))
+        raise ServerError(f"the ComfyUI server at {self.server} finished without sending the picture")
+
+    def _cancel(self, prompt_id: str, wait: bool) -> None:
+        """Remove our prompt if it still waits, then interrupt it if it runs: ours only, by its id."""
+        try:
+            self._conn.post("/queue", {"delete": [prompt_id]})
+            self._conn.post("/interrupt", {"prompt_id": prompt_id})
+            if wait:
+                deadline = time.monotonic() + CANCEL_WAIT
+                while self._is_queued(prompt_id) and time.monotonic() < deadline:
+                    time.sleep(0.05)
+        except SketchpadError:
+            pass  # a server that is gone runs nothing of ours
+
+    def _is_queued(self, prompt_id: str) -> bool:
+        queue = self._conn.get("/queue") or {}
+        entries = (queue.get("queue_running") or []) + (queue.get("queue_pending") or [])
+        return any(len(entry) > 1 and entry[1] == prompt_id for entry in entries)
+
+
+class _SketchGone(Exception):
+    """The server no longer has the sketch we uploaded earlier this session."""
+
+
+class _Job:
+    """What one prompt's messages have told us so far."""
+
+    def __init__(self, prompt_id: str, graph: Graph, total: int, decode_previews: bool):
+        self.prompt_id = prompt_id
+        self.graph = graph
+        self.total = total
+        self.decode_previews = decode_previews
+        self.running = False  # our prompt is the one the server is executing
+        self.started_at = 0.0
+        self.result: Image.Image | None = None
+        self.files: list[dict] = []
+        self.error: SketchpadError | None = None
+        self.steps_seen = 0
+        self.previews_seen = 0
+        # With prompt-tagged frames the preview arrives before its "progress"; untagged after it.
+        self._frame: np.ndarray | None = None
+        self._have_frame = False
+        self._step: int | None = None
+
+    def on_message(self, message: dict, on_step: OnStep) -> bool:
+        kind, data = message.get("type"), message.get("data") or {}
+        if not isinstance(data, dict):
+            return False
+        if data.get("prompt_id") != self.prompt_id:
+            if kind in ("execution_start", "executing") and data.get("prompt_id"):
+                self.running = False  # another prompt (a stale one of ours, or someone else's) runs now
+            return False
+        if kind != "progress" or data.get("node") != self.graph.sampler_node:
+            self._flush(on_step)
+        if kind == "execution_start":
+            self.running = True
+            self.started_at = time.perf_counter()
+        elif kind == "progress" and data.get("node") == self.graph.sampler_node:
+            self._progress(int(data.get("value") or 0), on_step)
+        elif kind == "executed" and data.get("node") == self.graph.output_node:
+            self.files = list(((data.get("output") or {}).get("images")) or [])
+        elif kind == "execution_error":
+            self.error = failures.execution_failed(data)
+        elif kind == "execution_interrupted":
+            self.error = SketchpadError("the job was interrupted on the ComfyUI server (someone stopped it there)")
+        elif kind == "executing" and data.get("node") is None:
+            self.running = False
+            if self.error is not None:
+                raise self.error
+            return True
+        return False
+
+    def on_frame(self, data: bytes, on_step: OnStep) -> None:
+        frame = parse_frame(data)
+        if frame is None:
+            return
+        if frame.prompt_id is not None and frame.prompt_id != self.prompt_id:
+            return
+        if frame.prompt_id is None and not self.running:
+            return  # an untagged frame while another prompt runs is not ours
+        is_result = frame.node_id == self.graph.output_node if frame.node_id is not None else frame.is_png
+        if is_result:
+            self.result = _decode_png(frame.image)
+            return
+        self.previews_seen += 1
+        image = _decode_preview(frame.image) if self.decode_previews else None
+        if self._step is not None:  # untagged order: progress came first
+            step, self._step = self._step, None
+            self._emit(step, image, on_step)
+        else:
+            self._frame, self._have_frame = image, True
+
+    def _progress(self, value: int, on_step: OnStep) -> None:
+        self._flush(on_step)
+        if self._have_frame:
+            image, self._frame, self._have_frame = self._frame, None, False
+            self._emit(value, image, on_step)
+        else:
+            self._step = value  # its frame may follow (untagged order), or never come (previews off)
+
+    def _flush(self, on_step: OnStep) -> None:
+        if self._step is not None:
+            step, self._step = self._step, None
+            self._emit(step, None, on_step)
+
+    def _emit(self, step: int, image, on_step: OnStep) -> None:
+        self.steps_seen += 1
+        on_step(StepPreview(min(max(step, 1), self.total), self.total, image))
+
+
+def _choices(info: dict, node: str, name: str) -> list[str]:
+    spec = (((info.get(node) or {}).get("input") or {}).get("required") or {}).get(name)
+    if not spec:
+        return []
+    first = spec[0]
+    if isinstance(first, list):
+        return [str(item) for item in first]
+    if first == "COMBO" and len(spec) > 1 and isinstance(spec[1], dict):  # the newer combo spelling
+        return [str(item) for item in spec[1].get("options") or []]
+    return []
+
+
+def _decode_preview(data: bytes) -> np.ndarray | None:
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            return np.asarray(image.convert("RGB"))
+    except (UnidentifiedImageError, OSError, ValueError):
+        return None
+
+
+def _decode_png(data: bytes) -> Image.Image:
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            return image.convert("RGB")
+    except (UnidentifiedImageError, OSError, ValueError):
+        raise ServerError("the ComfyUI server sent a picture that cannot be read") from None

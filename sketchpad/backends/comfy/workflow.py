@@ -1,0 +1,121 @@
+"""The prompt graph ComfyUI runs for one request: pure functions of the request, tested alone.
+
+Only built-in nodes: CheckpointLoaderSimple, CLIPTextEncode, LoadImage + VAEEncode (or
+EmptyLatentImage for text-to-image), KSampler or KSamplerAdvanced, VAEDecode, and the output node
+(SaveImageWebsocket where the server has it, else PreviewImage, whose files go to the server's
+temp folder and not its output folder).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ...core.errors import SketchpadError
+from ...core.params import GenerationParams
+from ...core.schedule import StepPlan
+
+# Our scheduler names -> ComfyUI (sampler_name, scheduler). PNDM has no ComfyUI counterpart.
+COMFY_SAMPLERS = {
+    "ddim": ("ddim", "ddim_uniform"),
+    "euler": ("euler", "normal"),
+    "euler_a": ("euler_ancestral", "normal"),
+    "dpmpp_2m": ("dpmpp_2m", "normal"),
+    "dpmpp_2m_karras": ("dpmpp_2m", "karras"),
+    "lcm": ("lcm", "sgm_uniform"),
+}
+DEFAULT_SCHEDULER = "euler"  # a server has no "model's own" scheduler; Euler is ComfyUI's default
+
+SAMPLER_NODE = "6"
+OUTPUT_NODE = "8"
+WEBSOCKET_OUTPUT = "SaveImageWebsocket"
+FILE_OUTPUT = "PreviewImage"
+
+
+@dataclass(frozen=True)
+class Graph:
+    nodes: dict  # the API-format prompt: node id -> {"class_type", "inputs"}
+    sampler_node: str
+    output_node: str
+    output_class: str
+
+
+def our_scheduler(params: GenerationParams) -> str:
+    return params.scheduler or DEFAULT_SCHEDULER
+
+
+def comfy_sampler(scheduler: str, samplers: list[str], schedulers: list[str]) -> tuple[str, str]:
+    """ComfyUI's names for our scheduler, checked against what this server offers."""
+    if scheduler not in COMFY_SAMPLERS:
+        raise SketchpadError(
+            f"the {scheduler} scheduler has no ComfyUI counterpart; on a server choose one of: "
+            + ", ".join(COMFY_SAMPLERS)
+        )
+    sampler_name, schedule = COMFY_SAMPLERS[scheduler]
+    if sampler_name not in samplers or schedule not in schedulers:
+        usable = [ours for ours, (s, k) in COMFY_SAMPLERS.items() if s in samplers and k in schedulers]
+        raise SketchpadError(
+            f"this ComfyUI server cannot run the {scheduler} scheduler ({sampler_name}/{schedule}); "
+            f"it can run: {', '.join(usable) or 'none of ours'}"
+        )
+    return sampler_name, schedule
+
+
+def build_graph(
+    params: GenerationParams,
+    plan: StepPlan,
+    checkpoint: str,
+    sampler: tuple[str, str],
+    size: tuple[int, int],
+    image_name: str | None,
+    output_class: str = WEBSOCKET_OUTPUT,
+) -> Graph:
+    """The prompt for a validated request with a concrete seed and a plan that runs steps.
+
+    `image_name` is the uploaded sketch; it is not used (and may be None) for text-to-image.
+    """
+    if plan.run_steps == 0:
+        raise ValueError("a plan that runs no steps needs no server")
+    nodes = {
+        "1": _node("CheckpointLoaderSimple", ckpt_name=checkpoint),
+        "2": _node("CLIPTextEncode", text=params.prompt, clip=["1", 1]),
+        "3": _node("CLIPTextEncode", text=params.negative_prompt, clip=["1", 1]),
+        "7": _node("VAEDecode", samples=[SAMPLER_NODE, 0], vae=["1", 2]),
+        OUTPUT_NODE: _node(output_class, images=["7", 0]),
+    }
+    if plan.from_pure_noise:
+        # Text-to-image: the sketch must not leak through SD1.5's non-zero terminal SNR.
+        nodes["5"] = _node("EmptyLatentImage", width=size[0], height=size[1], batch_size=1)
+    else:
+        if image_name is None:
+            raise ValueError("image-to-image needs the uploaded sketch")
+        nodes["4"] = _node("LoadImage", image=image_name)
+        nodes["5"] = _node("VAEEncode", pixels=["4", 0], vae=["1", 2])
+    nodes[SAMPLER_NODE] = _sampler_node(params, plan, sampler)
+    return Graph(nodes, SAMPLER_NODE, OUTPUT_NODE, output_class)
+
+
+def _sampler_node(params: GenerationParams, plan: StepPlan, sampler: tuple[str, str]) -> dict:
+    common = dict(
+        model=["1", 0], positive=["2", 0], negative=["3", 0], latent_image=["5", 0],
+        cfg=float(params.cfg), sampler_name=sampler[0], scheduler=sampler[1],
+    )
+    if plan.from_pure_noise:
+        return _node("KSampler", seed=params.seed, steps=params.steps, denoise=1.0, **common)
+    denoise = params.strength
+    if denoise is not None and _ksampler_schedule(params.steps, denoise) == plan.schedule_steps:
+        # KSampler builds int(steps / denoise) steps and runs the last `steps`: our plan exactly.
+        return _node("KSampler", seed=params.seed, steps=params.steps, denoise=float(denoise), **common)
+    # A start step, or a denoise so small that our plan caps the schedule: say the plan outright.
+    return _node(
+        "KSamplerAdvanced", add_noise="enable", noise_seed=params.seed, steps=plan.schedule_steps,
+        start_at_step=plan.first_step, end_at_step=10000, return_with_leftover_noise="disable", **common,
+    )
+
+
+def _ksampler_schedule(steps: int, denoise: float) -> int:
+    """The schedule length ComfyUI's KSampler.set_steps builds for this denoise."""
+    return steps if denoise > 0.9999 else int(steps / denoise)
+
+
+def _node(class_type: str, **inputs) -> dict:
+    return {"class_type": class_type, "inputs": inputs}

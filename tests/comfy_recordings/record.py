@@ -1,0 +1,260 @@
+"""Record a real ComfyUI server's traffic into the JSON fixtures the stand-in is checked against.
+
+The fixtures here come from ComfyUI commit a125cd84b054 (version 0.3.64, CPU, a random-weight
+SD1.5 checkpoint). Run by hand against a server started with `--preview-method latent2rgb` that has one SD1.5
+checkpoint (any weights):
+
+    python tests/comfy_recordings/record.py http://127.0.0.1:8188 CHECKPOINT.safetensors COMMIT
+
+It talks raw HTTP and websocket (not Sketchpad's client), so the fixtures say what the server does,
+not what the client expects. Binary frames are summarised (header fields, byte count, decoded image
+size), never stored whole.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import struct
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+import uuid
+from pathlib import Path
+
+import websocket
+from PIL import Image
+
+HERE = Path(__file__).resolve().parent
+OUR_NODES = ("CheckpointLoaderSimple", "CLIPTextEncode", "LoadImage", "VAEEncode", "KSampler",
+             "KSamplerAdvanced", "EmptyLatentImage", "VAEDecode", "SaveImageWebsocket", "PreviewImage")
+
+
+class Recorder:
+    def __init__(self, base: str, ckpt: str, commit: str):
+        self.base = base.rstrip("/")
+        self.ckpt = ckpt
+        self.commit = commit
+
+    # -- HTTP ----------------------------------------------------------------------------------
+    def http(self, method: str, path: str, body: dict | bytes | None = None, content_type=None):
+        data = json.dumps(body).encode() if isinstance(body, dict) else body
+        request = urllib.request.Request(self.base + path, data=data, method=method)
+        if data is not None:
+            request.add_header("Content-Type", content_type or "application/json")
+        try:
+            with urllib.request.urlopen(request, timeout=60) as response:
+                status, raw = response.status, response.read()
+        except urllib.error.HTTPError as error:
+            status, raw = error.code, error.read()
+        try:
+            payload = json.loads(raw) if raw else None
+        except json.JSONDecodeError:
+            payload = raw.decode(errors="replace")
+        return status, payload
+
+    def upload(self, name: str, png: bytes, overwrite: bool | None = None):
+        boundary = uuid.uuid4().hex
+        parts = [(f'Content-Disposition: form-data; name="image"; filename="{name}"\r\n'
+                  "Content-Type: image/png\r\n\r\n").encode() + png]
+        if overwrite is not None:
+            parts.append(b'Content-Disposition: form-data; name="overwrite"\r\n\r\n'
+                         + (b"true" if overwrite else b"false"))
+        body = b"".join(f"--{boundary}\r\n".encode() + p + b"\r\n" for p in parts) + f"--{boundary}--\r\n".encode()
+        return self.http("POST", "/upload/image", body, f"multipart/form-data; boundary={boundary}")
+
+    # -- websocket -----------------------------------------------------------------------------
+    def connect(self, client_id: str, preview_metadata: bool):
+        url = self.base.replace("http", "ws", 1) + f"/ws?clientId={client_id}"
+        ws = websocket.create_connection(url, timeout=120)
+        hello = [summarise(*ws.recv_data())]
+        if preview_metadata:
+            ws.send(json.dumps({"type": "feature_flags", "data": {"supports_preview_metadata": True}}))
+            hello.append(summarise(*ws.recv_data()))
+        return ws, hello
+
+    def until_done(self, ws, prompt_id: str, limit: float = 300):
+        """Every message up to the `executing` with node None for `prompt_id` (sent after errors too)."""
+        messages, deadline = [], time.monotonic() + limit
+        while time.monotonic() < deadline:
+            msg = summarise(*ws.recv_data())
+            messages.append(msg)
+            data = msg.get("data") or {}
+            if msg.get("type") == "executing" and data.get("node") is None and data.get("prompt_id") == prompt_id:
+                return messages
+        raise TimeoutError(f"no end for {prompt_id}")
+
+    # -- graphs --------------------------------------------------------------------------------
+    def graph(self, image: str | None, sampler: dict, size=(64, 64), output="SaveImageWebsocket"):
+        g = {
+            "1": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": self.ckpt}},
+            "2": {"class_type": "CLIPTextEncode", "inputs": {"text": "a cat", "clip": ["1", 1]}},
+            "3": {"class_type": "CLIPTextEncode", "inputs": {"text": "", "clip": ["1", 1]}},
+            "7": {"class_type": "VAEDecode", "inputs": {"samples": ["6", 0], "vae": ["1", 2]}},
+            "8": {"class_type": output, "inputs": {"images": ["7", 0]}},
+        }
+        if image is None:
+            g["5"] = {"class_type": "EmptyLatentImage", "inputs": {"width": size[0], "height": size[1], "batch_size": 1}}
+        else:
+            g["4"] = {"class_type": "LoadImage", "inputs": {"image": image}}
+            g["5"] = {"class_type": "VAEEncode", "inputs": {"pixels": ["4", 0], "vae": ["1", 2]}}
+        common = {"model": ["1", 0], "positive": ["2", 0], "negative": ["3", 0], "latent_image": ["5", 0],
+                  "cfg": 7.0, "sampler_name": "euler", "scheduler": "normal"}
+        g["6"] = {"class_type": sampler.pop("class_type", "KSampler"), "inputs": {**common, **sampler}}
+        return g
+
+    def post_prompt(self, graph: dict, prompt_id: str, client_id: str):
+        body = {"prompt": graph, "prompt_id": prompt_id, "client_id": client_id,
+                "extra_data": {"preview_method": "latent2rgb"}}
+        return self.http("POST", "/prompt", body)
+
+
+def summarise(opcode: int, data: bytes) -> dict:
+    if opcode == websocket.ABNF.OPCODE_TEXT:
+        return json.loads(data)
+    event = struct.unpack(">I", data[:4])[0]
+    out = {"binary": {"event": event, "bytes": len(data)}}
+    if event == 1:
+        out["binary"]["format"] = struct.unpack(">I", data[4:8])[0]
+        image = data[8:]
+    elif event == 4:
+        length = struct.unpack(">I", data[4:8])[0]
+        out["binary"]["metadata"] = json.loads(data[8:8 + length])
+        image = data[8 + length:]
+    else:
+        return out
+    with Image.open(io.BytesIO(image)) as decoded:
+        out["binary"]["image"] = {"format": decoded.format, "size": list(decoded.size), "mode": decoded.mode}
+    return out
+
+
+def sketch_png(seed: int, size=(64, 64)) -> bytes:
+    image = Image.new("RGB", size, (255, 255, 255))
+    for x in range(size[0]):
+        image.putpixel((x, (x * seed) % size[1]), (0, 0, 0))
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def write_fixture(name: str, record: dict) -> None:
+    (HERE / f"{name}.json").write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
+    print("wrote", name)
+
+
+def record_all(base: str, ckpt: str, commit: str, sink=write_fixture) -> None:
+    """Run every scenario against the server at `base`, handing each record to sink(name, record)."""
+    r = Recorder(base, ckpt, commit)
+
+    def save(name: str, record: dict, commit: str) -> None:
+        sink(name, {"comfyui_commit": commit, **record})
+
+    status, info = r.http("GET", "/object_info")
+    trimmed = {name: info[name] for name in OUR_NODES if name in info}
+    save("object_info", {"status": status, "nodes": trimmed, "node_count": len(info)}, commit)
+    save("features", {"status": r.http("GET", "/features")[1]}, commit)
+    save("system_stats", {"body": r.http("GET", "/system_stats")[1]}, commit)
+
+    png = sketch_png(3)
+    name = f"sketchpad-{uuid.uuid4().hex[:8]}.png"
+    uploads = [r.upload(name, png), r.upload(name, png), r.upload(name, sketch_png(5)),
+               r.upload(name, sketch_png(7), overwrite=True)]
+    save("upload", {"filename": name, "same_bytes_twice": uploads[:2], "other_bytes_same_name": uploads[2],
+                    "other_bytes_overwrite": uploads[3]}, commit)
+    name = r.upload(f"sketchpad-{uuid.uuid4().hex[:8]}.png", png)[1]["name"]
+
+    client = uuid.uuid4().hex
+    ws, hello = r.connect(client, preview_metadata=True)
+    legacy_client = uuid.uuid4().hex
+    legacy_ws, legacy_hello = r.connect(legacy_client, preview_metadata=False)
+    save("hello", {"with_preview_metadata": hello, "without": legacy_hello}, commit)
+
+    def job(label, graph, ws=ws, client=client):
+        pid = str(uuid.uuid4())
+        status, response = r.post_prompt(graph, pid, client)
+        messages = r.until_done(ws, pid) if status == 200 else []
+        save(label, {"prompt_id": pid, "client_id": client, "graph": graph,
+                     "response": {"status": status, "body": response}, "messages": messages}, commit)
+        return pid
+
+    job("img2img_first", r.graph(name, {"seed": 1, "steps": 3, "denoise": 0.5}))
+    job("img2img_denoise_only", r.graph(name, {"seed": 1, "steps": 3, "denoise": 0.6}))
+    job("img2img_legacy_frames", r.graph(name, {"seed": 2, "steps": 3, "denoise": 0.6}), legacy_ws, legacy_client)
+    job("txt2img", r.graph(None, {"seed": 1, "steps": 3, "denoise": 1.0}))
+    job("advanced_start_at_step", r.graph(name, {
+        "class_type": "KSamplerAdvanced", "add_noise": "enable", "noise_seed": 1, "steps": 5, "start_at_step": 3,
+        "end_at_step": 10000, "return_with_leftover_noise": "disable"}))
+    job("preview_image_output", r.graph(name, {"seed": 3, "steps": 2, "denoise": 0.5}, output="PreviewImage"))
+
+    # errors found while validating: no job is queued
+    bad_ckpt = r.graph(name, {"seed": 1, "steps": 3, "denoise": 0.5})
+    bad_ckpt["1"]["inputs"]["ckpt_name"] = "no-such-model.safetensors"
+    job("error_400_missing_checkpoint", bad_ckpt)
+    bad_sampler = r.graph(name, {"seed": 1, "steps": 3, "denoise": 0.5})
+    bad_sampler["6"]["inputs"]["sampler_name"] = "no_such_sampler"
+    job("error_400_unknown_sampler", bad_sampler)
+    unknown_node = r.graph(name, {"seed": 1, "steps": 3, "denoise": 0.5})
+    unknown_node["8"]["class_type"] = "NoSuchNode"
+    job("error_400_unknown_node", unknown_node)
+    missing_image = r.graph("never-uploaded.png", {"seed": 1, "steps": 3, "denoise": 0.5})
+    job("error_400_missing_image", missing_image)
+
+    # a failure while running: a latent far too large to allocate
+    huge = r.graph(None, {"seed": 1, "steps": 3, "denoise": 1.0}, size=(16384, 16384))
+    huge["5"]["inputs"]["batch_size"] = 4096
+    job("execution_error_out_of_memory", huge)
+
+    # queue and targeted interrupt: a long job of ours runs, a second waits, the legacy client waits too
+    long_graph = r.graph(None, {"seed": 9, "steps": 400, "denoise": 1.0}, size=(256, 256))
+    running, pending = str(uuid.uuid4()), str(uuid.uuid4())
+    others = str(uuid.uuid4())
+    r.post_prompt(long_graph, running, client)
+    r.post_prompt(r.graph(None, {"seed": 10, "steps": 2, "denoise": 1.0}), pending, client)
+    r.post_prompt(r.graph(None, {"seed": 11, "steps": 2, "denoise": 1.0}), others, legacy_client)
+    seen = []
+    while not any(m.get("type") == "progress" and (m.get("data") or {}).get("value", 0) >= 2 for m in seen):
+        seen.append(summarise(*ws.recv_data()))
+    queue_before = r.http("GET", "/queue")
+    interrupt_not_running = r.http("POST", "/interrupt", {"prompt_id": pending})
+    time.sleep(1.0)
+    still_running = r.http("GET", "/queue")
+    delete = r.http("POST", "/queue", {"delete": [pending]})
+    after_delete = r.http("GET", "/queue")
+    interrupt = r.http("POST", "/interrupt", {"prompt_id": running})
+    tail = r.until_done(ws, running)
+    legacy_messages = []
+    legacy_ws.settimeout(120)
+
+    def drain_legacy():
+        try:
+            legacy_messages.extend(r.until_done(legacy_ws, others))
+        except Exception as error:  # noqa: BLE001 - a recording tool: say what happened
+            legacy_messages.append({"recorder_error": repr(error)})
+
+    thread = threading.Thread(target=drain_legacy)
+    thread.start()
+    thread.join(180)
+    after = r.http("GET", "/queue")
+    save("queue_and_interrupt", {
+        "running": running, "pending": pending, "other_clients_job": others, "client_id": client,
+        "messages_until_step_2": seen, "queue_before": summarise_queue(queue_before),
+        "interrupt_not_running": interrupt_not_running, "queue_after_interrupt_not_running": summarise_queue(still_running),
+        "delete_pending": delete, "queue_after_delete": summarise_queue(after_delete),
+        "interrupt_running": interrupt, "messages_after_interrupt": tail,
+        "other_client_messages": legacy_messages, "queue_at_end": summarise_queue(after),
+    }, commit)
+    ws.close()
+    legacy_ws.close()
+
+
+def summarise_queue(response):
+    """Queue entries as [number, prompt_id, client_id]: the graphs themselves are long and known."""
+    status, body = response
+    return {"status": status, "body": {key: [[item[0], item[1], item[3].get("client_id"), sorted(item[3])]
+                                             for item in items] for key, items in body.items()}}
+
+
+if __name__ == "__main__":
+    record_all(*sys.argv[1:4])

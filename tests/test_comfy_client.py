@@ -1,0 +1,355 @@
+"""The ComfyUI client against the stand-in server: semantics, previews, uploads, cancelling, faults."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import urllib.request
+import uuid
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw
+
+from sketchpad.backends.comfy.client import NO_PREVIEWS_HINT, ComfyBackend
+from sketchpad.core.errors import SketchpadError
+from sketchpad.core.params import GenerationParams
+from tests.comfy_standin import StandIn
+
+MODEL = "standin-sd15.safetensors"
+
+
+@pytest.fixture
+def server():
+    with StandIn([MODEL, "other-model.safetensors"]) as running:
+        yield running
+
+
+@pytest.fixture
+def slow_server():
+    with StandIn([MODEL], step_seconds=0.1) as running:
+        yield running
+
+
+def sketch(size=(64, 48), mark=0):
+    image = Image.new("RGB", size, "white")
+    ImageDraw.Draw(image).line((4, 4 + mark, 50, 40), fill="black", width=3)
+    return image
+
+
+def params(**changes):
+    base = dict(prompt="a cat", strength=0.5, steps=4, seed=11)
+    return GenerationParams(**{**base, **changes})
+
+
+def sampler_inputs(server, index=-1):
+    graph = server.prompts[index]["prompt"]
+    node = graph["6"]
+    return node["class_type"], node["inputs"], graph
+
+
+def other_client_job(server, steps=3):
+    """A job from someone else's client on the same server (plain HTTP, as their own app would)."""
+    prompt_id = str(uuid.uuid4())
+    graph = json.loads(json.dumps(server.prompts[-1]["prompt"]))
+    graph["6"]["inputs"]["steps"] = steps
+    graph["6"]["inputs"]["seed"] = 999
+    body = json.dumps({"prompt": graph, "prompt_id": prompt_id, "client_id": "someone-else"}).encode()
+    request = urllib.request.Request(server.url + "/prompt", data=body, method="POST",
+                                     headers={"Content-Type": "application/json"})
+    urllib.request.urlopen(request, timeout=5).read()
+    return prompt_id
+
+
+def wait_for(condition, limit=10.0):
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.02)
+    return False
+
+
+# -- semantics -------------------------------------------------------------------------------------
+def test_denoise_runs_on_the_server_with_one_preview_per_step(server):
+    backend = ComfyBackend(server.url, MODEL)
+    steps = []
+    result = backend.generate(params(strength=0.5, steps=4), sketch(), on_step=steps.append)
+    kind, inputs, graph = sampler_inputs(server)
+    assert kind == "KSampler" and inputs["denoise"] == 0.5 and inputs["steps"] == 4 and inputs["seed"] == 11
+    assert [(s.step, s.total) for s in steps] == [(1, 4), (2, 4), (3, 4), (4, 4)]
+    assert all(s.image is not None and s.image.shape == (64, 64, 3) for s in steps)
+    assert result.image.size == (64, 48) and result.steps_run == 4 and result.sampler == "euler"
+    assert server.prompts[-1]["client_id"] == backend._conn.client_id
+    assert server.prompts[-1]["extra_data"] == {"preview_method": "latent2rgb"}
+    assert graph["8"]["class_type"] == "SaveImageWebsocket"
+
+
+def test_the_result_is_the_servers_picture_and_seeds_differ(server):
+    backend = ComfyBackend(server.url, MODEL)
+    first = np.asarray(backend.generate(params(seed=1), sketch()).image)
+    again = np.asarray(backend.generate(params(seed=1), sketch()).image)
+    other = np.asarray(backend.generate(params(seed=2), sketch()).image)
+    assert np.array_equal(first, again) and not np.array_equal(first, other)
+
+
+def test_start_at_step_runs_the_rest_of_the_schedule(server):
+    backend = ComfyBackend(server.url, MODEL)
+    steps = []
+    backend.generate(params(strength=None, start_at_step=7, steps=10), sketch(), on_step=steps.append)
+    kind, inputs, _ = sampler_inputs(server)
+    assert kind == "KSamplerAdvanced" and inputs["start_at_step"] == 7 and inputs["steps"] == 10
+    assert [(s.step, s.total) for s in steps] == [(1, 3), (2, 3), (3, 3)]
+
+
+@pytest.mark.parametrize("knob", [dict(strength=0.0), dict(strength=None, start_at_step=4)])
+def test_nothing_to_denoise_returns_the_sketch_without_the_server(server, knob):
+    backend = ComfyBackend(server.url, MODEL)
+    drawing = sketch()
+    result = backend.generate(params(steps=4, **knob), drawing)
+    assert np.array_equal(np.asarray(result.image), np.asarray(drawing)) and result.steps_run == 0
+    assert server.prompts == [] and server.upload_requests == 0
+
+
+@pytest.mark.parametrize("knob", [dict(strength=1.0), dict(strength=None, start_at_step=0)])
+def test_full_denoise_is_text_to_image_and_uploads_nothing(server, knob):
+    backend = ComfyBackend(server.url, MODEL)
+    result = backend.generate(params(**knob), sketch())
+    _, _, graph = sampler_inputs(server)
+    assert graph["5"]["class_type"] == "EmptyLatentImage" and "4" not in graph
+    assert (graph["5"]["inputs"]["width"], graph["5"]["inputs"]["height"]) == (64, 48) == result.image.size
+    assert server.upload_requests == 0
+
+
+def test_uploads_are_content_addressed_so_the_dial_uploads_nothing(server):
+    backend = ComfyBackend(server.url, MODEL)
+    for strength in (0.3, 0.5, 0.7):
+        backend.generate(params(strength=strength), sketch())
+    assert server.upload_requests == 1 and backend.uploads == 1
+    names = {sampler_inputs(server, i)[2]["4"]["inputs"]["image"] for i in range(3)}
+    assert len(names) == 1 and next(iter(names)).startswith("sketchpad-")
+    backend.generate(params(), sketch(mark=5))  # a new stroke is a new sketch
+    assert server.upload_requests == 2
+
+
+def test_a_server_that_lost_the_sketch_gets_it_again(server):
+    backend = ComfyBackend(server.url, MODEL)
+    backend.generate(params(), sketch())
+    server.uploads.clear()  # e.g. its input folder was cleaned
+    assert backend.generate(params(strength=0.6), sketch()).image.size == (64, 48)
+    assert server.upload_requests == 2
+
+
+def test_untagged_frames_from_an_older_server_still_give_one_preview_per_step():
+    with StandIn([MODEL], preview_metadata=False) as older:
+        steps = []
+        ComfyBackend(older.url, MODEL).generate(params(steps=3), sketch(), on_step=steps.append)
+        assert [(s.step, s.image is not None) for s in steps] == [(1, True), (2, True), (3, True)]
+
+
+def test_without_server_previews_steps_still_count_and_we_say_once_how_to_get_them():
+    with StandIn([MODEL], previews=False) as quiet:
+        said = []
+        backend = ComfyBackend(quiet.url, MODEL, notify=said.append)
+        for seed in (1, 2):  # an equal request would come from the server's cache, running no steps
+            steps = []
+            backend.generate(params(steps=3, seed=seed), sketch(), on_step=steps.append)
+            assert [(s.step, s.image) for s in steps] == [(1, None), (2, None), (3, None)]
+        assert said.count(NO_PREVIEWS_HINT) == 1 and "--preview-method latent2rgb" in NO_PREVIEWS_HINT
+
+
+def test_a_server_without_the_websocket_output_node_returns_the_picture_from_its_temp_folder():
+    with StandIn([MODEL], websocket_output=False) as plain:
+        result = ComfyBackend(plain.url, MODEL).generate(params(), sketch())
+        assert plain.prompts[-1]["prompt"]["8"]["class_type"] == "PreviewImage"
+        assert result.image.size == (64, 48) and len(plain.temp_files) == 1
+
+
+def test_model_and_device_names(server):
+    said = []
+    backend = ComfyBackend(server.url, None, notify=said.append)
+    assert backend.model_name == MODEL and backend.device_name == "standin"
+    assert backend.checkpoints == [MODEL, "other-model.safetensors"] and MODEL in said[0]
+
+
+# -- wrong requests ----------------------------------------------------------------------------
+def test_a_checkpoint_the_server_lacks_is_one_line_listing_what_it_has(server):
+    with pytest.raises(SketchpadError) as caught:
+        ComfyBackend(server.url, "dreamshaper.safetensors")
+    assert str(caught.value) == ("the ComfyUI server has no checkpoint 'dreamshaper.safetensors'; it has: "
+                                 "standin-sd15.safetensors, other-model.safetensors")
+
+
+def test_a_checkpoint_removed_after_connecting_is_the_same_line(server):
+    backend = ComfyBackend(server.url, "other-model.safetensors")
+    server.nodes["CheckpointLoaderSimple"]["input"]["required"]["ckpt_name"][0] = [MODEL]
+    with pytest.raises(SketchpadError, match="has no checkpoint 'other-model.safetensors'; it has: standin-sd15"):
+        backend.generate(params(), sketch())
+
+
+def test_node_errors_are_one_line(server):
+    backend = ComfyBackend(server.url, MODEL)
+    backend._samplers.append("no_such")  # the server's list changed under us
+    from sketchpad.backends.comfy import workflow
+
+    workflow.COMFY_SAMPLERS["euler"], saved = ("no_such", "normal"), workflow.COMFY_SAMPLERS["euler"]
+    try:
+        with pytest.raises(SketchpadError) as caught:
+            backend.generate(params(), sketch())
+    finally:
+        workflow.COMFY_SAMPLERS["euler"] = saved
+    assert str(caught.value) == ("the ComfyUI server rejected the request: KSampler: "
+                                 "sampler_name: 'no_such' not in (list of length 42)")
+
+
+def test_pndm_is_refused_before_anything_is_sent(server):
+    backend = ComfyBackend(server.url, MODEL)
+    with pytest.raises(SketchpadError, match="pndm"):
+        backend.generate(params(scheduler="pndm"), sketch())
+    assert server.prompts == []
+
+
+def test_out_of_memory_on_the_server_is_said_plainly(server):
+    backend = ComfyBackend(server.url, MODEL)
+    server.fail_next_job("CUDA out of memory. Tried to allocate 2.00 GiB", "torch.OutOfMemoryError")
+    with pytest.raises(SketchpadError, match="ran out of memory in KSampler"):
+        backend.generate(params(), sketch())
+    assert backend.generate(params(), sketch()).image.size == (64, 48)  # the next request works
+
+
+def test_another_execution_error_names_the_node_and_the_reason(server):
+    backend = ComfyBackend(server.url, MODEL)
+    server.fail_next_job("mat1 and mat2 shapes cannot be multiplied\nmore detail", "RuntimeError")
+    with pytest.raises(SketchpadError) as caught:
+        backend.generate(params(), sketch())
+    assert str(caught.value) == "the ComfyUI server failed in KSampler: mat1 and mat2 shapes cannot be multiplied"
+
+
+# -- newest wins, politely -------------------------------------------------------------------------
+def test_stop_interrupts_our_running_prompt_only(slow_server):
+    backend = ComfyBackend(slow_server.url, MODEL)
+    backend.generate(params(steps=1), sketch())
+    theirs = other_client_job(slow_server, steps=3)  # queued behind ours
+    steps = []
+    result = backend.generate(params(steps=30), sketch(), on_step=steps.append, should_stop=lambda: len(steps) >= 1)
+    assert result is None
+    ours = slow_server.prompts[-1]["prompt_id"]
+    assert wait_for(lambda: (ours, "interrupted") in slow_server.finished)
+    assert (theirs, "success") in slow_server.finished
+    assert slow_server.interrupts == [ours] and slow_server.deleted == []
+
+
+def test_stop_while_waiting_removes_our_pending_prompt_and_leaves_theirs_running(slow_server):
+    backend = ComfyBackend(slow_server.url, MODEL)
+    backend.generate(params(steps=1), sketch())
+    theirs = other_client_job(slow_server, steps=10)
+    assert wait_for(lambda: slow_server.running is not None)
+    started = time.monotonic()
+    result = backend.generate(params(steps=5), sketch(), should_stop=lambda: time.monotonic() - started > 0.3)
+    ours = slow_server.prompts[-1]["prompt_id"]
+    assert result is None and ours in slow_server.deleted and ours not in slow_server.queue_ids()
+    assert wait_for(lambda: (theirs, "success") in slow_server.finished)  # never interrupted
+    assert all(finished[0] != ours for finished in slow_server.finished)
+
+
+def test_the_next_request_after_a_stop_gets_only_its_own_previews(slow_server):
+    backend = ComfyBackend(slow_server.url, MODEL)
+    stale = []
+    assert backend.generate(params(steps=30), sketch(), on_step=stale.append, should_stop=lambda: len(stale) >= 2) is None
+    fresh = []
+    result = backend.generate(params(steps=3, strength=0.8), sketch(), on_step=fresh.append)
+    assert [(s.step, s.total) for s in fresh] == [(1, 3), (2, 3), (3, 3)] and result is not None
+    assert slow_server.queue_ids() == []
+
+
+def test_ctrl_c_leaves_nothing_of_ours_on_the_server(slow_server):
+    backend = ComfyBackend(slow_server.url, MODEL)
+
+    def press_ctrl_c(step):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        backend.generate(params(steps=30), sketch(), on_step=press_ctrl_c)
+    assert slow_server.queue_ids() == []
+    assert slow_server.finished[-1][1] == "interrupted"
+
+
+# -- faults ----------------------------------------------------------------------------------------
+def test_a_server_that_is_down_is_one_line():
+    with StandIn([MODEL]) as gone:
+        url = gone.url
+    with pytest.raises(SketchpadError) as caught:
+        ComfyBackend(url, MODEL)
+    assert str(caught.value).startswith(f"cannot reach the ComfyUI server at {url} (")
+    assert str(caught.value).endswith("is it running?") and "\n" not in str(caught.value)
+
+
+def test_a_server_killed_mid_run_is_one_line_and_the_next_request_works_once_it_is_back(slow_server, monkeypatch):
+    monkeypatch.setattr("sketchpad.backends.comfy.client.RECONNECT_DELAYS", (0.0, 0.1, 0.2))
+    states = []
+    backend = ComfyBackend(slow_server.url, MODEL, on_state=states.append)
+    steps = []
+
+    def kill_after_first_step(step):
+        steps.append(step)
+        if len(steps) == 1:
+            threading.Thread(target=slow_server.kill).start()
+
+    with pytest.raises(SketchpadError, match="lost the ComfyUI server at http://127.0.0.1"):
+        backend.generate(params(steps=30), sketch(), on_step=kill_after_first_step)
+    assert states[-2:] == ["reconnecting", "offline"]
+    slow_server.restart()
+    result = backend.generate(params(steps=2), sketch())
+    assert result is not None and backend.state == "connected" and slow_server.upload_requests == 1
+
+
+def test_a_dropped_connection_reconnects_and_the_job_finishes(slow_server):
+    states = []
+    backend = ComfyBackend(slow_server.url, MODEL, on_state=states.append)
+    steps = []
+
+    def drop_after_first_step(step):
+        steps.append(step)
+        if len(steps) == 1:
+            slow_server.drop_sockets()
+
+    result = backend.generate(params(steps=6), sketch(), on_step=drop_after_first_step)
+    assert result is not None and result.image.size == (64, 48)
+    assert "reconnecting" in states and states[-1] == "connected"
+    assert len(slow_server.prompts) == 1  # the same job went on; nothing was sent twice
+
+
+def test_a_server_that_stops_answering_times_out_in_one_line(slow_server):
+    backend = ComfyBackend(slow_server.url, MODEL, http_timeout=1.0, answer_timeout=1.5)
+    steps = []
+
+    def hang_after_first_step(step):
+        steps.append(step)
+        if len(steps) == 1:
+            slow_server.hang()
+
+    started = time.monotonic()
+    with pytest.raises(SketchpadError) as caught:
+        backend.generate(params(steps=30), sketch(), on_step=hang_after_first_step)
+    assert time.monotonic() - started < 15
+    assert "stopped answering" in str(caught.value) or "did not answer within" in str(caught.value)
+    slow_server.unhang()
+
+
+def test_bearer_token_and_url_credentials_are_sent_and_never_shown():
+    with StandIn([MODEL], auth="Bearer tok-123") as guarded:
+        backend = ComfyBackend(guarded.url, MODEL, token="tok-123")
+        assert backend.generate(params(), sketch()) is not None
+        with pytest.raises(SketchpadError, match="refused the credentials"):
+            ComfyBackend(guarded.url, MODEL)
+    import base64
+
+    with StandIn([MODEL], auth="Basic " + base64.b64encode(b"ann:s3cret").decode()) as basic:
+        url = basic.url.replace("http://", "http://ann:s3cret@")
+        backend = ComfyBackend(url, MODEL)
+        assert backend.generate(params(), sketch()) is not None
+        assert "s3cret" not in backend.server and "ann" not in backend.server
+        with pytest.raises(SketchpadError) as caught:
+            ComfyBackend(basic.url.replace("http://", "http://ann:wrong@"), MODEL)
+        assert "wrong" not in str(caught.value) and "refused the credentials" in str(caught.value)

@@ -1,0 +1,126 @@
+"""The stand-in must behave as the real ComfyUI server did: the recorder that wrote
+tests/comfy_recordings/ from a real server runs here against the stand-in, and every scenario's
+messages, frames and answers must have the same shape as the recording."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from tests.comfy_recordings.record import record_all
+from tests.comfy_standin import StandIn
+
+RECORDINGS = Path(__file__).resolve().parent / "comfy_recordings"
+CHECKPOINT = "sketchpad-tiny-sd15.safetensors"  # the one the real server had when recording
+JOBS = ("img2img_first", "img2img_denoise_only", "img2img_legacy_frames", "txt2img", "advanced_start_at_step",
+        "preview_image_output", "execution_error_out_of_memory")
+REJECTED = ("error_400_missing_checkpoint", "error_400_unknown_sampler", "error_400_unknown_node",
+            "error_400_missing_image")
+STEP_KINDS = {"progress", "progress_state", "binary"}
+
+
+def recorded(name: str) -> dict:
+    return json.loads((RECORDINGS / f"{name}.json").read_text(encoding="utf-8"))
+
+
+@pytest.fixture(scope="module")
+def replayed():
+    records = {}
+    with StandIn([CHECKPOINT], step_seconds=0.02) as server:
+        # through JSON as the fixtures went, so tuples and lists compare alike
+        record_all(server.url, CHECKPOINT, "stand-in",
+                   sink=lambda name, record: records.__setitem__(name, json.loads(json.dumps(record))))
+        # the stand-in's own out-of-memory: the real server failed allocating a huge latent
+        assert "execution_error_out_of_memory" in records
+    return records
+
+
+def _number(value):
+    return float(value) if isinstance(value, (int, float)) else value
+
+
+def shape(message: dict):
+    """What must match between servers: kinds, nodes, steps, frame layout; not ids or timings."""
+    if "binary" in message:
+        b = message["binary"]
+        meta = b.get("metadata") or {}
+        return ("binary", b["event"], b.get("format"), meta.get("node_id"), meta.get("image_type"),
+                sorted(meta), (b.get("image") or {}).get("format"))
+    kind, data = message.get("type"), message.get("data") or {}
+    if kind == "progress_state":
+        return (kind, tuple(sorted((n, s["state"], _number(s["value"]), _number(s["max"])) for n, s in data["nodes"].items())))
+    if kind == "execution_cached":
+        return (kind, sorted(data["nodes"]), sorted(data))
+    if kind == "executed":
+        return (kind, data["node"], sorted(data["output"]), sorted(data))
+    if kind == "execution_error":
+        return (kind, data["node_id"], data["node_type"], sorted(data))
+    return (kind, data.get("node"), data.get("value"), data.get("max"), sorted(data))
+
+
+def sequence(messages, skip=("status",)):
+    # queue "status" broadcasts depend on every client's timing; their own test is below
+    return [shape(m) for m in messages if ("binary" if "binary" in m else m.get("type")) not in skip]
+
+
+@pytest.mark.parametrize("name", JOBS)
+def test_job_messages_match_the_real_server(replayed, name):
+    real, standin = recorded(name), replayed[name]
+    assert standin["response"]["status"] == real["response"]["status"]
+    assert sorted(standin["response"]["body"]) == sorted(real["response"]["body"])
+    assert sequence(standin["messages"]) == sequence(real["messages"])
+
+
+@pytest.mark.parametrize("name", JOBS)
+def test_each_job_ends_like_the_real_server(replayed, name):
+    """After the last node: success (or error), a queue status, then `executing` with node None."""
+    def tail(messages):
+        return [m.get("type") for m in messages[-3:]]
+
+    assert tail(replayed[name]["messages"]) == tail(recorded(name)["messages"])
+
+
+@pytest.mark.parametrize("name", REJECTED)
+def test_rejected_prompts_get_the_same_answer(replayed, name):
+    real, standin = recorded(name)["response"], replayed[name]["response"]
+    assert standin == real
+
+
+def test_hello_and_feature_flags_match(replayed):
+    real, standin = recorded("hello"), replayed["hello"]
+    for key in ("with_preview_metadata", "without"):
+        assert [m["type"] for m in standin[key]] == [m["type"] for m in real[key]]
+        assert sorted(standin[key][0]["data"]) == sorted(real[key][0]["data"])  # status and our sid
+    assert standin["with_preview_metadata"][1] == real["with_preview_metadata"][1]
+
+
+def test_uploads_deduplicate_and_rename_like_the_real_server(replayed):
+    def names(record):
+        stem = record["filename"].rpartition(".")[0]
+        flat = json.dumps({k: v for k, v in record.items() if k not in ("filename", "comfyui_commit")})
+        return re.sub(re.escape(stem), "STEM", flat)
+
+    assert names(replayed["upload"]) == names(recorded("upload"))
+
+
+def test_queue_delete_and_targeted_interrupt_match(replayed):
+    real, standin = recorded("queue_and_interrupt"), replayed["queue_and_interrupt"]
+
+    def roles(record, key):
+        ids = {record["running"]: "running", record["pending"]: "pending", record["other_clients_job"]: "other"}
+        ours = record["client_id"]
+        return {lane: [(ids.get(item[1]), item[2] == ours, item[3]) for item in items]
+                for lane, items in record[key]["body"].items()}
+
+    for key in ("queue_before", "queue_after_interrupt_not_running", "queue_after_delete", "queue_at_end"):
+        assert roles(standin, key) == roles(real, key), key
+    for key in ("interrupt_not_running", "delete_pending", "interrupt_running"):
+        assert standin[key] == real[key], key
+    assert sequence(standin["messages_until_step_2"]) == sequence(real["messages_until_step_2"])
+    # how many steps still run after the interrupt is timing; what ends the job is not
+    assert sequence(standin["messages_after_interrupt"], skip=STEP_KINDS | {"status"}) == \
+        sequence(real["messages_after_interrupt"], skip=STEP_KINDS | {"status"})
+    assert sequence(standin["other_client_messages"]) == sequence(real["other_client_messages"])
