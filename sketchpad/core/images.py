@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import io
 import os
+import struct
 import warnings
+import zlib
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -23,20 +26,63 @@ def load_sketch(path: str | os.PathLike) -> Image.Image:
     if os.path.isdir(path):
         raise SketchpadError(f"{path} is a folder; give an image file (PNG, JPEG, WebP, ...)")
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as image:
-                _check_size(image.size, path)
-                image.load()
-                return prepare_sketch(image)
-    except SketchpadError:
-        raise
+        return _read_sketch(path, path)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise SketchpadError(f"{path} is too large to be a sketch (at most {MAX_SIDE}x{MAX_SIDE} pixels)") from None
-    except UnidentifiedImageError:
-        raise SketchpadError(f"{path} is not an image file Sketchpad can read (try PNG or JPEG)") from None
-    except (OSError, ValueError, SyntaxError) as error:
+    except (OSError, ValueError, SyntaxError) as error:  # UnidentifiedImageError is an OSError
+        # A PNG whose text chunks (its settings) are broken still holds a good picture: read that.
+        stripped = _png_without_text(path)
+        if stripped is not None:
+            try:
+                return _read_sketch(io.BytesIO(stripped), path)
+            except (OSError, ValueError, SyntaxError):
+                pass
+        if isinstance(error, UnidentifiedImageError):
+            raise SketchpadError(f"{path} is not an image file Sketchpad can read (try PNG or JPEG)") from None
         raise SketchpadError(f"{path} could not be read as an image ({_first_line(error)}); is it truncated?") from None
+
+
+def _read_sketch(source, path: str) -> Image.Image:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        with Image.open(source) as image:
+            _check_size(image.size, path)
+            image.load()
+            return prepare_sketch(image)
+
+
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_TEXT_CHUNKS = {b"tEXt", b"zTXt", b"iTXt"}
+
+
+def _png_without_text(path: str) -> bytes | None:
+    """The PNG's bytes without its text chunks and without ancillary chunks whose checksum is wrong;
+    None when it is no PNG or nothing would change. Critical chunks are kept as they are."""
+    try:
+        with open(path, "rb") as file:
+            data = file.read(MAX_PIXELS * 4 + 64 * 1024 * 1024)  # bounded: a sketch is never larger
+    except OSError:
+        return None
+    if not data.startswith(_PNG_SIGNATURE):
+        return None
+    kept, position, dropped = [_PNG_SIGNATURE], len(_PNG_SIGNATURE), False
+    while position + 12 <= len(data):
+        (length,) = struct.unpack(">I", data[position:position + 4])
+        kind = data[position + 4:position + 8]
+        chunk = data[position:position + 12 + length]
+        position += 12 + length
+        ancillary = bool(kind[0] & 0x20)  # lower-case first letter: a reader may skip it
+        if ancillary and (kind in _TEXT_CHUNKS or not _crc_ok(chunk)):
+            dropped = True
+            continue
+        kept.append(chunk)
+        if kind == b"IEND":
+            break
+    return b"".join(kept) if dropped else None
+
+
+def _crc_ok(chunk: bytes) -> bool:
+    return len(chunk) >= 12 and zlib.crc32(chunk[4:-4]) == struct.unpack(">I", chunk[-4:])[0]
 
 
 def prepare_sketch(image: Image.Image) -> Image.Image:
