@@ -137,28 +137,6 @@ def test_closing_mid_run_stops_the_worker(qtbot, tmp_path, tiny_model_dir):
     assert not worker.isRunning()
 
 
-def test_autosaved_drawing_is_offered_back_after_a_crash(qtbot, window, tmp_path, tiny_model_dir):
-    draw_line(qtbot, window.canvas, (10, 10), (50, 10))
-    window.autosaver.save_now()
-    window.autosaver.wait()
-    drawn = window.canvas.image()
-    assert (tmp_path / "state" / "autosave.png").is_file()
-    # a second window on the same state folder, as after a kill: it offers the drawing back
-    settings = QSettings(str(tmp_path / "settings2.ini"), QSettings.Format.IniFormat)
-    worker = GenerationWorker()
-    again = MainWindow(worker, model=str(tiny_model_dir), device="cpu", output_dir=tmp_path,
-                       settings=settings, state_dir=tmp_path / "state")
-    qtbot.addWidget(again)
-    again.ask_recover = lambda: True
-    with qtbot.waitSignal(worker.model_ready, timeout=WAIT_MS):
-        again.start()
-    assert again.canvas.image().convertToFormat(QImage.Format.Format_RGB32) == drawn.convertToFormat(
-        QImage.Format.Format_RGB32)
-    again.canvas.set_modified(False)
-    again.close()
-    assert not (tmp_path / "state" / "autosave.png").exists()  # a clean exit leaves nothing to recover
-
-
 def test_missing_model_keeps_the_window_usable_and_says_what_to_do(qtbot, tmp_path, make_sketch):
     settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
     worker = GenerationWorker()

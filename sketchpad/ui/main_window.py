@@ -22,15 +22,19 @@ from PySide6.QtWidgets import (
 )
 
 from ..core.errors import SketchpadError
-from .autosave import SketchAutosaver
+from ..core.result_archive import ResultArchive
+from ..core.storage import ResultInfo, clean_leftovers, format_parameters, next_free_path, save_png
+from .autosave import Recovered, SketchAutosaver
 from .canvas import SketchCanvas
 from .file_actions import FileActions
 from .generation_panel import GenerationPanel
 from .history_strip import HistoryStrip
-from .images import pixel_digest
+from .images import pixel_digest, qimage_to_pil
+from .kept_results import kept_entries
 from .preview_panel import PreviewPanel
 from .session import HistoryEntry, ModelState, ModelStatus, RequestKey, Run, RunStatus, Session, bind_worker
-from .settings_store import restore_layout, restore_session, save_layout, save_session
+from .settings_store import (archive_budget, params_from_dict, params_to_dict, restore_layout, restore_session,
+                             save_layout, save_session)
 from .tool_bar import ToolPanel
 from .window_menus import build_menus
 
@@ -72,9 +76,12 @@ class MainWindow(QMainWindow):
         bind_worker(self.session, worker)
 
         state = Path(state_dir or QStandardPaths.writableLocation(QStandardPaths.StandardLocation.AppDataLocation))
-        self.autosaver = SketchAutosaver(self.canvas, state / "autosave.png", parent=self)
         self._note_request()  # the panel's defaults, unless the settings say otherwise
         restore_session(self.settings, self.session, model, device, output_dir)
+        self._open_archive(state / "results")
+        # each window its own recovery slot: the drawing and the request it was made for
+        self.autosaver = SketchAutosaver(self.canvas, state, session=self._recovery_state, parent=self)
+        self.panel.params_changed.connect(self.autosaver.mark_changed)
         self._layout_restored = restore_layout(self.settings, self, self.splitter, self.panel)
         self._show_model(self.session.model)
         self._show_status(self.session.status_text())
@@ -151,18 +158,64 @@ class MainWindow(QMainWindow):
         s.history_removed.connect(self.history.remove)
         s.message.connect(self.report)
 
+    def _open_archive(self, folder: Path) -> None:
+        """Every finished result is kept there as it finishes; the newest come back into the history."""
+        try:
+            archive = ResultArchive(folder, archive_budget(self.settings))
+        except SketchpadError as error:
+            self.report(f"Results will not be kept between sessions: {error}")
+            return
+        self.session.archive = archive
+        self.worker.set_archive(archive)
+        self.session.load_history(kept_entries(archive))
+
+    def _recovery_state(self) -> dict:
+        self._note_request()  # what the panel shows now
+        return {"params": params_to_dict(self.session.request)}
+
     def start(self) -> None:
-        """Offer back a crashed session's drawing, then load the model in the worker."""
-        recovered = self.autosaver.recoverable()
-        if recovered is not None and self.ask_recover():
-            self.canvas.set_image(recovered)
-            self.report("Restored the drawing from your last session")
+        """Tidy the output folder, offer back what crashed windows left, then load the model."""
+        clean_leftovers(self.session.output_dir)  # temp files of saves cut short, ours only
+        self._offer_recovery()
         self.session.load_model()
 
-    def ask_recover(self) -> bool:
+    def _offer_recovery(self) -> None:
+        """Each drawing a killed window left is offered once, with its prompt and settings. The
+        first one taken goes on the canvas; any further ones are saved into the output folder as
+        PNGs that restore their settings when opened."""
+        on_canvas = False
+        for recovered in self.autosaver.orphans():
+            params = params_from_dict((recovered.session or {}).get("params") or {})
+            if self.ask_recover(recovered, params):
+                if not on_canvas:
+                    self.canvas.set_image(recovered.image)
+                    if params is not None:
+                        self.session.load_request(params)
+                    on_canvas = True
+                    self.report("Restored the drawing" + (" and its prompt" if params else "") + " from a window "
+                                "that did not close properly")
+                else:
+                    self._save_recovered(recovered, params)
+            self.autosaver.take(recovered)
+
+    def _save_recovered(self, recovered: Recovered, params) -> None:
+        text = {}
+        if params is not None:
+            size = recovered.image.size()
+            text["parameters"] = format_parameters(ResultInfo(params, size.width(),
+                                                              size.height(), "", params.scheduler or ""))
+        try:
+            path = save_png(qimage_to_pil(recovered.image), next_free_path(self.session.output_dir, "recovered"), text)
+        except SketchpadError as error:
+            self.report(f"Could not keep a recovered drawing: {error}", error=True)
+            return
+        self.report(f"Another recovered drawing was saved as {path}; open it to continue")
+
+    def ask_recover(self, recovered: Recovered, params) -> bool:
+        prompt = f"\n\nPrompt: {params.prompt}" if params is not None and params.prompt.strip() else ""
         answer = QMessageBox.question(
-            self, "Restore drawing?", "Sketchpad did not close properly last time. Restore the drawing it kept?"
-        )
+            self, "Restore drawing?",
+            f"A Sketchpad window did not close properly. Restore the drawing it kept?{prompt}")
         return answer == QMessageBox.StandardButton.Yes
 
     def load_model(self, model: str | None, device: str | None = None) -> None:

@@ -169,6 +169,7 @@ class Session(QObject):
         self._history: deque[HistoryEntry] = deque()
         self._output_dir = Path(output_dir) if output_dir else default_output_dir()
         self.last_folder: Path | None = None  # the last folder a file dialog was used in
+        self.archive = None  # the ResultArchive keeping every finished result, if it could be opened
 
     # ---- the request being edited --------------------------------------------------------
     @property
@@ -251,9 +252,9 @@ class Session(QObject):
         return entry
 
     def take_outcome(self, outcome) -> HistoryEntry | None:
-        """The worker's Outcome (request_id, image, info, seconds; `path` once archived)."""
+        """The worker's Outcome (request_id, image, info, seconds, and `archived`: its file, if kept)."""
         return self.run_finished(outcome.request_id, outcome.image, outcome.info, outcome.seconds,
-                                 getattr(outcome, "path", None))
+                                 getattr(outcome, "archived", None))
 
     def run_failed(self, request_id: int, message: str) -> None:
         if request_id == self._run.request_id:
@@ -294,6 +295,11 @@ class Session(QObject):
         """Newest first."""
         return list(self._history)
 
+    def load_history(self, entries: list[HistoryEntry]) -> None:
+        """Results kept by earlier sessions (newest first), put into the history at start."""
+        for entry in reversed(entries[:MAX_HISTORY]):
+            self.add_to_history(entry)
+
     def add_to_history(self, entry: HistoryEntry) -> None:
         self._history.appendleft(entry)
         self._trim_history()
@@ -331,6 +337,11 @@ class Session(QObject):
         if self.last_folder is not None and self.last_folder.is_dir():
             return self.last_folder
         return self._output_dir
+
+    def set_archive_budget(self, max_bytes: int) -> None:
+        """The space kept results may take; the oldest go beyond it."""
+        if self.archive is not None:
+            self.archive.set_max_bytes(max_bytes)
 
     def say(self, text: str, error: bool = False) -> None:
         self.message.emit(text, error)

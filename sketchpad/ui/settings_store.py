@@ -16,14 +16,27 @@ _PARAM_FIELDS = ("prompt", "negative_prompt", "strength", "start_at_step", "step
                  "preview_method")
 
 
+DEFAULT_ARCHIVE_BYTES = 1 << 30  # the space kept results take by default: ~1000 results at 512x512
+
+
+def params_to_dict(params: GenerationParams) -> dict:
+    return {name: getattr(params, name) for name in _PARAM_FIELDS}
+
+
 def params_to_json(params: GenerationParams) -> str:
-    return json.dumps({name: getattr(params, name) for name in _PARAM_FIELDS})
+    return json.dumps(params_to_dict(params))
 
 
 def params_from_json(text: str) -> GenerationParams | None:
     """The saved request, or None if it is missing or no longer valid (then defaults apply)."""
     try:
-        values = json.loads(text)
+        return params_from_dict(json.loads(text))
+    except ValueError:
+        return None
+
+
+def params_from_dict(values) -> GenerationParams | None:
+    try:
         return GenerationParams(**{k: values[k] for k in _PARAM_FIELDS if k in values}).validated()
     except Exception:  # an old or hand-edited settings file must never stop the app from opening
         return None
@@ -38,6 +51,8 @@ def save_session(settings: QSettings, session: Session) -> None:
     settings.setValue("output_dir", str(session.output_dir))
     settings.setValue("last_folder", str(session.last_folder or ""))
     settings.setValue("params", params_to_json(session.request))
+    if session.archive is not None:
+        settings.setValue("archive_bytes", session.archive.max_bytes)
 
 
 def restore_session(settings: QSettings, session: Session, model: str | None = None, device: str | None = None,
@@ -71,6 +86,14 @@ def restore_layout(settings: QSettings, window: QMainWindow, splitter: QSplitter
     if settings.value("splitter") is not None:
         return bool(splitter.restoreState(settings.value("splitter")))
     return False
+
+
+def archive_budget(settings: QSettings) -> int:
+    try:
+        value = int(settings.value("archive_bytes", DEFAULT_ARCHIVE_BYTES))
+    except (TypeError, ValueError):
+        return DEFAULT_ARCHIVE_BYTES
+    return value if value >= 0 else DEFAULT_ARCHIVE_BYTES
 
 
 def _text(value) -> str | None:

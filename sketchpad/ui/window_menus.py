@@ -41,6 +41,7 @@ def build_menus(window: QMainWindow, session: Session, files: FileActions, canva
     add(menu, "model_folder", "Choose model &folder…", lambda: _choose_model_folder(window, session))
     add(menu, "model_file", "Choose model f&ile (.safetensors)…", lambda: _choose_model_file(window, session))
     add(menu, "output_dir", "Output folder…", lambda: _choose_output_dir(window, session))
+    add(menu, "kept_space", "Space for kept results…", lambda: _choose_kept_space(window, session))
     menu.addSeparator()
     add(menu, "quit", "&Quit", window.close, ["Ctrl+Q"])
 
@@ -91,6 +92,18 @@ def _choose_output_dir(window: QMainWindow, session: Session) -> None:
     if folder:
         session.set_output_dir(Path(folder))
         session.say(f"Results will be saved in {folder}")
+
+
+def _choose_kept_space(window: QMainWindow, session: Session) -> None:
+    if session.archive is None:
+        session.say("Results are not being kept: the app's data folder cannot be written", error=True)
+        return
+    mib, ok = QInputDialog.getInt(window, "Kept results",
+                                  "Every result is kept until this much space is used (MiB; oldest go first):",
+                                  session.archive.max_bytes // (1 << 20), 0, 1 << 20)
+    if ok:
+        session.set_archive_budget(mib << 20)
+        session.say(f"Kept results may take up to {mib} MiB")
 
 
 def _resize(session: Session, canvas: SketchCanvas, width: int, height: int) -> None:
