@@ -199,11 +199,14 @@ class GenerationWorker(QThread):
     def _drop_backend(self) -> None:
         backend, self._engine = self._engine, None
         self.model_name = ""
-        if backend is not None:
-            try:
-                loading.close_backend(backend)
-            except Exception:  # a failing close must not keep the next model from loading
-                traceback.print_exc(file=sys.stderr)
+        if backend is None:
+            return
+        try:
+            loading.close_backend(backend)
+        except Exception:  # a failing close must not keep the next model from loading
+            traceback.print_exc(file=sys.stderr)
+        del backend  # the last reference: the weights go now, before the next model arrives
+        loading.release_cached_memory()
 
     def _load(self, choice: _ModelChoice) -> None:
         self._drop_backend()  # free the old weights before the new ones arrive

@@ -6,6 +6,7 @@ diffusers) happen here, on the thread that loads, never at the window's start.
 
 from __future__ import annotations
 
+import sys
 from typing import Callable
 
 from ..core.backend import Backend
@@ -40,3 +41,10 @@ def close_backend(backend) -> None:
     close = getattr(backend, "close", None)
     if close is not None:
         close()
+
+
+def release_cached_memory() -> None:
+    """Hand the CUDA allocator's cached blocks back once a model is gone, for the next one or other programs."""
+    torch = sys.modules.get("torch")  # never imported just for this
+    if torch is not None and torch.cuda.is_available() and torch.cuda.is_initialized():
+        torch.cuda.empty_cache()
