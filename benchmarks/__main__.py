@@ -2,7 +2,7 @@
 
     python -m benchmarks [--quick | --full] [--device auto|cpu|cuda] [--dtype auto|float32|float16|bfloat16]
 
---quick: the tiny model only (about a minute). Default: also the full-size SD1.5 architecture (random
+--quick: the tiny model only (minutes: it includes 1000 live runs through the window). Default: also the full-size SD1.5 architecture (random
 weights, written once into .bench-models/) at 256x256 and 512x512 (about 30 minutes on 2 CPU cores,
 longer on a busy machine: timed work waits until other processes are quiet).
 --full: more repeats and steps, and the restart and GUI figures at 512x512 as well.
@@ -59,6 +59,10 @@ def plan(args):
         ui_restart=[(Setup("tiny", 256, 10, 0, 0), [0.1, 0.5, 0.9] * 2)],
         ui_canvas=True,
         pools=[Setup("tiny", 256, 10, rounds=5, heavy_rounds=0)],
+        # 128 px: small enough for 1000 runs in minutes, big enough that keeping every result
+        # (~110 KB a run here) would show as well over the 50 MB bound
+        window_memory=dict(runs=1000, size=128),
+        recovery=True,
     )
     if args.quick:
         return [tiny]
@@ -137,6 +141,14 @@ METHOD = [
     "GUI thread of the Qt figures has never run torch, as in the app.",
     "Memory: process RSS (psutil, after `gc.collect()`) after 5 and after 100 generations on the tiny model "
     "with prompts, sketches, schedulers and preview methods varied so every cache fills and evicts.",
+    "Memory over a live session: the real `MainWindow` and `GenerationWorker` on the tiny model, Live on, "
+    "the denoise dial turned to a new value for each run and the next turn made once the result is on "
+    "screen; RSS (after `gc.collect()`) after 10 runs and after 1000.",
+    "Drawing lost after kill -9: a child process draws a short stroke every 100 ms on a `SketchCanvas` "
+    "(mouse events, each stroke on its own row) with a `SketchAutosaver` at the window's interval, and "
+    "is killed with SIGKILL 3 to 9 s (uniformly at random, fixed seed) into drawing; a new autosaver "
+    "then takes what `orphans()` offers, and the figure is the time from the end of the last stroke in "
+    "that picture to the kill.",
 ]
 
 
@@ -226,6 +238,7 @@ def main(argv=None) -> int:
         run.say(message)
         run.notes.append(message)
     else:
+        from . import memory_bench as mb
         from . import ui_bench as ui
 
         run.machine.append(("PySide6", ui.QT_VERSION))
@@ -271,6 +284,15 @@ def main(argv=None) -> int:
         run.section(f"Qt worker: {model}", lambda: _worker_sections(ui, run, ctx.guard, folder, args.device, entry),
                     own_thread=False)
         gc.collect()
+        if entry.get("window_memory"):
+            runs = entry["window_memory"]["runs"]
+            run.section(f"window: memory over {runs} live runs",
+                        lambda: mb.bench_window_live_memory(folder, run.emit, **entry["window_memory"]),
+                        own_thread=False)
+            gc.collect()
+        if entry.get("recovery"):
+            run.section("recovery: drawing lost after kill -9", lambda: mb.bench_drawing_lost(run.emit),
+                        own_thread=False)
 
     run.write(finished=True)
     print(f"\nwrote {args.out} ({(time.perf_counter() - run.started) / 60:.1f} min)")
