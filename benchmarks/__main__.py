@@ -2,8 +2,8 @@
 
     python -m benchmarks [--quick | --full] [--device auto|cpu|cuda] [--dtype auto|float32|float16|bfloat16]
 
---quick: the tiny model only (minutes: it includes 1000 live runs through the window). Default: also the full-size SD1.5 architecture (random
-weights, written once into .bench-models/) at 256x256 and 512x512 (about 30 minutes on 2 CPU cores,
+--quick: the tiny model only (minutes: it includes 1000 live runs through the window). Default: also
+the full-size SD1.5 architecture (random weights, written once into .bench-models/) at 256x256 and 512x512 (about 30 minutes on 2 CPU cores,
 longer on a busy machine: timed work waits until other processes are quiet).
 --full: more repeats and steps, and the restart and GUI figures at 512x512 as well.
 Engine figures need no Qt; the Qt figures are skipped, with a note, where PySide6 is missing.
