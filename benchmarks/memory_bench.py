@@ -73,7 +73,7 @@ def bench_window_live_memory(model_dir: Path, emit: Callable[[Figure], None], ru
 
 
 def _shown_request(window) -> int:
-    shown = window.shown_outcome()
+    shown = window.session.shown
     return 0 if shown is None else shown.request_id
 
 
