@@ -353,3 +353,24 @@ def test_bearer_token_and_url_credentials_are_sent_and_never_shown():
         with pytest.raises(SketchpadError) as caught:
             ComfyBackend(basic.url.replace("http://", "http://ann:wrong@"), MODEL)
         assert "wrong" not in str(caught.value) and "refused the credentials" in str(caught.value)
+
+
+def test_closing_right_after_a_stop_leaves_nothing_of_ours(slow_server):
+    backend = ComfyBackend(slow_server.url, MODEL)
+    steps = []
+    assert backend.generate(params(steps=40), sketch(), on_step=steps.append, should_stop=lambda: len(steps) >= 1) is None
+    backend.close()
+    assert slow_server.queue_ids() == []
+
+
+def test_the_worker_opens_a_server_backend_through_open_backend(server):
+    from sketchpad.backends.loading import close_backend, open_backend
+
+    lines = []
+    url = server.url.replace("http://", "http://ann:pw@")
+    server.auth = "Basic " + __import__("base64").b64encode(b"ann:pw").decode()
+    backend = open_backend(MODEL, "auto", lines.append, server=url)
+    assert isinstance(backend, ComfyBackend) and backend.generate(params(), sketch()) is not None
+    assert lines and all("pw" not in line for line in lines) and MODEL in lines[-1]
+    close_backend(backend)
+    assert backend.state == "closed"

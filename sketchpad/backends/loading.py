@@ -1,11 +1,12 @@
 """Opening the backend the person chose: the one place the worker turns a model choice into a Backend.
 
-Today that is the local engine; a ComfyUI server is the other branch. Heavy imports (torch,
+The local engine, or a ComfyUI server when `server` names one. Heavy imports (torch,
 diffusers) happen here, on the thread that loads, never at the window's start.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Callable
 
@@ -26,7 +27,7 @@ def open_backend(
     Raises SketchpadError with a message for the person when it cannot.
     """
     if server is not None:
-        raise SketchpadError(f"cannot use the server {server}: Sketchpad does not talk to ComfyUI servers yet")
+        return _open_server(server, model, progress, notify)
     from .local.img2img import Img2ImgEngine
     from .local.models import load_pipeline, pick_device, resolve_model_source
 
@@ -34,6 +35,17 @@ def open_backend(
     torch_device = pick_device(device)
     pipe = load_pipeline(source, torch_device, progress=progress)
     return Img2ImgEngine(pipe, source.name, notify=notify)
+
+
+def _open_server(server: str, model: str | None, progress, notify) -> Backend:
+    # torch-free: a person with only a server needs no torch
+    from .comfy.client import ComfyBackend
+    from .comfy.connection import TOKEN_ENV, parse_server_url
+
+    progress(f"Connecting to the ComfyUI server at {parse_server_url(server).base}")
+    backend = ComfyBackend(server, model, token=os.environ.get(TOKEN_ENV) or None, notify=notify)
+    progress(f"Connected: {backend.model_name} on {backend.device_name} at {backend.server}")
+    return backend
 
 
 def close_backend(backend) -> None:

@@ -58,6 +58,7 @@ class ComfyBackend:
         self._told_no_previews = False
         self.uploads = 0  # sketches sent this session (a dial-only change sends none)
         self.last_timing: dict[str, float] = {}
+        self._stopped: list[str] = []  # prompts we asked the server to drop
 
         self._connect()
         info = self._node_info("CheckpointLoaderSimple", "KSampler", "KSamplerAdvanced", WEBSOCKET_OUTPUT)
@@ -82,6 +83,9 @@ class ComfyBackend:
         self.last_timing = {}
         params = params.validated().with_concrete_seed()
         stop = should_stop or (lambda: False)
+        if params.loras or params.control is not None:
+            raise SketchpadError("LoRAs, few-step presets with a LoRA and the ControlNet run only on this computer "
+                                 "for now; leave them out with a server")
         sketch = prepare_sketch(sketch)
         plan = plan_steps(params)
         scheduler = our_scheduler(params)
@@ -121,6 +125,11 @@ class ComfyBackend:
         return GenerationResult(image, params, scheduler, plan.run_steps, finished - started)
 
     def close(self) -> None:
+        """Make sure no prompt of ours is left queued or running, then disconnect."""
+        for prompt_id in self._stopped[-3:]:
+            if self._conn.connected and self._queued_quietly(prompt_id):
+                self._cancel(prompt_id, wait=True)
+        self._stopped.clear()
         self._conn.close_socket()
         self._set_state("closed")
 
@@ -194,7 +203,9 @@ class ComfyBackend:
     def _follow(self, job: "_Job", on_step: OnStep, stop: ShouldStop) -> Image.Image | None:
         while True:
             if stop():
+                # newest wins: the next request need not wait for the server to confirm this one is gone
                 self._cancel(job.prompt_id, wait=False)
+                self._stopped = self._stopped[-2:] + [job.prompt_id]
                 return None
             try:
                 message = self._conn.receive(POLL)
@@ -242,6 +253,12 @@ class ComfyBackend:
                     time.sleep(0.05)
         except SketchpadError:
             pass  # a server that is gone runs nothing of ours
+
+    def _queued_quietly(self, prompt_id: str) -> bool:
+        try:
+            return self._is_queued(prompt_id)
+        except SketchpadError:
+            return False
 
     def _is_queued(self, prompt_id: str) -> bool:
         queue = self._conn.get("/queue") or {}

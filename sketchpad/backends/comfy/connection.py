@@ -21,6 +21,7 @@ import websocket
 
 from ...core.errors import SketchpadError
 
+TOKEN_ENV = "SKETCHPAD_SERVER_TOKEN"  # a bearer token for a server behind a proxy (kept off the command line)
 HTTP_TIMEOUT = 15.0  # seconds for one HTTP call; a busy server still answers HTTP at once
 PING_AFTER = 2.0  # websocket silence after which we ping (the server's event loop answers while it computes)
 ANSWER_TIMEOUT = 10.0  # no frame at all, not even a pong, for this long: the server stopped answering
