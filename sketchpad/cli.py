@@ -63,7 +63,11 @@ def build_generate_parser(program: str = "python main.py") -> argparse.ArgumentP
     parser.add_argument("--control-strength", type=_number, default=None, help="ControlNet strength 0..2 (default 1)")
     parser.add_argument("--control-range", default=None, metavar="START:END",
                         help="the part of the steps the ControlNet steers, as fractions (default 0:1)")
-    parser.add_argument("--model", default=None, help="Hugging Face id, diffusers folder or .safetensors file")
+    parser.add_argument("--model", default=None, help="Hugging Face id, diffusers folder or .safetensors file "
+                        "(with --server: one of the server's checkpoints, default its first)")
+    parser.add_argument("--server", default=None, metavar="URL",
+                        help="generate on a ComfyUI server, e.g. http://127.0.0.1:8188 (user:password@ allowed; "
+                        "a bearer token goes in SKETCHPAD_SERVER_TOKEN)")
     parser.add_argument("--device", choices=DEVICES, default="auto",
                         help=f"{DEVICE_HELP} (default auto)")
     parser.add_argument("--out", type=Path, help="where to save the PNG (default: next free name in the output folder)")

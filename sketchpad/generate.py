@@ -13,7 +13,6 @@ from .cli import params_from_args
 from .core.registry import default_output_dir
 from .core.errors import SketchpadError
 from .core.images import load_sketch
-from .backends.local.models import pick_device, resolve_model_source
 from .core.storage import ResultInfo, next_free_path, save_png, save_result
 
 
@@ -25,6 +24,10 @@ def run_generate(args) -> int:
     # Every check that can fail on bad input runs before the (slow) model load and before any write.
     params = params_from_args(args).with_concrete_seed()
     sketch = load_sketch(args.sketch)
+    if getattr(args, "server", None):
+        return _run_on_server(args, params, sketch)
+    from .backends.local.models import pick_device, resolve_model_source
+
     source = resolve_model_source(args.model)
     device = pick_device(args.device)
     out = _output_path(args.out, args.overwrite)
@@ -42,6 +45,27 @@ def run_generate(args) -> int:
     on_step = _step_reporter(args.previews)
     result = engine.generate(params, sketch, on_step=on_step)
     info = ResultInfo(result.params, result.image.width, result.image.height, source.name, result.sampler)
+    saved = save_result(result.image, info, out, overwrite=args.overwrite)
+    say(f"Seed {result.params.seed}, {result.steps_run} steps in {result.seconds:.1f} s")
+    print(saved)
+    return 0
+
+
+def _run_on_server(args, params, sketch) -> int:
+    """The same run on a ComfyUI server: torch is never imported; Ctrl+C removes our prompt there."""
+    from .backends.comfy.client import ComfyBackend
+    from .backends.comfy.connection import TOKEN_ENV
+
+    out = _output_path(args.out, args.overwrite)
+    if args.previews is not None:
+        _check_writable_folder(args.previews)
+    backend = ComfyBackend(args.server, args.model, token=os.environ.get(TOKEN_ENV) or None, notify=say)
+    try:
+        say(f"Connected to {backend.server}: {backend.model_name} on {backend.device_name}")
+        result = backend.generate(params, sketch, on_step=_step_reporter(args.previews))
+    finally:
+        backend.close()
+    info = ResultInfo(result.params, result.image.width, result.image.height, backend.model_name, result.sampler)
     saved = save_result(result.image, info, out, overwrite=args.overwrite)
     say(f"Seed {result.params.seed}, {result.steps_run} steps in {result.seconds:.1f} s")
     print(saved)

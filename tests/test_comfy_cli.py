@@ -1,0 +1,93 @@
+"""`generate --server`: the same saving code and metadata as local runs, one line and exit 2 on faults."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from sketchpad import cli
+from sketchpad.core.storage import read_png_parameters
+from tests.comfy_standin import StandIn
+
+MODEL = "standin-sd15.safetensors"
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def drawing(tmp_path):
+    path = tmp_path / "sketch.png"
+    Image.new("RGB", (64, 64), "white").save(path)
+    return path
+
+
+def test_generate_on_a_server_saves_with_a1111_metadata_and_previews(tmp_path, drawing, capsys):
+    with StandIn([MODEL]) as server:
+        url = server.url.replace("http://", "http://ann:s3cret@")
+        server.auth = "Basic YW5uOnMzY3JldA=="  # ann:s3cret
+        out, previews = tmp_path / "result.png", tmp_path / "steps"
+        code = cli.main(["generate", str(drawing), "--prompt", "a cat", "--server", url, "--model", MODEL,
+                         "--steps", "3", "--strength", "0.6", "--seed", "5", "--out", str(out),
+                         "--previews", str(previews)])
+    assert code == 0
+    info = read_png_parameters(out)
+    assert info.model_name == MODEL and info.params.seed == 5 and info.params.steps == 3 and info.sampler == "euler"
+    assert sorted(p.name for p in previews.iterdir()) == ["step-001.png", "step-002.png", "step-003.png"]
+    with Image.open(out) as saved:
+        text = saved.text["parameters"]
+    printed = capsys.readouterr()
+    assert "s3cret" not in text and "s3cret" not in printed.err and "ann" not in text
+
+
+def test_a_server_that_is_down_exits_2_with_one_line_and_writes_nothing(tmp_path, drawing, capsys):
+    with StandIn([MODEL]) as server:
+        url = server.url
+    out = tmp_path / "result.png"
+    code = cli.main(["generate", str(drawing), "--prompt", "a cat", "--server", url, "--out", str(out)])
+    err = capsys.readouterr().err
+    assert code == 2 and not out.exists()
+    assert err.count("\n") == 1 and err.startswith(f"error: cannot reach the ComfyUI server at {url}")
+
+
+def test_a_checkpoint_the_server_lacks_exits_2(tmp_path, drawing, capsys):
+    with StandIn([MODEL]) as server:
+        code = cli.main(["generate", str(drawing), "--prompt", "a cat", "--server", server.url,
+                         "--model", "nope.safetensors", "--out", str(tmp_path / "r.png")])
+    assert code == 2 and f"it has: {MODEL}" in capsys.readouterr().err
+
+
+def test_ctrl_c_removes_our_prompt_from_the_server(tmp_path, drawing):
+    with StandIn([MODEL], step_seconds=0.2) as server:
+        env = dict(os.environ, HF_HUB_OFFLINE="1")
+        process = subprocess.Popen(
+            [sys.executable, "main.py", "generate", str(drawing), "--prompt", "a cat", "--server", server.url,
+             "--steps", "50", "--out", str(tmp_path / "r.png")],
+            cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True)
+        for line in process.stderr:
+            if line.startswith("step 1/"):
+                break
+        process.send_signal(signal.SIGINT)
+        rest = process.stderr.read()
+        assert process.wait(30) == cli.EXIT_INTERRUPTED and "Traceback" not in rest
+        assert server.queue_ids() == [] and server.finished[-1][1] == "interrupted"
+        assert not (tmp_path / "r.png").exists()
+
+
+def test_generate_on_a_server_never_imports_torch(tmp_path, drawing):
+    with StandIn([MODEL]) as server:
+        code = ("import sys, runpy; sys.argv = ['main.py', 'generate', %r, '--prompt', 'x', '--server', %r, "
+                "'--steps', '2', '--out', %r]\n"
+                "from sketchpad import cli\n"
+                "code = cli.main(sys.argv[1:])\n"
+                "assert code == 0, code\n"
+                "print(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'diffusers', 'PySide6')))"
+                % (str(drawing), server.url, str(tmp_path / "r.png")))
+        out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().splitlines()[-1] == "[]"
