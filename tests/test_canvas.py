@@ -375,3 +375,23 @@ def test_tool_panel_colours(canvas, qtbot):
     panel.choose_color(recents[2])  # already there: moves to the front, no duplicate
     names = [c.name() for c in panel.recent_colors()]
     assert names[:2] == [recents[2].name(), "#00ffaa"] and len(set(names)) == 8
+
+
+def _mean_rgb(widget):
+    image = widget.grab().toImage()
+    pixels = [image.pixelColor(x, y) for x in range(2, image.width() - 2, 2) for y in range(2, image.height() - 2, 2)]
+    return [sum(getattr(p, channel)() for p in pixels) / len(pixels) for channel in ("red", "green", "blue")]
+
+
+def test_the_active_tool_is_unmistakable(canvas, qtbot):
+    """Brush and Eraser looked alike whichever was active (a grey a few levels apart)."""
+    panel = ToolPanel(canvas)
+    qtbot.addWidget(panel)
+    panel.show()
+    qtbot.waitExposed(panel)
+    for active, idle in (("brush", panel.eraser_button), ("eraser", panel.brush_button)):
+        canvas.set_tool(active)
+        on = _mean_rgb(panel.brush_button if active == "brush" else panel.eraser_button)
+        off = _mean_rgb(idle)
+        assert on[2] - on[0] > 60, on  # the active one is filled with the highlight colour
+        assert abs(off[2] - off[0]) < 15, off  # the other stays neutral

@@ -1,11 +1,16 @@
 """GenerationPanel, PreviewPanel and HistoryStrip: values, signals, enabling, replay."""
 
+import math
+
 import pytest
-from PySide6.QtCore import QPoint, Qt
-from PySide6.QtGui import QColor, QImage
+from PySide6.QtCore import QPoint, QPointF, Qt
+from PySide6.QtGui import QColor, QImage, QWheelEvent
+from PySide6.QtTest import QTest
+from PySide6.QtWidgets import QApplication, QFileDialog, QInputDialog
 
 from sketchpad.core.params import MAX_SEED, RANDOM_SEED, SCHEDULERS, GenerationParams
-from sketchpad.ui.generation_panel import GenerationPanel, denoise_band
+from sketchpad.ui.denoise_dial import band_arcs
+from sketchpad.ui.generation_panel import BANDS, GenerationPanel, denoise_band
 from sketchpad.ui.history_strip import MAX_ENTRIES, HistoryStrip
 from sketchpad.ui.preview_panel import PreviewPanel
 
@@ -54,12 +59,34 @@ def test_set_denoise_moves_dial_in_hundredths(panel):
 
 
 @pytest.mark.parametrize("value, band", [
-    (0.0, "unchanged"), (0.05, "subtle"), (0.2, "subtle"), (0.4, "subtle"), (0.45, "subtle"),
-    (0.46, "restyle"), (0.5, "restyle"), (0.7, "restyle"), (0.75, "restyle"), (0.76, "reimagine"),
-    (0.8, "reimagine"), (1.0, "reimagine"),
+    (0.0, "unchanged"), (0.01, "subtle"), (0.2, "subtle"), (0.4, "subtle"), (0.41, "restyle"),
+    (0.45, "restyle"), (0.5, "restyle"), (0.7, "restyle"), (0.75, "restyle"), (0.76, "reimagine"),
+    (0.77, "reimagine"), (0.8, "reimagine"), (1.0, "reimagine"),
 ])
 def test_denoise_band(value, band):
     assert denoise_band(value) == band
+
+
+LEGEND_RANGES = {"subtle": "0.01–0.40", "restyle": "0.41–0.75", "reimagine": "≥ 0.76"}
+
+
+def test_every_dial_position_has_one_range_and_label_legend_and_arcs_agree(panel):
+    """The issue's gaps: 0.4-0.5 belonged to no range, 0.75 read restyle and 0.77 reimagine
+    while the legend said 0.5-0.7 and 0.8-1.0."""
+    arcs = {name: (start, end) for name, start, end in band_arcs()}
+    ordered = list(arcs.values())
+    assert 0.0 < ordered[0][0] < 0.01 and ordered[-1][1] == 1.0  # only 0.00 (unchanged) outside
+    assert all(a[1] == b[0] for a, b in zip(ordered, ordered[1:]))  # the arcs touch: no gap
+    for hundredths in range(1, 101):
+        panel.dial.setValue(hundredths)
+        owners = [name for name, low, high, _ in BANDS if low <= hundredths <= high]
+        assert len(owners) == 1, hundredths
+        name = owners[0]
+        assert panel.denoise_label.text() == f"{hundredths / 100:.2f} · {name}"
+        assert [n for n, label in panel._legend.items() if "<b>" in label.text()] == [name]
+        assert LEGEND_RANGES[name] in panel._legend[name].text()  # the legend says the range
+        start, end = arcs[name]
+        assert start < hundredths / 100 <= end  # drawn inside its own arc
 
 
 def test_range_label_follows_dial(panel):
@@ -198,24 +225,46 @@ def test_dice_draws_a_seed_and_locks(panel):
 
 
 def test_lock_semantics(panel):
-    # unlocked (default): random every Generate, whatever the field says
-    panel.set_seed(42)
+    """The field always says what the next Generate uses; Keep is on exactly while it holds a seed."""
     assert not panel.is_locked() and panel.params().seed == RANDOM_SEED
-    # before any run Live is random too; after one it reuses the used seed
+    # before any run Live is random too; after one it reuses the used seed, shown beside
     assert panel.params(for_live=True).seed == RANDOM_SEED
     panel.set_used_seed(777)
-    assert panel.used_seed_label.text() == "last: 777"
+    assert panel.used_seed_label.text() == "last: 777" and panel.seed_box.text() == "random"
     assert panel.params().seed == RANDOM_SEED and panel.params(for_live=True).seed == 777
-    # locked: the field's seed, for Generate and Live alike
+    # Keep on: the last run's seed goes into the field and every run uses it
     panel.lock_button.click()
-    assert panel.is_locked() and panel.params().seed == 42 and panel.params(for_live=True).seed == 42
-    # locked on "random": random each Generate, Live still compares like with like
-    panel.set_seed(RANDOM_SEED)
-    assert panel.params().seed == RANDOM_SEED and panel.params(for_live=True).seed == 777
-    # recycle: the last used seed into the field, locked
+    assert panel.is_locked() and panel.seed() == 777 and panel.seed_box.text() == "777"
+    assert panel.params().seed == 777 and panel.params(for_live=True).seed == 777
+    # a typed seed is kept and used
+    type_seed(panel, "42")
+    assert panel.lock_button.isChecked() and panel.params().seed == 42
+    # Keep off: the field says random again, and random it is
     panel.lock_button.click()
+    assert not panel.lock_button.isChecked() and panel.seed_box.text() == "random"
+    assert panel.params().seed == RANDOM_SEED
+    # recycle: the last used seed into the field, kept
     panel.recycle_button.click()
     assert panel.seed() == 777 and panel.is_locked() and panel.params().seed == 777
+    # typing -1 is random, and Keep goes off with it
+    type_seed(panel, "-1")
+    assert not panel.lock_button.isChecked() and panel.params().seed == RANDOM_SEED
+
+
+def test_keep_before_any_run_draws_a_seed(panel):
+    panel.lock_button.click()
+    assert panel.is_locked() and 0 <= panel.seed() <= MAX_SEED and panel.params().seed == panel.seed()
+
+
+def test_restart_restore_shows_random_when_random_is_meant(panel):
+    """What the window does on restart: restore the saved request (it carries the last run's
+    seed, so Live can continue) and then the saved Keep state. Unlocked must read random."""
+    panel.set_params(GenerationParams(prompt="a knight", seed=31337))
+    panel.set_locked(False)
+    assert panel.seed_box.text() == "random" and panel.params().seed == RANDOM_SEED
+    panel.set_params(GenerationParams(prompt="a knight", seed=31337))
+    panel.set_locked(True)
+    assert panel.seed_box.text() == "31337" and panel.params().seed == 31337
 
 
 def test_recycle_needs_a_run(panel):
@@ -229,6 +278,16 @@ def test_progress_text(panel):
     panel.set_progress(3, 20)
     assert panel.progress_bar.text() == "step 3 / 20"
     assert panel.progress_bar.value() == 3 and panel.progress_bar.maximum() == 20
+
+
+def test_progress_says_only_what_it_is_given(panel):
+    """No own "idle" beside the window's state line; the count is the one the window gives."""
+    panel.set_progress(0, 0)
+    assert panel.progress_bar.text() == ""
+    panel.set_progress(0, 0, "loading model…")
+    assert panel.progress_bar.text() == "loading model…"
+    panel.set_progress(8, 20)
+    assert panel.progress_bar.text() == "step 8 / 20"
 
 
 def test_cancel_only_while_busy(panel, qtbot):
@@ -299,11 +358,54 @@ def test_steps_without_previews(preview):
 
 def test_show_message(preview):
     preview.show_message("Loading model…")
-    assert preview.caption_text() == "Loading model…" and "ff6b6b" not in preview.caption.styleSheet()
+    assert preview.caption_text() == "Loading model…" and preview.error_bar.isHidden()
     preview.show_message("CUDA out of memory", error=True)
-    assert preview.caption_text() == "CUDA out of memory" and "ff6b6b" in preview.caption.styleSheet()
+    assert preview.error_text() == "CUDA out of memory" and not preview.error_bar.isHidden()
+    assert "CUDA out of memory" in preview.caption_text()
+
+
+def test_error_survives_the_next_runs_step_captions(preview):
+    """Live: the failed run's error stays while the next run's steps come in."""
+    preview.show_message("CUDA out of memory", error=True)
+    preview.begin_run(2)
     preview.add_step(1, 2, solid("#000000"))
-    assert "ff6b6b" not in preview.caption.styleSheet()
+    assert preview.error_text() == "CUDA out of memory" and not preview.error_bar.isHidden()
+    assert preview.caption.text() == "step 1 / 2"
+    preview.show_result(solid("#ffffff"), "result")  # a success clears it
+    assert preview.error_text() == "" and preview.error_bar.isHidden()
+
+
+def test_error_is_dismissed_or_cleared_by_good_news(preview):
+    preview.show_message("could not save: disk full", error=True)
+    preview.dismiss_button.click()
+    assert preview.error_text() == "" and preview.error_bar.isHidden()
+    preview.show_message("could not save: disk full", error=True)
+    preview.show_message("Saved /tmp/sketchpad-0001.png")  # a later save that worked
+    assert preview.error_text() == "" and preview.caption_text() == "Saved /tmp/sketchpad-0001.png"
+
+
+def test_cancelled_run_is_marked(preview, qtbot):
+    preview.resize(200, 200)
+    preview.show()
+    qtbot.waitExposed(preview)
+    preview.begin_run(10)
+    for step in (1, 2, 3):
+        preview.add_step(step, 10, solid("#ffffff"))
+    bright = preview.view.grab().toImage().pixelColor(100, 100)
+    preview.mark_cancelled()
+    assert preview.caption_text() == "cancelled at step 3 of 10" and preview.is_cancelled()
+    dim = preview.view.grab().toImage().pixelColor(100, 100)
+    assert dim.value() < bright.value() - 80  # the unfinished picture is visibly dimmed
+    preview.begin_run(10)
+    preview.add_step(1, 10, solid("#ffffff"))  # the next run's picture is not dimmed
+    assert not preview.is_cancelled() and preview.view.grab().toImage().pixelColor(100, 100) == bright
+
+
+def test_commands_in_messages_do_not_break(preview):
+    text = "try `python -m sketchpad.tiny_model ~/sketchpad-tiny` first"
+    preview.show_message(text)
+    assert preview.caption_text() == text
+    assert "white-space:pre" in preview.caption.text() and "`" not in preview.caption.text()
 
 
 def test_view_draws_scaled_image(preview, qtbot):
@@ -384,3 +486,94 @@ def test_long_runs_restore_exactly(panel):
     assert panel.params() == p
     panel.set_locked(False)
     assert not panel.is_locked() and panel.params().seed == RANDOM_SEED
+
+
+# ---- the dial: a click does not jump, dragging turns it -----------------------------------------
+def _dial_point(dial, value: float, radius: float = 40.0) -> QPoint:
+    angle = math.radians(dial.value_angle(value))
+    return QPoint(round(dial.width() / 2 + radius * math.cos(angle)),
+                  round(dial.height() / 2 - radius * math.sin(angle)))
+
+
+@pytest.fixture
+def shown_panel(panel, qtbot):
+    panel.show()
+    qtbot.waitExposed(panel)
+    return panel
+
+
+def test_a_click_on_the_dial_does_not_change_it(shown_panel, qtbot):
+    dial = shown_panel.dial
+    seen = []
+    shown_panel.params_changed.connect(lambda: seen.append(1))
+    for value in (10, 50, 95):  # QDial jumps to where it is clicked: 0.75 -> 0.10
+        QTest.mouseClick(dial, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier,
+                         _dial_point(dial, value))
+    assert dial.value() == 75 and seen == []
+
+
+def test_dragging_the_dial_turns_it_by_the_angle_dragged(shown_panel):
+    dial = shown_panel.dial
+    QTest.mousePress(dial, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, _dial_point(dial, 20))
+    for value in range(21, 41):  # a quarter of the way round, clockwise, starting far from the knob
+        QTest.mouseMove(dial, _dial_point(dial, value))
+    QTest.mouseRelease(dial, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, _dial_point(dial, 40))
+    assert dial.value() == 95  # 0.75 + 0.20
+    QTest.mousePress(dial, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, _dial_point(dial, 100))
+    for value in range(99, -1, -1):  # all the way counter-clockwise: 0.95 - 1.00 stops at 0
+        QTest.mouseMove(dial, _dial_point(dial, value))
+    QTest.mouseRelease(dial, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, _dial_point(dial, 0))
+    assert dial.value() == 0
+
+
+def test_keys_and_wheel_still_turn_the_dial(shown_panel):
+    dial = shown_panel.dial
+    QTest.keyClick(dial, Qt.Key.Key_Right)
+    assert dial.value() == 76
+    QTest.keyClick(dial, Qt.Key.Key_PageDown)
+    assert dial.value() == 66
+    centre = QPointF(dial.width() / 2, dial.height() / 2)
+    wheel = QWheelEvent(centre, dial.mapToGlobal(centre), QPoint(0, 0), QPoint(0, 120),
+                        Qt.MouseButton.NoButton, Qt.KeyboardModifier.NoModifier, Qt.ScrollPhase.NoScrollPhase, False)
+    QApplication.sendEvent(dial, wheel)
+    assert dial.value() != 66
+
+
+def test_turning_the_dial_never_changes_the_panels_width(panel):
+    """"1.00 · reimagine" is wider than "0.75 · restyle": the panel grew and got a sideways scrollbar."""
+    widths = set()
+    for value in range(0, 101):
+        panel.dial.setValue(value)
+        panel.layout().activate()
+        widths.add(panel.minimumSizeHint().width())
+        widths.add(panel.settings_area.widget().minimumSizeHint().width())
+    assert len(widths) == 2, widths  # one for the panel, one for its content, each constant
+
+
+# ---- the model control ---------------------------------------------------------------------------
+def test_model_control_shows_the_model_and_offers_choices(panel, qtbot, monkeypatch, tmp_path):
+    panel.set_model(str(tmp_path / "sd15-folder"))
+    assert panel.model_picker.combo.currentText() == "sd15-folder"
+    texts = [a.text() for a in panel.model_picker.menu.actions()]
+    assert any("folder" in t for t in texts) and any(".safetensors" in t for t in texts)
+    assert any("Hugging Face" in t for t in texts)
+    monkeypatch.setattr(QFileDialog, "getExistingDirectory", lambda *a, **k: str(tmp_path / "other"))
+    monkeypatch.setattr(QFileDialog, "getOpenFileName", lambda *a, **k: (str(tmp_path / "m.safetensors"), ""))
+    monkeypatch.setattr(QInputDialog, "getText", lambda *a, **k: ("  someone/model  ", True))
+    chosen = []
+    panel.model_chosen.connect(chosen.append)
+    for action in panel.model_picker.menu.actions():
+        action.trigger()
+    assert chosen == [str(tmp_path / "other"), str(tmp_path / "m.safetensors"), "someone/model"]
+
+
+def test_model_control_offers_recent_models(panel):
+    panel.set_model("stable-diffusion-v1-5/stable-diffusion-v1-5")
+    panel.set_model("/models/tiny")
+    combo = panel.model_picker.combo
+    assert [combo.itemText(i) for i in range(combo.count())] == ["tiny", "stable-diffusion-v1-5/stable-diffusion-v1-5"]
+    chosen = []
+    panel.model_chosen.connect(chosen.append)
+    combo.activated.emit(1)  # as a person picks it from the list
+    combo.activated.emit(0)  # the one in use: nothing to do
+    assert chosen == ["stable-diffusion-v1-5/stable-diffusion-v1-5"]

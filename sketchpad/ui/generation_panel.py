@@ -1,39 +1,34 @@
-"""GenerationPanel: prompt, seed, sampler settings, the denoise dial, Generate/Cancel, Live.
+"""GenerationPanel: the model, prompt, seed, sampler settings, the denoise dial, Generate/Cancel, Live.
 
 The panel owns no request state beyond its widgets: params() reads them, set_params() writes them.
 Internal updates (range label, enabled knob, start-step maximum) always run; only the outward
 params_changed signal is held back while set_params restores values.
+Layout: the model on top, the settings in a vertical-only scroll area, and Generate, Cancel, Live
+and the progress pinned below it, so they stay in view however short the window.
 """
 
 from __future__ import annotations
 
 import random
 
-from PySide6.QtCore import QRectF, Qt, Signal
-from PySide6.QtGui import QColor, QFontDatabase, QPainter, QPen
-from PySide6.QtWidgets import (QButtonGroup, QCheckBox, QComboBox, QDial, QDoubleSpinBox,
-                               QFormLayout, QGridLayout, QGroupBox, QHBoxLayout, QLabel,
-                               QPlainTextEdit, QProgressBar, QPushButton, QRadioButton, QSpinBox,
-                               QStyle, QStyleOptionSlider, QToolButton, QVBoxLayout, QWidget)
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QFont, QFontDatabase, QFontMetrics
+from PySide6.QtWidgets import (QButtonGroup, QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QFrame,
+                               QGridLayout, QGroupBox, QHBoxLayout, QLabel, QPlainTextEdit, QProgressBar,
+                               QPushButton, QRadioButton, QScrollArea, QSizePolicy, QSpinBox, QStyle,
+                               QToolButton, QVBoxLayout, QWidget)
 
 from sketchpad.core.params import (MAX_SEED, MAX_STEPS, PREVIEW_METHODS, RANDOM_SEED,
                                      SCHEDULERS, GenerationParams)
 from sketchpad.core.registry import SCHEDULER_LABELS
 
-# The denoise ranges people know from other tools: (name, low, high, colour readable on dark and light).
-BANDS = (("subtle", 0.20, 0.40, "#4fc3f7"), ("restyle", 0.50, 0.70, "#ffb74d"),
-         ("reimagine", 0.80, 1.00, "#f06292"))
-PREVIEW_LABELS = {"latent2rgb": "Fast (latent)", "taesd": "TAESD", "vae": "Full VAE (slow)", "none": "Off"}
+from .denoise_dial import BANDS, UNCHANGED, DenoiseDial, band_color, band_range_text, denoise_band
+from .model_picker import ModelPicker
 
-
-def denoise_band(value: float) -> str:
-    """Range name for a denoise value: 0 keeps the sketch; otherwise the nearest band (gaps
-    between bands go to the nearer one, ties to the gentler one, so 0.75 reads "restyle")."""
-    h = round(value * 100)  # integer hundredths: no ties decided by float noise
-    if h <= 0:
-        return "unchanged"
-    distances = [max(round(low * 100) - h, 0, h - round(high * 100)) for _, low, high, _ in BANDS]
-    return BANDS[distances.index(min(distances))][0]  # index() finds the first: the gentler band
+__all__ = ["BANDS", "GenerationPanel", "denoise_band"]
+# The preview combo shares the sampler's row, so each entry says what it is.
+PREVIEW_LABELS = {"latent2rgb": "Preview: fast", "taesd": "Preview: TAESD", "vae": "Preview: full (slow)",
+                  "none": "Preview: off"}
 
 
 def _glyphs() -> dict[str, str]:
@@ -44,46 +39,17 @@ def _glyphs() -> dict[str, str]:
     return {"locked": "Keep ✓", "unlocked": "Keep", "dice": "⚄"}
 
 
-class DenoiseDial(QDial):
-    """A QDial (0..100 = denoise 0.00..1.00) with the known ranges drawn as coloured arcs."""
-
-    RING = 7  # px between the widget edge and the dial itself, where the arcs go
-
-    def __init__(self, parent: QWidget | None = None):
-        super().__init__(parent, minimum=0, maximum=100, notchesVisible=True, notchTarget=5, pageStep=10,
-                         toolTip="Denoise: how much of the sketch is repainted")
-        self.setFixedSize(112, 112)
-
-    def paintEvent(self, event) -> None:
-        opt = QStyleOptionSlider()
-        self.initStyleOption(opt)
-        side = min(self.width(), self.height())  # QDial draws and maps clicks around the centre
-        square = QRectF((self.width() - side) / 2, (self.height() - side) / 2, side, side)
-        opt.rect = square.adjusted(self.RING, self.RING, -self.RING, -self.RING).toRect()
-        p = QPainter(self)
-        p.setRenderHint(QPainter.RenderHint.Antialiasing)
-        for _, low, high, color in BANDS:
-            c = QColor(color)
-            c.setAlpha(255 if self.isEnabled() else 90)
-            p.setPen(QPen(c, 5, Qt.PenStyle.SolidLine, Qt.PenCapStyle.FlatCap))
-            # QDial (not wrapping) runs clockwise from 240 degrees (min) to -60 degrees (max).
-            p.drawArc(square.adjusted(3, 3, -3, -3), round((240 - 300 * low) * 16),
-                      round(-300 * (high - low) * 16))
-        self.style().drawComplexControl(QStyle.ComplexControl.CC_Dial, opt, p, self)
-
-
 class GenerationPanel(QWidget):
     """The request controls.
 
-    Seed rule (A1111's "-1 = random" plus ComfyUI's fixed/randomize, made explicit by a lock):
-    - The field holds a seed 0..MAX_SEED, or -1, shown as "random".
-    - Locked: every run uses the field's seed (a fresh random one when it says random).
-    - Unlocked (default): every Generate uses a fresh random seed (params().seed == -1).
-    - params(for_live=True), for Live regenerations: wherever the rule above gives random, the
-      seed of the last run (set_used_seed) is reused instead, so turning the dial compares like
-      with like. Before any run it is random too.
-    - Typing a seed or the dice (draws one) turns the lock on: a chosen seed is meant to be used.
-      ♻ copies the last used seed into the field and locks it (A1111's recycle button).
+    Seed rule (A1111's "-1 = random"; the field always says what the next Generate uses):
+    - The field holds a seed 0..MAX_SEED, or -1, shown as "random": a fresh seed every Generate.
+    - Keep is on exactly while the field holds a seed. Turning it on keeps the last run's seed
+      (a new one before any run); turning it off makes the field random again.
+    - Typing a seed, the dice (draws one) or ♻ (the last run's seed) turn Keep on; typing -1 off.
+    - The seed a run used is shown beside, "last: N" (set_used_seed).
+    - params(for_live=True), for Live regenerations: a random field reuses the last run's seed,
+      so turning the dial compares like with like. Before any run it is random too.
     Denoise is kept in hundredths (the dial's resolution): set_denoise(0.333) reads back 0.33.
     Shortcuts (Ctrl+Return, Esc) belong to the window; the tooltips only name them.
     """
@@ -92,32 +58,36 @@ class GenerationPanel(QWidget):
     cancel_requested = Signal()
     params_changed = Signal()
     live_changed = Signal(bool)
+    model_chosen = Signal(str)  # the window loads it, then calls set_model
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
         self._quiet = 0  # > 0 while values are restored or derived: params_changed held back
         self._used_seed: int | None = None
         self._glyph = _glyphs()
-        col = QVBoxLayout(self)
-        col.setContentsMargins(6, 6, 6, 6)
+        self.model_picker = ModelPicker(self)
+        self.model_picker.model_chosen.connect(self.model_chosen)
+
+        self.settings_area = QScrollArea(self, widgetResizable=True, frameShape=QFrame.Shape.NoFrame)
+        self.settings_area.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        settings = QWidget(self.settings_area)
+        col = QVBoxLayout(settings)
+        col.setContentsMargins(0, 0, 0, 0)
         self.prompt_edit = self._text_edit(3, "Describe the picture, e.g. a knight in armour, oil painting")
         self.negative_edit = self._text_edit(2, "What to avoid, e.g. blurry, extra fingers")
-        for text, edit in (("Prompt", self.prompt_edit), ("Negative prompt", self.negative_edit)):
-            col.addWidget(QLabel(text, self))
-            col.addWidget(edit)
 
         # A double holds 0..2**32-1 exactly; QSpinBox is int32. The minimum, -1, reads "random".
         self.seed_box = QDoubleSpinBox(self, decimals=0, minimum=RANDOM_SEED, maximum=MAX_SEED,
                                        specialValueText="random", value=RANDOM_SEED,
-                                       toolTip=f"Seed 0..{MAX_SEED}, or -1 for random")
+                                       toolTip=f"Seed 0..{MAX_SEED}, or -1 for random: what the next Generate uses")
         self.lock_button = QToolButton(self, text=self._glyph["unlocked"], checkable=True,
-                                       toolTip="Keep this seed between runs (off: random each Generate)")
+                                       toolTip="Keep a seed between runs (on: the last run's seed; off: random)")
         self.dice_button = QToolButton(self, text=self._glyph["dice"],
                                        styleSheet=f"font-size: {self._points(1.3)}pt;",
                                        toolTip="Draw a new random seed into the field (and keep it)")
         self.recycle_button = QToolButton(self, text="♻", enabled=False,
                                           toolTip="Reuse the last run's seed")
-        self.used_seed_label = QLabel("last: –", self)
+        self.used_seed_label = QLabel("last: –", self, toolTip="The seed the last run used")
         self.used_seed_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.steps_spin = QSpinBox(self, minimum=1, maximum=MAX_STEPS, value=20)
         self.cfg_spin = QDoubleSpinBox(self, minimum=0.0, maximum=30.0, singleStep=0.5, decimals=1,
@@ -126,37 +96,47 @@ class GenerationPanel(QWidget):
         self.scheduler_combo.addItem("Model default", None)
         for name in SCHEDULERS:
             self.scheduler_combo.addItem(SCHEDULER_LABELS[name], name)
-        self.preview_combo = QComboBox(self, toolTip="How each step's preview is drawn")
+        self.preview_combo = QComboBox(self, toolTip="How each step's preview is drawn: fast (nearly free), "
+                                       "TAESD (tiny decoder), full (the real decoder, slow) or off")
         for name in PREVIEW_METHODS:
             self.preview_combo.addItem(PREVIEW_LABELS.get(name, name), name)
+        for combo in (self.scheduler_combo, self.preview_combo):  # side by side: they may shrink
+            combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+            combo.setMinimumContentsLength(9)
         form = QFormLayout()
+        form.addRow("Prompt", self.prompt_edit)  # labels beside, not above: a short window keeps the dial
+        form.addRow("Negative", self.negative_edit)
         form.addRow("Seed", _row(self.seed_box, self.lock_button, self.dice_button))
         form.addRow("", _row(self.used_seed_label, self.recycle_button))
         form.addRow("Steps", _row(self.steps_spin, QLabel("CFG", self), self.cfg_spin, stretch=(0, 2)))
-        form.addRow("Sampler", self.scheduler_combo)
-        form.addRow("Preview", self.preview_combo)
+        form.addRow("Sampler", _row(self.scheduler_combo, self.preview_combo, stretch=(0, 1)))
         col.addLayout(form)
         col.addWidget(self._build_knobs())
+        col.addStretch(1)
+        self.settings_area.setWidget(settings)
 
         self.generate_button = QPushButton("▶ Generate", self, toolTip="Generate (Ctrl+Return)")
         self.cancel_button = QPushButton("■ Cancel", self, enabled=False,
                                          toolTip="Stop the running generation (Esc)")
         self.live_checkbox = QCheckBox("Live", self, toolTip="Regenerate automatically when the "
                                        "dial, prompt or settings change")
-        col.addLayout(_row(self.generate_button, self.cancel_button, self.live_checkbox))
         self.progress_bar = QProgressBar(self, textVisible=True)
         self.set_progress(0, 0)
-        col.addWidget(self.progress_bar)
-        col.addStretch(1)
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(6, 6, 6, 6)
+        outer.addWidget(self.model_picker)
+        outer.addWidget(self.settings_area, 1)
+        outer.addLayout(_row(self.generate_button, self.cancel_button, self.live_checkbox))
+        outer.addWidget(self.progress_bar)
 
         self.steps_spin.valueChanged.connect(self._steps_changed)  # first: params() valid in slots
         for signal in (self.prompt_edit.textChanged, self.negative_edit.textChanged,
                        self.steps_spin.valueChanged, self.cfg_spin.valueChanged,
                        self.scheduler_combo.currentIndexChanged, self.preview_combo.currentIndexChanged,
-                       self.dial.valueChanged, self.start_spin.valueChanged, self.lock_button.toggled):
+                       self.dial.valueChanged, self.start_spin.valueChanged):
             signal.connect(self._changed)
         self.seed_box.valueChanged.connect(self._seed_edited)
-        self.lock_button.toggled.connect(self._show_lock)
+        self.lock_button.clicked.connect(self.set_locked)
         self.dice_button.clicked.connect(lambda: self._choose_seed(random.randint(0, MAX_SEED)))
         self.recycle_button.clicked.connect(lambda: self._choose_seed(self._used_seed))
         self.dial.valueChanged.connect(self._show_denoise)
@@ -167,11 +147,12 @@ class GenerationPanel(QWidget):
         self.live_checkbox.toggled.connect(self.live_changed)
         self.set_denoise(0.75)
         self._show_knob()
+        self._fit_settings_width()
 
     # ---- public API ---------------------------------------------------------------------
     def params(self, for_live: bool = False) -> GenerationParams:
         """The current request, validated; the seed follows the rule in the class docstring."""
-        seed = self.seed() if self.is_locked() else RANDOM_SEED
+        seed = self.seed()
         if seed == RANDOM_SEED and for_live and self._used_seed is not None:
             seed = self._used_seed
         use_denoise = self.denoise_radio.isChecked()
@@ -184,8 +165,8 @@ class GenerationPanel(QWidget):
         ).validated()
 
     def set_params(self, p: GenerationParams, *, emit: bool = False) -> None:
-        """Show a request (from a saved PNG or the history). A concrete seed is locked in, so
-        Generate reproduces it; -1 unlocks. CFG is clamped to 0..30 and kept to 0.1.
+        """Show a request (from a saved PNG or the history). A concrete seed is kept, so Generate
+        reproduces it; -1 is random. CFG is clamped to 0..30 and kept to 0.1.
         params_changed is emitted once at the end if emit, else not at all."""
         p = p.validated()
 
@@ -195,7 +176,6 @@ class GenerationPanel(QWidget):
             self.steps_spin.setValue(p.steps)
             self.cfg_spin.setValue(p.cfg)
             self.set_seed(p.seed)
-            self.lock_button.setChecked(p.seed != RANDOM_SEED)
             self.scheduler_combo.setCurrentIndex(max(0, self.scheduler_combo.findData(p.scheduler)))
             self.preview_combo.setCurrentIndex(max(0, self.preview_combo.findData(p.preview_method)))
             if p.strength is not None:
@@ -217,29 +197,44 @@ class GenerationPanel(QWidget):
         return int(round(self.seed_box.value()))
 
     def set_seed(self, seed: int) -> None:
-        """Write the field; the lock is left as it is (user edits lock, this does not)."""
+        """Write the field; Keep follows (on for a seed, off for random)."""
         if seed != self.seed():
             self.seed_box.blockSignals(True)
             self.seed_box.setValue(seed)
             self.seed_box.blockSignals(False)
             self._changed()
+        self._show_lock()
 
     def is_locked(self) -> bool:
-        return self.lock_button.isChecked()
+        return self.seed() != RANDOM_SEED
 
     def set_locked(self, on: bool) -> None:
-        self.lock_button.setChecked(on)
+        """Keep on: the field keeps the last run's seed (a new one before any run) unless it
+        already holds one. Off: the field says random."""
+        if not on:
+            self.set_seed(RANDOM_SEED)
+        elif not self.is_locked():
+            self._choose_seed(self._used_seed if self._used_seed is not None else random.randint(0, MAX_SEED))
+        self._show_lock()
+
+    def used_seed(self) -> int | None:
+        return self._used_seed
 
     def set_used_seed(self, seed: int) -> None:
         self._used_seed = int(seed)
         self.used_seed_label.setText(f"last: {self._used_seed}")
         self.recycle_button.setEnabled(True)
 
+    def set_model(self, model: str) -> None:
+        """The model in use, as the window loaded it."""
+        self.model_picker.set_model(model)
+
     def set_progress(self, step: int, total: int, text: str | None = None) -> None:
-        """Fill to step / total; `text` (the window's state line) replaces the step count."""
+        """Fill to step / total and say "step k / N" as given; `text` (the window's state line)
+        replaces the count. With nothing running and no text the bar says nothing."""
         self.progress_bar.setRange(0, max(1, total))
         self.progress_bar.setValue(max(0, min(step, max(1, total))))
-        self.progress_bar.setFormat(text if text is not None else f"step {step} / {total}" if total else "idle")
+        self.progress_bar.setFormat(text if text is not None else f"step {step} / {total}" if total else "")
 
     def set_busy(self, busy: bool) -> None:
         """Cancel works only while busy; Generate always does (a new request replaces the run)."""
@@ -263,8 +258,20 @@ class GenerationPanel(QWidget):
         self._knob_group.addButton(self.start_radio, 1)
         self.dial = DenoiseDial(box)
         self.denoise_label = QLabel(box, alignment=Qt.AlignmentFlag.AlignCenter)
-        self._legend = {name: QLabel(box, toolTip=f"denoise {low:.2f}–{high:.2f}")
+        label_font = QFont(self.font())
+        label_font.setBold(True)
+        label_font.setPointSizeF(self.font().pointSizeF() * 1.15)
+        self.denoise_label.setFont(label_font)
+        # as wide as its widest text, so turning the dial never changes the panel's width
+        metrics = QFontMetrics(label_font)
+        widest = max(metrics.horizontalAdvance(f"0.00 · {name}") for name in (UNCHANGED, *(b[0] for b in BANDS)))
+        self.denoise_label.setFixedWidth(widest + 8)
+        self._legend = {name: QLabel(box, toolTip=f"denoise {band_range_text(low, high)}")
                         for name, low, high, _ in BANDS}
+        bold = QFont(self.font())
+        bold.setBold(True)
+        for (name, low, high, _), label in zip(BANDS, self._legend.values()):
+            label.setMinimumWidth(QFontMetrics(bold).horizontalAdvance(f"● {name} {band_range_text(low, high)}") + 6)
         steps = self.steps_spin.value()
         self.start_spin = QSpinBox(box, minimum=0, maximum=steps, suffix=f" / {steps}",
                                    toolTip="Steps of the schedule to skip (0..steps)")
@@ -279,6 +286,14 @@ class GenerationPanel(QWidget):
         grid.addWidget(self.denoise_label, 2, 0)  # "0.75 · restyle", in the band's colour
         grid.addWidget(self.start_spin, 2, 1)
         return box
+
+    def _fit_settings_width(self) -> None:
+        """The scroll area never scrolls sideways: it is as wide as its content needs, plus room
+        for its vertical scrollbar."""
+        content = self.settings_area.widget()
+        bar = self.style().pixelMetric(QStyle.PixelMetric.PM_ScrollBarExtent)
+        self.settings_area.setMinimumWidth(content.minimumSizeHint().width() + bar + 4)
+        self.settings_area.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Expanding)
 
     def _text_edit(self, lines: int, placeholder: str) -> QPlainTextEdit:
         edit = QPlainTextEdit(self, placeholderText=placeholder, tabChangesFocus=True)
@@ -304,13 +319,16 @@ class GenerationPanel(QWidget):
             self._changed()
 
     def _seed_edited(self, value: float) -> None:
-        self._quietly(lambda: self.lock_button.setChecked(value >= 0 or self.is_locked()))
+        self._show_lock()
+        self._changed()
 
     def _choose_seed(self, seed: int | None) -> None:
         if seed is not None:
-            self._quietly(lambda: (self.set_seed(seed), self.lock_button.setChecked(True)))
+            self.set_seed(seed)
 
-    def _show_lock(self, on: bool) -> None:
+    def _show_lock(self, *_) -> None:
+        on = self.is_locked()
+        self.lock_button.setChecked(on)
         self.lock_button.setText(self._glyph["locked" if on else "unlocked"])
 
     def _steps_changed(self, steps: int) -> None:
@@ -340,11 +358,10 @@ class GenerationPanel(QWidget):
         value = self.denoise()
         band = denoise_band(value)
         self.denoise_label.setText(f"{value:.2f} · {band}")
-        color = next((c for name, _, _, c in BANDS if name == band and self.dial.isEnabled()), None)
-        self.denoise_label.setStyleSheet(f"font-weight: bold; font-size: {self._points(1.15)}pt;"
-                                         + (f"color: {color};" if color else ""))
+        color = band_color(band) if self.dial.isEnabled() else None
+        self.denoise_label.setStyleSheet(f"color: {color};" if color else "")
         for name, low, high, c in BANDS:
-            text = f"<span style='color:{c}'>●</span> {name} {low:.1f}–{high:.1f}"
+            text = f"<span style='color:{c}'>●</span> {name} {band_range_text(low, high)}"
             self._legend[name].setText(f"<b>{text}</b>" if name == band else text)
 
 

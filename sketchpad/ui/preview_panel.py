@@ -3,19 +3,39 @@
 During a run each step's preview is shown and kept (previews are small: latent2rgb ones are 1/8
 of the picture). When the run ends the scrubber replays them: positions 1..n are the kept
 previews, position n+1 the result.
+
+Errors have their own line (red, with ✕ to dismiss) under the caption: step captions of the next
+(Live) run do not overwrite them; the next result, a non-error message or ✕ clears them. A
+cancelled run stays marked (dimmed picture, "cancelled at step k of N") until the next run shows
+something. In messages, `backquoted` commands are kept on one line.
 """
 
 from __future__ import annotations
 
+import html
+import re
+
 from PySide6.QtCore import QRectF, QSize, QSizeF, Qt
 from PySide6.QtGui import QColor, QImage, QPainter
-from PySide6.QtWidgets import QLabel, QSizePolicy, QSlider, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QSizePolicy, QSlider, QToolButton, QVBoxLayout, QWidget
 
 BACKGROUND = QColor(0x20, 0x20, 0x20)  # neutral dark: judges colours fairly
 ERROR_COLOR = "#ff6b6b"  # readable on dark and light palettes
 # Full-VAE previews are full size (1 MiB each at 512x512, 4 MiB at 1024): past this budget a run's
 # later steps are still shown but no longer kept for replay.
 MAX_KEPT_BYTES = 256 * 1024 * 1024
+DIM = QColor(0, 0, 0, 150)  # over a cancelled run's unfinished picture
+_COMMAND = re.compile(r"`([^`]+)`")
+
+
+def message_html(text: str) -> str:
+    """Plain text as rich text: line breaks kept, `commands` never broken across lines."""
+    parts = []
+    for i, part in enumerate(_COMMAND.split(text)):
+        escaped = html.escape(part)
+        parts.append(f"<span style='white-space:pre; font-family:monospace'>{escaped}</span>" if i % 2
+                     else escaped.replace("\n", "<br>"))
+    return "".join(parts)
 
 
 class ImageView(QWidget):
@@ -24,6 +44,7 @@ class ImageView(QWidget):
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
         self._image = QImage()
+        self._dimmed = False
         self._scaled, self._scaled_key = QImage(), None
         self.setAttribute(Qt.WidgetAttribute.WA_OpaquePaintEvent)  # paintEvent fills everything
         self.setMinimumSize(160, 160)
@@ -35,6 +56,14 @@ class ImageView(QWidget):
     def set_image(self, image: QImage) -> None:
         self._image = image
         self.update()
+
+    def is_dimmed(self) -> bool:
+        return self._dimmed
+
+    def set_dimmed(self, on: bool) -> None:
+        if on != self._dimmed:
+            self._dimmed = on
+            self.update()
 
     def sizeHint(self) -> QSize:
         return QSize(384, 384)
@@ -55,6 +84,8 @@ class ImageView(QWidget):
                                               Qt.TransformationMode.SmoothTransformation)
             self._scaled_key = key
         p.drawImage(target.topLeft(), self._scaled)
+        if self._dimmed:
+            p.fillRect(target, DIM)
 
 
 class PreviewPanel(QWidget):
@@ -64,11 +95,27 @@ class PreviewPanel(QWidget):
         self._kept_bytes = 0
         self._result = QImage()
         self._result_caption = ""
+        self._last_step = (0, 0)  # (step, total) of the newest preview of the current run
+        self._cancelled = False
+        self._caption = ""
         self.view = ImageView(self)
         self.caption = QLabel(self)
         self.caption.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.caption.setWordWrap(True)
         self.caption.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.caption.setTextFormat(Qt.TextFormat.RichText)
+        self.error_label = QLabel(self, wordWrap=True, styleSheet=f"color: {ERROR_COLOR}; font-weight: bold;")
+        self.error_label.setTextFormat(Qt.TextFormat.RichText)
+        self.error_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.dismiss_button = QToolButton(self, text="✕", autoRaise=True, toolTip="Dismiss this message")
+        self.dismiss_button.clicked.connect(self.clear_error)
+        self.error_bar = QWidget(self)
+        error_row = QHBoxLayout(self.error_bar)
+        error_row.setContentsMargins(0, 0, 0, 0)
+        error_row.addWidget(self.error_label, 1)
+        error_row.addWidget(self.dismiss_button, 0, Qt.AlignmentFlag.AlignTop)
+        self.error_bar.hide()
+        self._error = ""
         self.scrubber = QSlider(Qt.Orientation.Horizontal, self)
         self.scrubber.setToolTip("Replay the last run step by step")
         self.scrubber.setPageStep(1)
@@ -78,6 +125,7 @@ class PreviewPanel(QWidget):
         col.setContentsMargins(0, 0, 0, 0)
         col.addWidget(self.view, 1)
         col.addWidget(self.caption)
+        col.addWidget(self.error_bar)
         col.addWidget(self.scrubber)
 
     # ---- public API ---------------------------------------------------------------------
@@ -86,6 +134,8 @@ class PreviewPanel(QWidget):
         first preview arrives, so a Live regeneration does not flash to black."""
         self._steps.clear()
         self._kept_bytes = 0
+        self._last_step = (0, total)
+        self._set_cancelled(False)
         self._set_scrubber(0)
         self._set_caption(f"step 0 / {total}")
 
@@ -96,9 +146,14 @@ class PreviewPanel(QWidget):
                 self._steps.append((step, total, image))
                 self._kept_bytes += image.sizeInBytes()
             self.view.set_image(image)
+        self._last_step = (step, total)
+        self._set_cancelled(False)
         self._set_caption(f"step {step} / {total}")
 
     def show_result(self, image: QImage, caption: str) -> None:
+        """A finished picture: clears an error and the cancelled mark."""
+        self.clear_error()
+        self._set_cancelled(False)
         self._result = image
         self._result_caption = caption
         self.view.set_image(image)
@@ -106,8 +161,36 @@ class PreviewPanel(QWidget):
         self._set_scrubber(len(self._steps) + 1 if self._steps else 0)
 
     def show_message(self, text: str, error: bool = False) -> None:
-        """A status line ("Loading model…") or an error; the picture shown stays."""
-        self._set_caption(text, error)
+        """A status line ("Loading model…"), which also clears an old error, or an error, which
+        stays until dismissed or the next result; the picture shown stays."""
+        if error:
+            self._error = text
+            self.error_label.setText(message_html(text))
+            self.error_bar.show()
+        else:
+            self.clear_error()
+            self._set_caption(text)
+
+    def clear_error(self) -> None:
+        self._error = ""
+        self.error_label.clear()
+        self.error_bar.hide()
+
+    def error_text(self) -> str:
+        """The error on show, "" when none."""
+        return self._error
+
+    def mark_cancelled(self, step: int | None = None, total: int | None = None) -> None:
+        """The run was cancelled: dim its unfinished picture and say where it stopped (by default
+        at the newest preview shown). Its kept previews can still be replayed."""
+        last_step, last_total = self._last_step
+        step, total = (last_step if step is None else step), (last_total if total is None else total)
+        self._set_cancelled(True)
+        self._set_caption(f"cancelled at step {step} of {total}" if total else "cancelled")
+        self._set_scrubber(len(self._steps))
+
+    def is_cancelled(self) -> bool:
+        return self._cancelled
 
     def shown_image(self) -> QImage:
         return self.view.image()
@@ -119,12 +202,17 @@ class PreviewPanel(QWidget):
         return [image for _, _, image in self._steps]
 
     def caption_text(self) -> str:
-        return self.caption.text()
+        """What is written under the picture, as plain text: the caption, then any error."""
+        return "\n".join(text for text in (self._caption, self._error) if text)
 
     # ---- internals ------------------------------------------------------------------------
-    def _set_caption(self, text: str, error: bool = False) -> None:
-        self.caption.setText(text)
-        self.caption.setStyleSheet(f"color: {ERROR_COLOR}; font-weight: bold;" if error else "")
+    def _set_caption(self, text: str) -> None:
+        self._caption = text
+        self.caption.setText(message_html(text))
+
+    def _set_cancelled(self, on: bool) -> None:
+        self._cancelled = on
+        self.view.set_dimmed(on)
 
     def _set_scrubber(self, positions: int) -> None:
         """Offer positions 1..positions, at the end (the result); 0 disables the scrubber."""
@@ -137,10 +225,11 @@ class PreviewPanel(QWidget):
         self.scrubber.setTickPosition(ticks)  # one tick a step, while they stay apart
 
     def _scrub(self, position: int) -> None:
-        if position > len(self._steps):
+        if position > len(self._steps) or position < 1:
             self.view.set_image(self._result)
             self._set_caption(self._result_caption)
             return
         step, total, image = self._steps[position - 1]
         self.view.set_image(image)
-        self._set_caption(f"step {step} / {total} · replay")
+        suffix = " · cancelled" if self._cancelled else ""
+        self._set_caption(f"step {step} / {total} · replay{suffix}")

@@ -19,6 +19,12 @@ DEFAULT_RECENTS = ["#000000", "#404040", "#808080", "#c0c0c0",
                    "#d32f2f", "#388e3c", "#1976d2", "#fbc02d"]
 
 
+# The active tool must be unmistakable: the style's own checked look is a slightly different grey.
+TOOL_STYLE = ("QToolButton { padding: 2px 6px; border: 1px solid #5a5a60; border-radius: 3px; }"
+              " QToolButton:hover { border-color: #8a8a90; }"
+              " QToolButton:checked { background-color: #4a7bd0; color: #ffffff; border-color: #a8c8ff; }")
+
+
 def _swatch_style(color: QColor) -> str:
     return (f"QToolButton {{ background-color: {color.name()}; border: 1px solid #777;"
             " border-radius: 3px; }")
@@ -29,7 +35,7 @@ class ToolPanel(QWidget):
         super().__init__(parent)
         self._canvas = canvas
         self._recent: list[QColor] = [QColor(c) for c in DEFAULT_RECENTS]
-        # two rows, so the canvas column can be as narrow as the picture beside it
+        # two short rows, so the canvas column can be as narrow as the picture beside it at 1024 px
         rows = QVBoxLayout(self)
         rows.setContentsMargins(4, 2, 4, 2)
         rows.setSpacing(2)
@@ -37,8 +43,8 @@ class ToolPanel(QWidget):
         row.setSpacing(4)
         rows.addLayout(row)
 
-        self.brush_button = self._button("✏ Brush", "Brush", checkable=True)
-        self.eraser_button = self._button("⌫ Eraser", "Eraser (paints white)", checkable=True)
+        self.brush_button = self._button("✏ Brush", "Brush (B)", checkable=True)
+        self.eraser_button = self._button("⌫ Eraser", "Eraser, paints white (E)", checkable=True)
         self._tools = QButtonGroup(self)  # exclusive by default
         self._tools.addButton(self.brush_button)
         self._tools.addButton(self.eraser_button)
@@ -48,37 +54,9 @@ class ToolPanel(QWidget):
         row.addWidget(self.eraser_button)
         row.addWidget(self._separator())
 
-        self.color_button = self._button("", "Brush colour…")
-        self.color_button.setFixedSize(28, 24)
-        self.color_button.clicked.connect(self._open_color_dialog)
-        row.addWidget(self.color_button)
-        self.recent_buttons: list[QToolButton] = []
-        for i in range(RECENT_COUNT):
-            b = QToolButton(self)
-            b.setFixedSize(18, 18)
-            b.clicked.connect(lambda _=False, i=i: canvas.set_color(self._recent[i]))
-            self.recent_buttons.append(b)
-            row.addWidget(b)
-        row.addStretch(1)
-        row = QHBoxLayout()
-        row.setSpacing(4)
-        rows.addLayout(row)
-
-        row.addWidget(QLabel("Size", self))
-        self.size_slider = QSlider(Qt.Orientation.Horizontal, self)
-        self.size_slider.setRange(MIN_BRUSH, MAX_BRUSH)
-        self.size_slider.setToolTip("Brush size in pixels ( [ and ] )")
-        self.size_slider.setMinimumWidth(120)
-        self.size_slider.valueChanged.connect(canvas.set_brush_size)
-        row.addWidget(self.size_slider, 1)
-        self.size_label = QLabel(self)
-        self.size_label.setMinimumWidth(self.size_label.fontMetrics().horizontalAdvance("200 px"))
-        row.addWidget(self.size_label)
-        row.addWidget(self._separator())
-
         stack = canvas.undo_stack()
-        self.undo_button = self._button("↶ Undo", "Undo the last change")
-        self.redo_button = self._button("↷ Redo", "Redo")
+        self.undo_button = self._button("↶", "Undo the last change (Ctrl+Z)")
+        self.redo_button = self._button("↷", "Redo (Ctrl+Shift+Z)")
         self.clear_button = self._button("✕ Clear", "Clear the canvas (undoable)")
         self.undo_button.clicked.connect(stack.undo)
         self.redo_button.clicked.connect(stack.redo)
@@ -87,6 +65,34 @@ class ToolPanel(QWidget):
         stack.canRedoChanged.connect(self.redo_button.setEnabled)
         for b in (self.undo_button, self.redo_button, self.clear_button):
             row.addWidget(b)
+        row.addStretch(1)
+        row = QHBoxLayout()
+        row.setSpacing(3)
+        rows.addLayout(row)
+
+        self.color_button = self._button("", "Brush colour…")
+        self.color_button.setFixedSize(26, 22)
+        self.color_button.clicked.connect(self._open_color_dialog)
+        row.addWidget(self.color_button)
+        self.recent_buttons: list[QToolButton] = []
+        for i in range(RECENT_COUNT):
+            b = QToolButton(self)
+            b.setFixedSize(16, 16)
+            b.clicked.connect(lambda _=False, i=i: canvas.set_color(self._recent[i]))
+            self.recent_buttons.append(b)
+            row.addWidget(b)
+        row.addWidget(self._separator())
+
+        row.addWidget(QLabel("Size", self))
+        self.size_slider = QSlider(Qt.Orientation.Horizontal, self)
+        self.size_slider.setRange(MIN_BRUSH, MAX_BRUSH)
+        self.size_slider.setToolTip("Brush size in pixels ( [ and ] )")
+        self.size_slider.setMinimumWidth(50)
+        self.size_slider.valueChanged.connect(canvas.set_brush_size)
+        row.addWidget(self.size_slider, 1)
+        self.size_label = QLabel(self)
+        self.size_label.setMinimumWidth(self.size_label.fontMetrics().horizontalAdvance("200 px"))
+        row.addWidget(self.size_label)
 
         canvas.brush_size_changed.connect(self._show_size)
         canvas.tool_changed.connect(self._show_tool)
@@ -119,6 +125,8 @@ class ToolPanel(QWidget):
         b.setToolTip(tip)
         b.setCheckable(checkable)
         b.setAutoRaise(not checkable)
+        if checkable:
+            b.setStyleSheet(TOOL_STYLE)
         return b
 
     def _separator(self) -> QFrame:
