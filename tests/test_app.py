@@ -86,7 +86,8 @@ def test_cancel_stops_the_run(qtbot, window):
         window.actions["cancel"].trigger()
     assert cancelled.args == [request]
     assert window.state_text().startswith("cancelled at step ")
-    assert "unfinished" in window.preview.caption_text()
+    assert window.preview.is_cancelled() and window.preview.view.is_dimmed()  # the picture is unfinished
+    assert window.preview.caption_text().startswith("cancelled at step ")
 
 
 def test_bad_file_is_refused_and_the_drawing_kept(qtbot, window, tmp_path):

@@ -50,6 +50,7 @@ class HistoryStrip(QWidget):
         col.addWidget(lw)
         self.setFixedHeight(110)
         self.setToolTip("Results of this session: click to view, double-click to restore its settings")
+        self._collapse_when_empty()
 
     # ---- public API ---------------------------------------------------------------------
     def add_entry(self, image: QImage, payload: object, tooltip: str) -> None:
@@ -67,13 +68,15 @@ class HistoryStrip(QWidget):
             oldest = self.list_widget.takeItem(self.list_widget.count() - 1)  # taken: Python frees it
             del self._payloads[oldest.data(KEY_ROLE)]
         self.list_widget.scrollToItem(item)
+        self._collapse_when_empty()
 
     def remove(self, payload: object) -> None:
         for row in range(self.list_widget.count()):
             if self.payload(row) is payload:
                 item = self.list_widget.takeItem(row)
                 del self._payloads[item.data(KEY_ROLE)]
-                return
+                break
+        self._collapse_when_empty()
 
     def count(self) -> int:
         return self.list_widget.count()
@@ -88,6 +91,11 @@ class HistoryStrip(QWidget):
     def clear(self) -> None:
         self.list_widget.clear()
         self._payloads.clear()
+        self._collapse_when_empty()
+
+    def _collapse_when_empty(self) -> None:
+        """An empty strip takes no room: a short window needs it for the controls."""
+        self.setVisible(self.list_widget.count() > 0)
 
     # ---- internals ------------------------------------------------------------------------
     def menu_for(self, item: QListWidgetItem) -> QMenu:

@@ -40,9 +40,8 @@ from .window_menus import build_menus
 
 LIVE_DEBOUNCE_MS = 120
 NO_MODEL_HELP = (
-    "Choose a model with File ▸ Choose model folder… or File ▸ Choose model file…, "
-    "or try the tiny test model: python -m sketchpad.tiny_model ~/sketchpad-tiny, then "
-    "python main.py --model ~/sketchpad-tiny"
+    "Choose a model with Choose… beside Model, above the prompt. To try everything without a download, "
+    "write the tiny test model with `python -m sketchpad.tiny_model ~/sketchpad-tiny` and choose that folder."
 )
 READY_HINT = "Draw on the left, describe the picture, press Generate (Ctrl+Return)"
 
@@ -137,6 +136,7 @@ class MainWindow(QMainWindow):
         panel, session = self.panel, self.session
         panel.generate_requested.connect(self.generate)
         panel.cancel_requested.connect(self.cancel)
+        panel.model_chosen.connect(self.load_model)
         panel.params_changed.connect(self._request_edited)
         self.canvas.content_changed.connect(self._schedule_live)  # strokes, undo, clear, paste, open, resize
         self.canvas.content_changed.connect(self._show_canvas_size)
@@ -269,7 +269,7 @@ class MainWindow(QMainWindow):
     def _show_run(self, run: Run) -> None:
         self.panel.set_busy(run.active)
         if run.status is RunStatus.CANCELLED and run.step:
-            self.preview.show_message(f"cancelled at step {run.step} / {run.total}: the picture is unfinished")
+            self.preview.mark_cancelled(run.step, run.total)
 
     def _show_status(self, text: str) -> None:
         run = self.session.run
@@ -289,6 +289,7 @@ class MainWindow(QMainWindow):
         self.preview.show_result(entry.picture(), caption)
 
     def _show_model(self, model: ModelState) -> None:
+        self.panel.set_model(model.model)
         self.model_label.setText(f"Model: {model.display_name}")
         self.device_label.setText(f"Device: {model.loaded_device or model.device}")
         if model.status is ModelStatus.LOADING:
@@ -310,6 +311,8 @@ class MainWindow(QMainWindow):
     def report(self, message: str, error: bool = False) -> None:
         if error:
             self.preview.show_message(message, error=True)
+        else:  # something worked (a save, say): an old error no longer applies
+            self.preview.clear_error()
         self.statusBar().showMessage(message.splitlines()[0] if message else "", 8000 if error else 5000)
 
     # ---- drag and drop -------------------------------------------------------------------

@@ -34,7 +34,8 @@ class ModelPicker(QWidget):
         self.combo.setMinimumContentsLength(8)  # a long path must not widen the panel
         self.combo.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
         self.choose_button = QToolButton(self, text="Choose…", toolTip="Use another model",
-                                         popupMode=QToolButton.ToolButtonPopupMode.InstantPopup)
+                                         popupMode=QToolButton.ToolButtonPopupMode.InstantPopup,
+                                         styleSheet="QToolButton::menu-indicator { image: none; }")
         self.menu = QMenu(self)
         self.menu.addAction("Model folder (diffusers)…", self.choose_folder)
         self.menu.addAction("Model file (.safetensors)…", self.choose_file)

@@ -1,0 +1,81 @@
+"""The window at the sizes people have: nothing cut off, Generate in view, the panel bound."""
+
+import pytest
+from PySide6.QtCore import QRect
+from PySide6.QtGui import QImage
+from PySide6.QtWidgets import QApplication, QFileDialog, QScrollArea
+
+from window_harness import WAIT_MS, make_window, window  # noqa: F401  (fixture)
+
+
+def _settle(qtbot, win, width, height):
+    win.resize(width, height)
+    win.show()
+    qtbot.waitExposed(win)
+    for _ in range(3):  # the panes are equalised in a queued call after the first show
+        QApplication.processEvents()
+    qtbot.wait(50)
+
+
+def _fully_visible(win, widget) -> bool:
+    """On screen, inside the window, and not clipped by a scroll area."""
+    inside = QRect(widget.mapTo(win, widget.rect().topLeft()), widget.size())
+    return (widget.isVisible() and win.rect().contains(inside)
+            and widget.visibleRegion().boundingRect() == widget.rect())
+
+
+@pytest.mark.parametrize("width, height", [(1280, 800), (1024, 640)])
+@pytest.mark.parametrize("denoise", [0.0, 0.75, 1.0])
+def test_nothing_is_cut_off_and_generate_stays_in_view(qtbot, tmp_path, width, height, denoise):
+    win = make_window(qtbot, tmp_path, "someone/not-loaded")  # never started: layout only
+    win.panel.set_denoise(denoise)  # "1.00 · reimagine" widened the panel into a sideways scrollbar
+    _settle(qtbot, win, width, height)
+    for area in win.findChildren(QScrollArea):
+        assert not area.horizontalScrollBar().isVisible(), area
+    panel = win.panel
+    for widget in (panel.generate_button, panel.cancel_button, panel.live_checkbox, panel.progress_bar,
+                   panel.model_picker.choose_button):
+        assert _fully_visible(win, widget), widget
+    if (width, height) == (1280, 800):  # there is room for every control, the dial included
+        for widget in (panel.dial, panel.denoise_label, panel.dice_button, panel.start_spin,
+                       panel.preview_combo, *panel._legend.values()):
+            assert _fully_visible(win, widget), widget
+        assert not panel.settings_area.verticalScrollBar().isVisible()
+
+
+def test_the_empty_history_strip_takes_no_room(qtbot, tmp_path):
+    win = make_window(qtbot, tmp_path, "someone/not-loaded")
+    _settle(qtbot, win, 1024, 640)
+    assert not win.history.isVisible()
+    image = QImage(8, 8, QImage.Format.Format_RGB32)
+    win.history.add_entry(image, object(), "a result")
+    assert win.history.isVisible()
+    win.history.clear()
+    assert not win.history.isVisible()
+
+
+def test_the_model_control_shows_and_changes_the_model(qtbot, window, tmp_path, tiny_model_dir, monkeypatch):  # noqa: F811
+    picker = window.panel.model_picker
+    assert picker.model() == str(tiny_model_dir) and picker.combo.currentText() == tiny_model_dir.name
+    monkeypatch.setattr(QFileDialog, "getExistingDirectory", lambda *a, **k: str(tiny_model_dir))
+    with qtbot.waitSignal(window.worker.model_ready, timeout=WAIT_MS):
+        next(a for a in picker.menu.actions() if "folder" in a.text()).trigger()
+    assert window.session.model.model == str(tiny_model_dir)
+
+
+def test_no_model_hint_points_at_the_model_control(qtbot, tmp_path):
+    win = make_window(qtbot, tmp_path, "someone/not-in-the-cache")
+    with qtbot.waitSignal(win.worker.model_failed, timeout=WAIT_MS):
+        win.start()
+    text = win.preview.error_text()
+    assert "Choose… beside Model" in text
+    assert "<span style='white-space:pre; font-family:monospace'>python -m sketchpad.tiny_model ~/sketchpad-tiny" \
+        in win.preview.error_label.text()  # the command is never broken across lines
+    win.close()
+
+
+def test_a_successful_save_clears_an_old_error(qtbot, window):  # noqa: F811
+    window.report("could not save: the disk is full", error=True)
+    assert window.preview.error_text()
+    window.report("Saved /tmp/out/sketchpad-0001.png")
+    assert window.preview.error_text() == "" and window.preview.error_bar.isHidden()
