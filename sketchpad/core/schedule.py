@@ -4,6 +4,15 @@ denoise d: a schedule of int(steps / d) steps is built and its last `steps` run,
 still spends every step on the small amount of noise it adds (unlike diffusers' img2img, which runs
 int(steps * d) steps of a `steps`-long schedule and nothing at all at d = 0).
 start_at_step k: a schedule of `steps` steps, of which `steps - k` run, starting at index k.
+
+Every step that runs does real work, at its own noise level below the previous step's. A schedule
+is therefore never longer than the longest one whose last `steps` steps are still distinct for the
+chosen scheduler (`max_schedule`): the model's 1000 training timesteps, 999 for DPM++ 2M, whose
+spacing folds 1000 steps onto one timestep. Below d = steps / max_schedule a request runs as at that
+lowest reachable denoise: 20 steps at d = 0.01 run like d = 0.02 (on the lowest 20 timesteps), not
+20 times at the same level. (ComfyUI's continuous sigma table has no such floor; a model with 1000 discrete
+timesteps offers no finer levels.) Which timesteps the UNet sees is the backend's business: the
+local engine's rules for Karras schedules are in backends/local/samplers.py.
 """
 
 from __future__ import annotations
@@ -35,8 +44,7 @@ def plan_denoise(steps: int, denoise: float, max_schedule: int = 1000) -> StepPl
         return StepPlan(schedule_steps=steps, first_step=steps, run_steps=0)
     if denoise >= 1.0:
         return StepPlan(schedule_steps=steps, first_step=0, run_steps=steps, from_pure_noise=True)
-    # A schedule can't be finer than the model's training timesteps; past that the lowest
-    # reachable noise level is used (d < steps / 1000 behaves like d = steps / 1000).
+    # never longer than the longest schedule with distinct steps (see the module docstring)
     total = max(steps, min(int(steps / denoise), max_schedule))
     run = min(steps, total)
     return StepPlan(schedule_steps=total, first_step=total - run, run_steps=run)

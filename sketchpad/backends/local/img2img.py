@@ -27,7 +27,7 @@ from ...core.schedule import StepPlan, plan_steps
 from . import preview as previews
 from .controlnet import ControlNetSlot, control_active
 from .lora import LoraStack
-from .samplers import make_scheduler, max_schedule_steps, prepare_timesteps, scheduler_name
+from .samplers import longest_schedule, make_scheduler, prepare_timesteps, scheduler_name
 
 # UNet blocks before which a stale run may leave: ~40 per step on SD1.5, so a live restart waits
 # about 1/40 of a step instead of up to a whole one, for a few microseconds of checks per step.
@@ -125,7 +125,7 @@ class Img2ImgEngine:
         stop = should_stop or (lambda: False)
         sketch = prepare_sketch(sketch)
         scheduler = self._scheduler(params.scheduler)
-        plan = plan_steps(params, max_schedule_steps(scheduler))
+        plan = plan_steps(params, longest_schedule(scheduler, params.steps))
         sampler = scheduler_name(scheduler)
         if plan.run_steps == 0:
             return GenerationResult(sketch.copy(), params, sampler, 0, time.perf_counter() - started)

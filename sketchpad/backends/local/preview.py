@@ -27,7 +27,7 @@ def predicted_original(scheduler, step_output, sample: torch.Tensor, model_outpu
     alphas = getattr(scheduler, "alphas_cumprod", None)
     # PNDM and DPM-Solver keep unscaled (variance-preserving) samples, so x0 follows from the noise guess
     if alphas is not None and float(getattr(scheduler, "init_noise_sigma", 1.0)) == 1.0:
-        alpha = alphas[int(timestep)].to(device=sample.device, dtype=sample.dtype)
+        alpha = alphas[int(round(float(timestep)))].to(device=sample.device, dtype=sample.dtype)
         kind = scheduler.config.prediction_type
         if kind == "epsilon":
             return (sample - (1 - alpha).sqrt() * model_output) / alpha.sqrt()
