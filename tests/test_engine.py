@@ -3,10 +3,18 @@
 import numpy as np
 import pytest
 import torch
-from diffusers import StableDiffusionPipeline
+from diffusers import (
+    DDIMScheduler,
+    DPMSolverMultistepScheduler,
+    EulerAncestralDiscreteScheduler,
+    EulerDiscreteScheduler,
+    LCMScheduler,
+    PNDMScheduler,
+    StableDiffusionPipeline,
+)
 from PIL import Image
 
-from sketchpad.core.params import MAX_SEED, GenerationParams
+from sketchpad.core.params import MAX_SEED, SCHEDULERS, GenerationParams
 
 
 def pixels(image: Image.Image) -> np.ndarray:
@@ -32,10 +40,40 @@ def count_calls(monkeypatch, module, name="forward"):
     return calls
 
 
-def text_to_image(pipe, engine, p: GenerationParams, size=(64, 64)):
-    reference = StableDiffusionPipeline(**pipe.components)
-    reference.scheduler = engine._scheduler(p.scheduler)
-    reference.set_progress_bar_config(disable=True)
+# diffusers' own scheduler classes and settings for each of our names, written out here and built from
+# the model's scheduler config on disk, so a wrong choice in the engine cannot also be the reference's
+REFERENCE_SCHEDULERS = {
+    "pndm": (PNDMScheduler, {"skip_prk_steps": True}),
+    "ddim": (DDIMScheduler, {}),
+    "ddim_trailing": (DDIMScheduler, {"timestep_spacing": "trailing"}),
+    "euler": (EulerDiscreteScheduler, {}),
+    "euler_a": (EulerAncestralDiscreteScheduler, {}),
+    "dpmpp_2m": (DPMSolverMultistepScheduler, {"algorithm_type": "dpmsolver++", "solver_order": 2}),
+    "dpmpp_2m_karras": (
+        DPMSolverMultistepScheduler, {"algorithm_type": "dpmsolver++", "solver_order": 2, "use_karras_sigmas": True}
+    ),
+    "lcm": (LCMScheduler, {}),
+}
+
+
+@pytest.fixture(scope="module")
+def reference_pipeline(tiny_model_dir):
+    """diffusers' text-to-image pipeline, loaded from the model folder by diffusers alone."""
+    pipe = StableDiffusionPipeline.from_pretrained(
+        tiny_model_dir, use_safetensors=True, safety_checker=None, feature_extractor=None,
+        requires_safety_checker=False, local_files_only=True,
+    )
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def text_to_image(reference, model_dir, p: GenerationParams, size=(64, 64)):
+    if p.scheduler is None:  # the model's own, as the pipeline loaded it from scheduler/
+        scheduler = type(reference.scheduler).from_pretrained(model_dir, subfolder="scheduler")
+    else:
+        cls, settings = REFERENCE_SCHEDULERS[p.scheduler]
+        scheduler = cls.from_pretrained(model_dir, subfolder="scheduler", **settings)
+    reference.scheduler = scheduler
     return reference(
         p.prompt,
         negative_prompt=p.negative_prompt,
@@ -47,17 +85,19 @@ def text_to_image(pipe, engine, p: GenerationParams, size=(64, 64)):
     ).images[0]
 
 
-@pytest.mark.parametrize("scheduler", [None, "ddim", "euler_a", "dpmpp_2m_karras", "lcm"])
-def test_full_denoise_equals_diffusers_text_to_image_whatever_the_sketch(engine, tiny_pipeline, make_sketch, scheduler):
+@pytest.mark.parametrize("scheduler", [None, *SCHEDULERS])
+def test_full_denoise_equals_diffusers_text_to_image_whatever_the_sketch(
+    engine, reference_pipeline, tiny_model_dir, make_sketch, scheduler
+):
     p = params(strength=1.0, scheduler=scheduler)
-    expected = pixels(text_to_image(tiny_pipeline, engine, p))
+    expected = pixels(text_to_image(reference_pipeline, tiny_model_dir, p))
     for sketch in (make_sketch(), Image.new("RGB", (64, 64), "black")):
         assert np.array_equal(pixels(engine.generate(p, sketch).image), expected)
 
 
-def test_start_at_step_zero_equals_text_to_image(engine, tiny_pipeline, stick_figure):
+def test_start_at_step_zero_equals_text_to_image(engine, reference_pipeline, tiny_model_dir, stick_figure):
     p = params(strength=None, start_at_step=0, scheduler="dpmpp_2m")
-    expected = pixels(text_to_image(tiny_pipeline, engine, p))
+    expected = pixels(text_to_image(reference_pipeline, tiny_model_dir, p))
     assert np.array_equal(pixels(engine.generate(p, stick_figure).image), expected)
 
 
