@@ -167,3 +167,13 @@ def test_settings_survive_a_restart(qtbot, window, tmp_path, tiny_model_dir):
     model = again.session.model
     assert (model.model, model.device, again.session.output_dir) == (str(tiny_model_dir), "cpu", tmp_path / "out")
     again.worker.stop()
+
+
+def test_a_random_seed_is_still_random_after_a_restart(qtbot, window, tmp_path, tiny_model_dir):
+    outcome, _ = generate_and_wait(qtbot, window)  # unlocked: a random seed was drawn and used
+    assert not window.panel.is_locked() and outcome.info.params.seed >= 0
+    window.close()
+    again = make_window(qtbot, tmp_path, str(tiny_model_dir))
+    assert again.panel.seed_box.text() == "random" and not again.panel.is_locked()
+    assert again.panel.params().seed == -1
+    again.worker.stop()

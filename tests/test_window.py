@@ -160,3 +160,19 @@ def test_one_state_while_the_model_loads(qtbot, tmp_path, tiny_model_dir):
     assert "idle" not in window.state_text() and window.statusBar().currentMessage() == ""
     qtbot.waitUntil(lambda: window.state_text().startswith("done"), timeout=WAIT_MS)
     window.close()
+
+
+def test_nothing_per_result_outlives_the_history_bound(qtbot, window, monkeypatch):
+    import gc
+
+    from sketchpad.ui import session as session_module
+    from sketchpad.worker import Outcome
+
+    monkeypatch.setattr(session_module, "MAX_HISTORY", 3)
+    window.panel.set_params(window.panel.params().replace(steps=1))
+    for _ in range(6):
+        generate_and_wait(qtbot, window)
+    assert len(window.session.history()) == 3 and window.history.count() == 3
+    gc.collect()
+    # the worker's outcomes (picture + sketch) are not kept: the session keeps its own bounded entries
+    assert len([o for o in gc.get_objects() if type(o) is Outcome]) <= 1  # the last signal's, at most
