@@ -174,3 +174,16 @@ def test_emitting_from_python_keeps_the_bool_singletons_alive(qtbot):
     for _ in range(2000):
         session.status_changed.emit("x")
     assert sys.getrefcount(True) >= before - 10
+
+
+def test_a_server_backend_is_a_choice_of_the_model_state(qtbot):
+    session = Session()
+    asked = []
+    session.model_load_requested.connect(lambda *args: asked.append(args))
+    session.load_model("sd15.safetensors", "cpu", server_url="http://127.0.0.1:8188")
+    assert (session.model.backend, session.model.server_url) == ("comfyui", "http://127.0.0.1:8188")
+    session.load_model("other.safetensors")  # the server stays chosen until changed
+    session.load_model(server_url="")  # back to this computer
+    assert asked == [("sd15.safetensors", "cpu", "http://127.0.0.1:8188"),
+                     ("other.safetensors", "cpu", "http://127.0.0.1:8188"), ("other.safetensors", "cpu", "")]
+    assert session.model.backend == "local"

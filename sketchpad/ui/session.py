@@ -147,7 +147,7 @@ def displayed_step(params: GenerationParams, step: int, total: int) -> tuple[int
 
 class Session(QObject):
     model_changed = Signal(object)  # ModelState
-    model_load_requested = Signal(str, str)  # model, device: the backend should load it
+    model_load_requested = Signal(str, str, str)  # model, device, server URL ("" = this computer): load it
     request_loaded = Signal(object)  # GenerationParams from outside the editor (a PNG, history, recovery)
     run_changed = Signal(object)  # Run
     step_shown = Signal(int, int, QImage)  # step, total (as displayed), preview (may be null)
@@ -190,12 +190,15 @@ class Session(QObject):
     def model(self) -> ModelState:
         return self._model
 
-    def load_model(self, model: str | None = None, device: str | None = None) -> None:
+    def load_model(self, model: str | None = None, device: str | None = None, server_url: str | None = None) -> None:
+        """Load a model; `server_url` switches to a ComfyUI server ("" back to this computer, None: keep)."""
         if not self._run.active:
             self._run = Run()  # a finished run's "done" no longer describes the new model
+        url = self._model.server_url if server_url is None else server_url.strip()
         self._set_model(model=model or self._model.model, device=device or self._model.device,
+                        backend="comfyui" if url else DEFAULT_BACKEND, server_url=url,
                         status=ModelStatus.LOADING, message="", loaded_name="", loaded_device="")
-        self.model_load_requested.emit(self._model.model, self._model.device)
+        self.model_load_requested.emit(self._model.model, self._model.device, url)
 
     def configure_model(self, model: str | None = None, device: str | None = None) -> None:
         """Choose without loading (e.g. restored settings before start)."""
@@ -376,7 +379,7 @@ def _thumbnail(image: QImage) -> QImage:
 
 def bind_worker(session: Session, worker) -> None:
     """The worker reports into the session; the session's load requests go to the worker."""
-    session.model_load_requested.connect(worker.load_model)
+    session.model_load_requested.connect(lambda model, device, url: worker.load_model(model, device, url or None))
     worker.model_loading.connect(session.model_loading)
     worker.model_ready.connect(session.model_ready)
     worker.model_failed.connect(session.model_failed)

@@ -46,8 +46,6 @@ def save_session(settings: QSettings, session: Session) -> None:
     model = session.model
     settings.setValue("model", model.model)
     settings.setValue("device", model.device)
-    settings.setValue("backend", model.backend)
-    settings.setValue("server_url", model.server_url)
     settings.setValue("output_dir", str(session.output_dir))
     settings.setValue("last_folder", str(session.last_folder or ""))
     settings.setValue("params", params_to_json(session.request))
