@@ -49,6 +49,7 @@ def parse_args(argv):
 def plan(args):
     """What to run: per model, the engine setups and the Qt ones."""
     from .engine_bench import Setup
+    from .live_bench import LiveSetup
 
     tiny = dict(
         model="tiny",
@@ -63,6 +64,7 @@ def plan(args):
         # (~110 KB a run here) would show as well over the 50 MB bound
         window_memory=dict(runs=1000, size=128),
         recovery=True,
+        live=[LiveSetup("tiny", 256, rounds=5)],
     )
     if args.quick:
         return [tiny]
@@ -78,6 +80,7 @@ def plan(args):
         ui_restart=[(Setup("full-size", 256, 4, 0, 0), [0.5])],
         ui_canvas=False,
         pools=[Setup("full-size", 256, 4, rounds=2, heavy_rounds=0)],
+        live=[LiveSetup("full-size", 256, rounds=3 if args.full else 2)],
     )
     if args.full:
         full["restart"].append((Setup("full-size", 512, 4, 0, 0), [0.1, 0.5, 0.9]))
@@ -139,6 +142,11 @@ METHOD = [
     "Thread pools (CPU): a generation's loop step alone vs while another live thread owns a torch "
     "(OpenMP) pool, interleaved. Every torch section of this run executes on a thread of its own, so the "
     "GUI thread of the Qt figures has never run torch, as in the app.",
+    "Live-fast vs Quality, ControlNet cost: see `benchmarks/live_bench.py` (also runnable alone as "
+    "`python -m benchmarks.live_bench`): dial change -> final picture with warm caches, Quality (PLMS, 20 steps, "
+    "CFG 7.5, VAE decode) against the LCM preset (4 steps, no CFG, a fused stand-in LoRA of LCM-LoRA's shape, "
+    "TAESD draft decode), interleaved; the ControlNet (a random one of the model's shape) per step at "
+    "Live-fast settings.",
     "Memory: process RSS (psutil, after `gc.collect()`) after 5 and after 100 generations on the tiny model "
     "with prompts, sketches, schedulers and preview methods varied so every cache fills and evicts.",
     "Memory over a live session: the real `MainWindow` and `GenerationWorker` on the tiny model, Live on, "
@@ -218,6 +226,7 @@ def main(argv=None) -> int:
     import torch
 
     from . import engine_bench as eb
+    from . import live_bench as lb
 
     from sketchpad.core.errors import SketchpadError
 
@@ -273,6 +282,9 @@ def main(argv=None) -> int:
             run.section("memory: 100 generations (engine)", lambda: eb.bench_memory(engine, ctx))
         for setup in entry["pools"]:
             run.section(f"thread pools: {setup.label}", lambda setup=setup: eb.bench_thread_pools(engine, setup, ctx))
+        for setup in entry["live"]:  # last: it leaves a ControlNet loaded
+            run.section(f"live-fast and ControlNet: {setup.label}",
+                        lambda setup=setup: lb.bench_live(engine, setup, ctx, models_dir))
         holder.clear()
         del engine
         gc.collect()
