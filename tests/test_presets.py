@@ -233,3 +233,53 @@ def test_cli_bad_values_are_one_line_exit_2_before_loading_anything(
     _, err = capsys.readouterr()
     assert code == 2 and len(err.strip().splitlines()) == 1 and err.startswith("error: "), err
     assert expected in err and not out.exists()
+
+
+# ---- the panel's preset picker ------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def panel(qtbot):
+    from sketchpad.ui.generation_panel import GenerationPanel
+
+    made = GenerationPanel()
+    qtbot.addWidget(made)
+    return made
+
+
+def choose_preset(panel, name):
+    index = panel.preset_combo.findData(name)
+    panel.preset_combo.setCurrentIndex(index)
+    panel.preset_combo.activated.emit(index)
+
+
+def test_the_panel_preset_picker_sets_everything_in_one_go_and_one_signal(panel, qtbot):
+    panel.set_denoise(0.6)
+    changes = []
+    panel.params_changed.connect(lambda: changes.append(panel.params()))
+    choose_preset(panel, "lcm")
+    p = panel.params()
+    assert (p.preset, p.scheduler, p.steps, p.cfg, p.strength) == ("lcm", "lcm", 4, 1.0, 0.6)
+    assert [lora.source for lora in p.loras] == [LCM_LORA]
+    assert len(changes) == 1 and changes[0] == p
+    choose_preset(panel, "quality")
+    p = panel.params()
+    assert (p.preset, p.scheduler, p.steps, p.cfg, p.loras) == ("quality", None, 20, 7.5, ())
+
+
+def test_editing_a_presets_steps_makes_it_custom_and_keeps_its_lora(panel):
+    choose_preset(panel, "hyper")
+    panel.steps_spin.setValue(6)
+    p = panel.params()
+    assert p.preset is None and panel.preset_combo.currentText() == "Custom"
+    assert [lora.source for lora in p.loras] == [HYPER_SD_8_STEP_LORA]
+
+
+def test_a_loaded_request_with_loras_preset_and_controlnet_round_trips_through_the_panel(panel):
+    from sketchpad.core.params import ControlSpec
+
+    p = apply_preset(GenerationParams("a cat", seed=5, strength=0.4), "lcm").replace(
+        loras=(LoraSpec("/l/style.safetensors", 0.5), LoraSpec(LCM_LORA)), control=ControlSpec("a/b", 0.7, 0.0, 0.8)
+    ).validated()
+    panel.set_params(p)
+    assert panel.params() == p and panel.preset_combo.currentData() == "lcm"

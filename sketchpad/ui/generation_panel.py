@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (QButtonGroup, QCheckBox, QComboBox, QDoubleSpinBo
 
 from sketchpad.core.params import (MAX_SEED, MAX_STEPS, PREVIEW_METHODS, RANDOM_SEED,
                                      SCHEDULERS, GenerationParams)
+from sketchpad.core.presets import PRESET_TABLE, apply_preset
 from sketchpad.core.registry import SCHEDULER_LABELS
 
 from .denoise_dial import BANDS, UNCHANGED, DenoiseDial, band_color, band_range_text, denoise_band
@@ -64,6 +65,9 @@ class GenerationPanel(QWidget):
         super().__init__(parent)
         self._quiet = 0  # > 0 while values are restored or derived: params_changed held back
         self._used_seed: int | None = None
+        # shown by no widget yet (LoRAs, ControlNet): kept so a loaded request round-trips
+        self._loras: tuple = ()
+        self._control = None
         self._glyph = _glyphs()
         self.model_picker = ModelPicker(self)
         self.model_picker.model_chosen.connect(self.model_chosen)
@@ -96,6 +100,11 @@ class GenerationPanel(QWidget):
         self.scheduler_combo.addItem("Model default", None)
         for name in SCHEDULERS:
             self.scheduler_combo.addItem(SCHEDULER_LABELS[name], name)
+        self.preset_combo = QComboBox(self, toolTip="Set sampler, steps, CFG and a few-step LoRA at once")
+        self.preset_combo.addItem("Custom", None)
+        for preset in PRESET_TABLE.values():
+            self.preset_combo.addItem(preset.label, preset.name)
+            self.preset_combo.setItemData(self.preset_combo.count() - 1, preset.note, Qt.ItemDataRole.ToolTipRole)
         self.preview_combo = QComboBox(self, toolTip="How each step's preview is drawn: fast (nearly free), "
                                        "TAESD (tiny decoder), full (the real decoder, slow) or off")
         for name in PREVIEW_METHODS:
@@ -108,6 +117,7 @@ class GenerationPanel(QWidget):
         form.addRow("Negative", self.negative_edit)
         form.addRow("Seed", _row(self.seed_box, self.lock_button, self.dice_button))
         form.addRow("", _row(self.used_seed_label, self.recycle_button))
+        form.addRow("Preset", self.preset_combo)
         form.addRow("Steps", _row(self.steps_spin, QLabel("CFG", self), self.cfg_spin, stretch=(0, 2)))
         form.addRow("Sampler", _row(self.scheduler_combo, self.preview_combo, stretch=(0, 1)))
         col.addLayout(form)
@@ -137,6 +147,10 @@ class GenerationPanel(QWidget):
             signal.connect(self._changed)
         self.seed_box.valueChanged.connect(self._seed_edited)
         self.lock_button.clicked.connect(self.set_locked)
+        self.preset_combo.activated.connect(self._preset_chosen)
+        for signal in (self.steps_spin.valueChanged, self.cfg_spin.valueChanged,
+                       self.scheduler_combo.currentIndexChanged):
+            signal.connect(self._show_preset)
         self.dice_button.clicked.connect(lambda: self._choose_seed(random.randint(0, MAX_SEED)))
         self.recycle_button.clicked.connect(lambda: self._choose_seed(self._used_seed))
         self.dial.valueChanged.connect(self._show_denoise)
@@ -162,6 +176,7 @@ class GenerationPanel(QWidget):
             start_at_step=None if use_denoise else self.start_spin.value(),
             steps=self.steps_spin.value(), cfg=round(self.cfg_spin.value(), 2), seed=seed,
             scheduler=self.scheduler_combo.currentData(), preview_method=self.preview_combo.currentData(),
+            loras=self._loras, preset=self.preset_combo.currentData(), control=self._control,
         ).validated()
 
     def set_params(self, p: GenerationParams, *, emit: bool = False) -> None:
@@ -184,6 +199,9 @@ class GenerationPanel(QWidget):
             else:
                 self.start_spin.setValue(p.start_at_step)
                 self.start_radio.setChecked(True)
+            self._loras, self._control = p.loras, p.control
+            self.preset_combo.setCurrentIndex(max(0, self.preset_combo.findData(p.preset)))
+            self._show_preset()
         self._quietly(restore, emit=emit)
 
     def denoise(self) -> float:
@@ -304,6 +322,19 @@ class GenerationPanel(QWidget):
         return f"{self.font().pointSizeF() * factor:.1f}"
 
     # ---- reactions ------------------------------------------------------------------------
+    def _preset_chosen(self, index: int) -> None:
+        name = self.preset_combo.itemData(index)
+        if name is not None:
+            self.set_params(apply_preset(self.params(), name), emit=True)
+
+    def _show_preset(self, *_) -> None:
+        """A preset's name stays only while steps, CFG and sampler are still the preset's own."""
+        preset = PRESET_TABLE.get(self.preset_combo.currentData())
+        if preset is not None and (preset.steps, preset.cfg, preset.scheduler) != (
+            self.steps_spin.value(), round(self.cfg_spin.value(), 2), self.scheduler_combo.currentData()
+        ):
+            self.preset_combo.setCurrentIndex(0)
+
     def _changed(self, *_) -> None:
         if not self._quiet:
             self.params_changed.emit()
