@@ -43,6 +43,9 @@ def parse_args(argv):
     parser.add_argument("--models-dir", default=str(REPO / ".bench-models"),
                         help="where the random-weight models are cached (git-ignored; default .bench-models)")
     parser.add_argument("--no-ui", action="store_true", help="skip the Qt figures")
+    parser.add_argument("--server", default=None, metavar="URL",
+                        help="also measure the ComfyUI backend against this server (benchmarks/comfy_bench.py)")
+    parser.add_argument("--server-model", default=None, metavar="CKPT", help="the server checkpoint (default: its first)")
     return parser.parse_args(argv)
 
 
@@ -132,6 +135,10 @@ METHOD = [
     "would. The longest UNet stretches (one UNet call, forward pre-hooks) bound how long a stale run can "
     "go on after a request: between the engine's stop points, and between leaf modules (single ops: the "
     "floor for any check inside the UNet).",
+    "ComfyUI server (only with --server URL): `benchmarks/comfy_bench.py` against that server; client "
+    "overhead is a job's wall time in `ComfyBackend.generate` minus the server's own execution time (its "
+    "execution_start/execution_success timestamps); live restart stops a stale job after its first preview "
+    "and sends a denoise-only request at once.",
     "Live restart (Qt): the same through the real `GenerationWorker`, times taken when the GUI thread "
     "receives the signals.",
     "GUI stalls: a 1 ms `Qt.PreciseTimer` on the GUI thread while the worker generates; each preview is "
@@ -256,6 +263,11 @@ def main(argv=None) -> int:
                          "to the engine figures only).")
     run.say("Sketchpad benchmarks: " + "; ".join(f"{k}: {v}" for k, v in run.machine))
     models_dir = Path(args.models_dir)
+    if args.server:
+        from . import comfy_bench
+
+        run.section("ComfyUI server", lambda: comfy_bench.run(args.server, args.server_model, 128, 6, 6,
+                                                              emit=run.emit, say=run.say))
 
     for entry in plan(args):
         model = entry["model"]

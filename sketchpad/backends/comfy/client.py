@@ -120,8 +120,11 @@ class ComfyBackend:
             self._told_no_previews = True
             self._notify(NO_PREVIEWS_HINT)
         finished = time.perf_counter()
-        self.last_timing = {"before_submit": submitted - started, "after_submit": finished - submitted,
-                            "server_start": job.started_at - submitted if job.started_at else 0.0}
+        # for the benchmark: our clock (perf_counter) and the server's own (milliseconds, its messages)
+        self.last_timing = {"started": started, "submitted": submitted, "finished": finished,
+                            "server_started": job.started_at, "first_preview": job.first_preview_at,
+                            "server_execution": job.server_execution, "preview_bytes": job.preview_bytes,
+                            "preview_times": job.preview_times, "stale_stopped": job.stale_stopped_at}
         return GenerationResult(image, params, scheduler, plan.run_steps, finished - started)
 
     def close(self) -> None:
@@ -285,6 +288,12 @@ class _Job:
         self.error: SketchpadError | None = None
         self.steps_seen = 0
         self.previews_seen = 0
+        self.first_preview_at = 0.0
+        self.preview_times: list[float] = []
+        self.preview_bytes: list[int] = []
+        self.server_execution: float | None = None  # seconds, by the server's own timestamps
+        self.stale_stopped_at = 0.0
+        self._server_started_ms = None
         # With prompt-tagged frames the preview arrives before its "progress"; untagged after it.
         self._frame: np.ndarray | None = None
         self._have_frame = False
@@ -295,6 +304,8 @@ class _Job:
         if not isinstance(data, dict):
             return False
         if data.get("prompt_id") != self.prompt_id:
+            if kind == "execution_interrupted":
+                self.stale_stopped_at = time.perf_counter()  # an earlier prompt of ours, stopped
             if kind in ("execution_start", "executing") and data.get("prompt_id"):
                 self.running = False  # another prompt (a stale one of ours, or someone else's) runs now
             return False
@@ -303,6 +314,10 @@ class _Job:
         if kind == "execution_start":
             self.running = True
             self.started_at = time.perf_counter()
+            self._server_started_ms = data.get("timestamp")
+        elif kind == "execution_success":
+            if isinstance(self._server_started_ms, (int, float)) and isinstance(data.get("timestamp"), (int, float)):
+                self.server_execution = (data["timestamp"] - self._server_started_ms) / 1000
         elif kind == "progress" and data.get("node") == self.graph.sampler_node:
             self._progress(int(data.get("value") or 0), on_step)
         elif kind == "executed" and data.get("node") == self.graph.output_node:
@@ -331,6 +346,9 @@ class _Job:
             self.result = _decode_png(frame.image)
             return
         self.previews_seen += 1
+        self.preview_times.append(time.perf_counter())
+        self.preview_bytes.append(len(data))
+        self.first_preview_at = self.first_preview_at or self.preview_times[-1]
         image = _decode_preview(frame.image) if self.decode_previews else None
         if self._step is not None:  # untagged order: progress came first
             step, self._step = self._step, None

@@ -1,0 +1,113 @@
+"""ComfyUI backend figures against a real server (loopback):
+
+    python -m benchmarks.comfy_bench --server http://127.0.0.1:8188 [--model CKPT] [--size 128] [--steps 6]
+
+(or `python -m benchmarks --server URL`, which adds these figures to BENCHMARKS.md).
+Client overhead: a job's wall time in generate() minus the server's own execution time (from its
+execution_start/execution_success timestamps). Bytes per preview frame: as received, header included.
+Live restart: a stale job is stopped (should_stop) after its first preview and a denoise-only
+request follows at once; from that request to the server saying the stale job was interrupted, and
+to the new job's first preview. A dial-only change must upload nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+
+from PIL import Image, ImageDraw
+
+from .report import Figure, console_line
+
+SECTION = "ComfyUI server"
+
+
+def _sketch(size: int) -> Image.Image:
+    image = Image.new("RGB", (size, size), "white")
+    ImageDraw.Draw(image).line((size // 8, size // 8, size - size // 8, size - size // 4), fill="black", width=3)
+    return image
+
+
+def run(server: str, model: str | None, size: int, steps: int, rounds: int, emit, say) -> None:
+    from sketchpad.backends.comfy.client import ComfyBackend
+    from sketchpad.core.params import GenerationParams
+
+    backend = ComfyBackend(server, model, notify=say)
+    setup = f"{backend.model_name} on {backend.device_name}, {size}x{size}, {steps} steps"
+    sketch = _sketch(size)
+    base = GenerationParams("a cat", strength=0.5, steps=steps, seed=1, scheduler="euler")
+    say(f"server {backend.server}: {setup}")
+    backend.generate(base.replace(strength=0.45), sketch)  # warm-up: load the checkpoint, encode prompt and sketch
+
+    overhead, frame_bytes, step_times = [], [], []
+    uploads_before = backend.uploads
+    for i in range(rounds):
+        # each round a new denoise: the server re-runs the sampler and decoder, nothing else
+        backend.generate(base.replace(strength=0.5 + 0.04 * i), sketch)
+        t = backend.last_timing
+        if t["server_execution"] is not None:
+            overhead.append((t["finished"] - t["started"]) - t["server_execution"])
+        frame_bytes += t["preview_bytes"]
+        times = t["preview_times"]
+        step_times += [b - a for a, b in zip(times, times[1:])]
+    uploads = backend.uploads - uploads_before
+    emit(Figure(SECTION, setup, "client overhead per job (wall time - server's execution time)", overhead, "s",
+                target="<= 20 ms", passed=statistics.median(overhead) <= 0.020 if overhead else None,
+                note="includes upload check, POST /prompt, the server's queue pick-up and result decode"))
+    emit(Figure(SECTION, setup, "bytes per preview frame", [round(b / 1024, 1) for b in frame_bytes], "KiB",
+                note="JPEG at the server's --preview-size"))
+    emit(Figure(SECTION, setup, "server step time (between previews)", step_times, "s"))
+    emit(Figure(SECTION, setup, "sketches uploaded by dial-only changes", [float(uploads)], "x",
+                target="0", passed=uploads == 0, note=f"{rounds} denoise changes"))
+
+    stopped, first_preview, margin = [], [], []
+    for i in range(max(2, rounds // 2)):
+        seen = []
+        requested = {}
+
+        def stale_step(step):
+            seen.append(step)
+
+        def should_stop():
+            if seen and "at" not in requested:
+                requested["at"] = time.perf_counter()
+            return bool(seen)
+
+        stale = base.replace(steps=max(steps * 4, 20), strength=0.6, seed=100 + i)
+        backend.generate(stale, sketch, on_step=stale_step, should_stop=should_stop)
+        backend.generate(base.replace(strength=0.3 + 0.05 * i, seed=100 + i), sketch)
+        t = backend.last_timing
+        if t["stale_stopped"]:
+            stopped.append(t["stale_stopped"] - requested["at"])
+        first_preview.append(t["first_preview"] - requested["at"])
+        times = t["preview_times"]
+        if len(times) > 1 and t["stale_stopped"]:
+            # the server checks for an interrupt only between steps, so the stale step's rest comes first;
+            # from then on the new job should take one step plus little
+            step = statistics.median(b - a for a, b in zip(times, times[1:]))
+            margin.append(t["first_preview"] - t["stale_stopped"] - step)
+    emit(Figure(SECTION, setup, "live restart: request -> stale job stopped on the server", stopped, "s"))
+    emit(Figure(SECTION, setup, "live restart: request -> first preview of the new job", first_preview, "s"))
+    emit(Figure(SECTION, setup, "live restart: stale job stopped -> new job's first preview, minus one step", margin,
+                "s", target="<= 50 ms", passed=statistics.median(margin) <= 0.050 if margin else None,
+                note="ComfyUI checks for an interrupt once per step, so the stale step's rest always comes first"))
+    backend.close()
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.comfy_bench", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--server", required=True)
+    parser.add_argument("--model", default=None)
+    parser.add_argument("--size", type=int, default=128)
+    parser.add_argument("--steps", type=int, default=6)
+    parser.add_argument("--rounds", type=int, default=6)
+    args = parser.parse_args(argv)
+    run(args.server, args.model, args.size, args.steps, args.rounds,
+        emit=lambda fig: print(console_line(fig), flush=True), say=lambda line: print(line, flush=True))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
