@@ -374,3 +374,29 @@ def test_the_worker_opens_a_server_backend_through_open_backend(server):
     assert lines and all("pw" not in line for line in lines) and MODEL in lines[-1]
     close_backend(backend)
     assert backend.state == "closed"
+
+
+def test_the_checkpoint_list_for_a_chooser_and_a_safe_address_for_the_status_bar(server):
+    from sketchpad.backends.comfy.checkpoints import list_checkpoints
+    from sketchpad.backends.comfy.connection import display_address
+
+    assert list_checkpoints(server.url) == [MODEL, "other-model.safetensors"]
+    assert display_address(server.url.replace("http://", "http://ann:pw@")) == server.url
+    assert "pw" not in display_address("ftp://ann:pw@host")
+
+
+def test_connection_state_changes_reach_the_worker_as_notices(slow_server, monkeypatch):
+    from sketchpad.backends.loading import open_backend
+
+    said = []
+    backend = open_backend(MODEL, "auto", lambda line: None, server=slow_server.url, notify=said.append)
+    steps = []
+
+    def drop_after_first_step(step):
+        steps.append(step)
+        if len(steps) == 1:
+            slow_server.drop_sockets()
+
+    assert backend.generate(params(steps=5), sketch(), on_step=drop_after_first_step) is not None
+    assert f"ComfyUI server {slow_server.url}: reconnecting" in said
+    assert said[-1] == f"ComfyUI server {slow_server.url}: connected"

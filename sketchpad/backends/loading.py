@@ -43,7 +43,15 @@ def _open_server(server: str, model: str | None, progress, notify) -> Backend:
     from .comfy.connection import TOKEN_ENV, parse_server_url
 
     progress(f"Connecting to the ComfyUI server at {parse_server_url(server).base}")
+    address = parse_server_url(server).base
+    say = notify or progress
+
+    def on_state(state: str) -> None:  # a dropped connection and its recovery show in the status line
+        if state in ("reconnecting", "offline", "connected"):
+            say(f"ComfyUI server {address}: {state}")
+
     backend = ComfyBackend(server, model, token=os.environ.get(TOKEN_ENV) or None, notify=notify)
+    backend.on_state = on_state  # after connecting: the first "connected" is the progress line below
     progress(f"Connected: {backend.model_name} on {backend.device_name} at {backend.server}")
     return backend
 

@@ -51,7 +51,7 @@ class ComfyBackend:
             options["answer_timeout"] = answer_timeout
         self._conn = Connection(address, **options)
         self._notify = notify or (lambda message: None)
-        self._on_state = on_state or (lambda state: None)
+        self.on_state = on_state or (lambda state: None)
         self.server = address.base  # never carries credentials
         self.state = "connecting"
         self._uploaded: dict[str, str] = {}  # sketch digest -> name on the server
@@ -162,7 +162,7 @@ class ComfyBackend:
     def _set_state(self, state: str) -> None:
         if state != self.state:
             self.state = state
-            self._on_state(state)
+            self.on_state(state)
 
     def _node_info(self, *classes: str) -> dict:
         info = {}

@@ -66,6 +66,14 @@ def parse_server_url(url: str, token: str | None = None) -> ServerAddress:
     return ServerAddress(base, tuple(headers[-1:]))  # a token given explicitly wins over the URL's
 
 
+def display_address(url: str) -> str:
+    """The address as shown to the person: without credentials, and never an exception."""
+    try:
+        return parse_server_url(url).base
+    except SketchpadError:
+        return _safe(url)
+
+
 def _safe(url: str) -> str:
     """The URL with any user:password removed, for messages."""
     try:
