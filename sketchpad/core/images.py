@@ -16,6 +16,10 @@ from .errors import SketchpadError
 MAX_SIDE = 4096  # SD1.5 is trained at 512; far larger inputs only exhaust memory
 MAX_PIXELS = MAX_SIDE * MAX_SIDE
 LATENT_FACTOR = 8
+SD15_LONG_SIDE = 512  # SD1.5 was trained at 512x512
+# Beyond this long side a picture is offered to be fitted: larger runs take minutes and SD1.5
+# repeats its subject there (the largest canvas preset, 768, stays as it is).
+SD15_FIT_ABOVE = 768
 
 
 def load_sketch(path: str | os.PathLike) -> Image.Image:
@@ -93,6 +97,26 @@ def prepare_sketch(image: Image.Image) -> Image.Image:
     if size != rgb.size:
         rgb = rgb.resize(size, Image.Resampling.LANCZOS)
     return rgb
+
+
+def fit_for_sd15(size: tuple[int, int]) -> tuple[int, int]:
+    """The size SD1.5 handles for a picture of `size`: 512 on the long side, the aspect kept as
+    closely as multiples of 8 allow (never below 8)."""
+    width, height = size
+    if width < 1 or height < 1:
+        raise SketchpadError(f"a picture of {width}x{height} pixels cannot be fitted")
+    scale = SD15_LONG_SIDE / max(width, height)
+    # straight from the exact scaled side to the nearest multiple of 8 (rounding twice can miss it)
+    return tuple(max(LATENT_FACTOR, round(side * scale / LATENT_FACTOR) * LATENT_FACTOR) for side in (width, height))
+
+
+def needs_fit_for_sd15(size: tuple[int, int]) -> bool:
+    return max(size) > SD15_FIT_ABOVE
+
+
+def fit_sketch_for_sd15(image: Image.Image) -> Image.Image:
+    """The picture scaled (smoothly, aspect kept) to fit_for_sd15 of its size."""
+    return image.resize(fit_for_sd15(image.size), Image.Resampling.LANCZOS)
 
 
 def sketch_size(width: int, height: int) -> tuple[int, int]:

@@ -16,6 +16,7 @@ from ..core.images import load_sketch, prepare_sketch
 from ..core.storage import next_free_path, read_png_parameters, save_png, save_result
 from .canvas import SketchCanvas
 from .images import pil_to_qimage, qimage_to_pil
+from .sd15_fit import offer_sd15_fit
 from .session import HistoryEntry, Session
 
 IMAGE_FILTER = "Images (*.png *.jpg *.jpeg *.webp *.bmp *.gif *.tif *.tiff);;All files (*)"
@@ -47,6 +48,7 @@ class FileActions:
             except SketchpadError:  # the picture is fine; only its settings are not
                 unreadable = True
         self.session.last_folder = path.parent
+        sketch = offer_sd15_fit(self.dialog_parent, sketch)
         self.canvas.set_image(pil_to_qimage(sketch))
         if info is not None:
             self.session.load_request(info.params)
@@ -70,6 +72,7 @@ class FileActions:
         except SketchpadError as error:
             self.session.say(str(error), error=True)
             return False
+        sketch = offer_sd15_fit(self.dialog_parent, sketch)
         self.canvas.set_image(pil_to_qimage(sketch))
         self.session.say(message)
         return True
