@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import os
+import re
+from contextlib import contextmanager
 from typing import Callable
 
 import torch
@@ -52,25 +54,31 @@ def load_pipeline(source: ModelSource, device: torch.device, progress: Progress 
     """
     from diffusers import StableDiffusionImg2ImgPipeline
 
+    from .model_checks import check_checkpoint, check_model_folder
+
     say = progress or (lambda message: None)
     dtype = dtype_for(device)
     _quiet_libraries()
     common = dict(dtype=dtype, safety_checker=None, feature_extractor=None, requires_safety_checker=False)
+    config = os.environ.get("SKETCHPAD_CHECKPOINT_CONFIG") or DEFAULT_MODEL
+    at_fault = source.location
     try:
-        if source.kind == "file":
-            say(f"Loading {source.name} (single file) on {device.type}")
-            config = os.environ.get("SKETCHPAD_CHECKPOINT_CONFIG") or DEFAULT_MODEL
-            pipe = StableDiffusionImg2ImgPipeline.from_single_file(
-                source.location, config=config, local_files_only=_offline(), **common
-            )
-        else:
-            folder = _download(source, say) if source.kind == "hub" else source.location
-            say(f"Loading {source.name} on {device.type}")
-            pipe = StableDiffusionImg2ImgPipeline.from_pretrained(folder, use_safetensors=True, **common)
+        with _silent_libraries():
+            if source.kind == "file":
+                check_checkpoint(source.location)
+                say(f"Loading {source.name} (single file) on {device.type}")
+                pipe = StableDiffusionImg2ImgPipeline.from_single_file(
+                    source.location, config=config, local_files_only=_offline(), **common
+                )
+            else:
+                at_fault = folder = _download(source, say) if source.kind == "hub" else source.location
+                check_model_folder(folder)
+                say(f"Loading {source.name} on {device.type}")
+                pipe = StableDiffusionImg2ImgPipeline.from_pretrained(folder, use_safetensors=True, **common)
     except SketchpadError:
         raise
-    except Exception as error:  # any library error at this boundary becomes one clear line
-        raise SketchpadError(_load_failure_message(source, error)) from None
+    except Exception as error:  # what the checks could not foresee still becomes one or two clear lines
+        raise SketchpadError(_load_failure_message(source, at_fault, config, error)) from None
     pipe.set_progress_bar_config(disable=True)
     pipe.to(device)
     # SD1.5's VAE overflows fp16 (black pictures); it is small, so keep it in fp32 always
@@ -93,19 +101,26 @@ def _download(source: ModelSource, say: Progress) -> str:
         ) from None
 
 
-def _load_failure_message(source: ModelSource, error: Exception) -> str:
-    text = " ".join(str(error).split())[:300] or type(error).__name__
-    if source.kind == "file" and ("offline" in text.lower() or "connect" in text.lower() or "cache" in text.lower()):
+def _load_failure_message(source: ModelSource, at_fault: str, config: str, error: Exception) -> str:
+    text = " ".join(str(error).split())
+    lowered = text.lower()
+    if source.kind == "file" and any(word in lowered for word in ("offline", "connect", "cache")):
         return (
             f"could not load {source.location}: a single checkpoint needs the SD1.5 configuration files from "
             f"Hugging Face once, and they are not cached.\nConnect once, or use a diffusers folder instead."
         )
-    if "safetensors" in text.lower() and source.kind != "file":
+    mismatch = re.search(r"(\S+) expected shape torch\.Size\(\[([\d, ]*)\]\), but got torch\.Size\(\[([\d, ]*)\]\)", text)
+    if source.kind == "file" and mismatch:
+        key, want, got = (mismatch.group(1), *(part.replace(", ", "x") for part in mismatch.groups()[1:]))
         return (
-            f"could not load {source.location}: it has no .safetensors weights (pickled weights are refused).\n"
-            f"Convert the model to safetensors. ({text})"
+            f"{source.location} does not fit the model configuration from {config} ({key} is {got} in the file, "
+            f"{want} by the configuration).\nChoose an SD 1.5 checkpoint, or set SKETCHPAD_CHECKPOINT_CONFIG to "
+            "a diffusers folder of its own kind."
         )
-    return f"could not load the model {source.location}: {text}"
+    return f"{at_fault} could not be loaded ({text[:200] or type(error).__name__}).\n{_GET_IT_AGAIN}"
+
+
+_GET_IT_AGAIN = "Copy the model again from where it came from, or choose another one."
 
 
 def _offline() -> bool:
@@ -115,6 +130,21 @@ def _offline() -> bool:
 def _mps_available() -> bool:
     backend = getattr(torch.backends, "mps", None)
     return bool(backend and backend.is_available())
+
+
+@contextmanager
+def _silent_libraries():
+    """While loading, the libraries' own error and warning lines stay off the terminal: every
+    problem reaches the person once, as our SketchpadError."""
+    loggers = [logging.getLogger(name) for name in ("diffusers", "transformers", "huggingface_hub")]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.CRITICAL + 1)
+    try:
+        yield
+    finally:
+        for logger, level in zip(loggers, levels):
+            logger.setLevel(level)
 
 
 def _quiet_libraries() -> None:
