@@ -400,3 +400,10 @@ def test_connection_state_changes_reach_the_worker_as_notices(slow_server, monke
     assert backend.generate(params(steps=5), sketch(), on_step=drop_after_first_step) is not None
     assert f"ComfyUI server {slow_server.url}: reconnecting" in said
     assert said[-1] == f"ComfyUI server {slow_server.url}: connected"
+
+
+def test_previews_off_asks_the_server_for_none_and_decodes_nothing(server):
+    steps = []
+    ComfyBackend(server.url, MODEL).generate(params(steps=2, preview_method="none"), sketch(), on_step=steps.append)
+    assert server.prompts[-1]["extra_data"] == {"preview_method": "none"}
+    assert [(s.step, s.image) for s in steps] == [(1, None), (2, None)]

@@ -31,6 +31,9 @@ from .workflow import FILE_OUTPUT, WEBSOCKET_OUTPUT, Graph, build_graph, comfy_s
 POLL = 0.02  # seconds between should_stop checks while waiting for the server
 RECONNECT_DELAYS = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0)  # backoff after a dropped websocket
 CANCEL_WAIT = 5.0  # how long close() and Ctrl+C wait for the server to confirm our job is gone
+# ComfyUI's --preview-method values, asked for per prompt (servers that take extra_data.preview_method;
+# older ones use their own setting). It has no full-VAE preview: TAESD is the closest.
+_SERVER_PREVIEWS = {"latent2rgb": "latent2rgb", "taesd": "taesd", "vae": "taesd", "none": "none"}
 NO_PREVIEWS_HINT = ("the ComfyUI server sends no step previews; start it with --preview-method latent2rgb "
                     "to watch the picture form")
 
@@ -59,6 +62,7 @@ class ComfyBackend:
         self.uploads = 0  # sketches sent this session (a dial-only change sends none)
         self.last_timing: dict[str, float] = {}
         self._stopped: list[str] = []  # prompts we asked the server to drop
+        self._post_seconds = 0.0
 
         self._connect()
         info = self._node_info("CheckpointLoaderSimple", "KSampler", "KSamplerAdvanced", WEBSOCKET_OUTPUT)
@@ -99,13 +103,13 @@ class ComfyBackend:
         graph = build_graph(params, plan, self.model_name, sampler, sketch.size, image_name, self._output_class)
         prompt_id = str(uuid.uuid4())
         try:
-            self._submit(graph, prompt_id)
+            self._submit(graph, prompt_id, params.preview_method)
         except _SketchGone:
             # the server lost its input folder (a restart, a clean-up): send the sketch again, once
             self._uploaded.clear()
             graph = build_graph(params, plan, self.model_name, sampler, sketch.size, self._upload(sketch),
                                 self._output_class)
-            self._submit(graph, prompt_id, retry=False)
+            self._submit(graph, prompt_id, params.preview_method, retry=False)
         submitted = time.perf_counter()
         try:
             job = _Job(prompt_id, graph, plan.run_steps, params.preview_method != "none")
@@ -124,7 +128,8 @@ class ComfyBackend:
         self.last_timing = {"started": started, "submitted": submitted, "finished": finished,
                             "server_started": job.started_at, "first_preview": job.first_preview_at,
                             "server_execution": job.server_execution, "preview_bytes": job.preview_bytes,
-                            "preview_times": job.preview_times, "stale_stopped": job.stale_stopped_at}
+                            "preview_times": job.preview_times, "stale_stopped": job.stale_stopped_at,
+                            "posted": self._post_seconds, "server_success": job.success_at, "server_ended": job.ended_at}
         return GenerationResult(image, params, scheduler, plan.run_steps, finished - started)
 
     def close(self) -> None:
@@ -194,10 +199,12 @@ class ComfyBackend:
             self.uploads += 1
         return self._uploaded[digest]
 
-    def _submit(self, graph: Graph, prompt_id: str, retry: bool = True) -> None:
+    def _submit(self, graph: Graph, prompt_id: str, job_previews: str, retry: bool = True) -> None:
         body = {"prompt": graph.nodes, "prompt_id": prompt_id, "client_id": self._conn.client_id,
-                "extra_data": {"preview_method": "latent2rgb"}}
+                "extra_data": {"preview_method": _SERVER_PREVIEWS[job_previews]}}
+        posting = time.perf_counter()
         status, answer = self._conn.call("POST", "/prompt", body, accept_statuses=(200, 400))
+        self._post_seconds = time.perf_counter() - posting
         if status == 400:
             if retry and failures.names_missing_image(answer):
                 raise _SketchGone()
@@ -293,6 +300,8 @@ class _Job:
         self.preview_bytes: list[int] = []
         self.server_execution: float | None = None  # seconds, by the server's own timestamps
         self.stale_stopped_at = 0.0
+        self.success_at = 0.0
+        self.ended_at = 0.0
         self._server_started_ms = None
         # With prompt-tagged frames the preview arrives before its "progress"; untagged after it.
         self._frame: np.ndarray | None = None
@@ -316,6 +325,7 @@ class _Job:
             self.started_at = time.perf_counter()
             self._server_started_ms = data.get("timestamp")
         elif kind == "execution_success":
+            self.success_at = time.perf_counter()
             if isinstance(self._server_started_ms, (int, float)) and isinstance(data.get("timestamp"), (int, float)):
                 self.server_execution = (data["timestamp"] - self._server_started_ms) / 1000
         elif kind == "progress" and data.get("node") == self.graph.sampler_node:
@@ -328,6 +338,7 @@ class _Job:
             self.error = SketchpadError("the job was interrupted on the ComfyUI server (someone stopped it there)")
         elif kind == "executing" and data.get("node") is None:
             self.running = False
+            self.ended_at = time.perf_counter()
             if self.error is not None:
                 raise self.error
             return True
