@@ -187,8 +187,11 @@ def test_a_slot_with_nothing_drawn_is_cleared_without_an_offer(qtbot, tmp_path, 
     assert len(list((tmp_path / "recovery").iterdir())) == 1  # only the slot of the window just made
 
 
-def test_the_older_single_file_form_still_works(qtbot, tmp_path):
-    saver = make_saver(qtbot, tmp_path / "autosave.png", "#ff0000")
-    assert (tmp_path / "autosave.png").is_file() and colour_of(saver.recoverable()) == "#ff0000"
-    saver.discard()
-    assert not (tmp_path / "autosave.png").exists()
+def test_a_drawing_restored_onto_the_canvas_is_on_disk_before_its_old_slot_goes(qtbot, tmp_path, children):
+    children.append(start_window(tmp_path, "#ff0000", "red"))
+    kill(children[-1])
+    saver = make_saver(qtbot, tmp_path)
+    [recovered] = saver.orphans()
+    saver.canvas.set_image(recovered.image)  # the person said yes
+    saver.take(recovered)
+    assert colour_of(QImage(str(saver.slot / SKETCH_FILE))) == "#ff0000"  # no moment without a copy

@@ -91,8 +91,7 @@ class SketchAutosaver(QObject):
     """`SketchAutosaver(canvas, state_dir, session=..., interval_ms=2000, parent=None)`.
 
     `session()` returns the prompt, negative prompt and settings as a JSON-able dict; it is called
-    on the GUI thread at each snapshot. The older form `SketchAutosaver(canvas, state_dir / "autosave.png")`
-    still works (one shared file, no orphans) until the window moves to the slot form.
+    on the GUI thread at each snapshot.
     """
 
     def __init__(self, canvas, state_dir: Path, session: Callable[[], dict] | None = None,
@@ -106,14 +105,8 @@ class SketchAutosaver(QObject):
         self._timer = QTimer(self, singleShot=True, interval=interval_ms)
         self._timer.timeout.connect(self.save_now)
         self._claimed: dict[Path, QLockFile] = {}  # orphans offered, held until taken
-        state_dir = Path(state_dir)
-        if state_dir.suffix.lower() == ".png":  # the older single-file form
-            self.recovery_dir, self.slot, self._lock = None, None, None
-            self.path = state_dir
-        else:
-            self.recovery_dir = state_dir / "recovery"
-            self.slot, self._lock = self._open_own_slot()
-            self.path = self.slot / SKETCH_FILE
+        self.recovery_dir = Path(state_dir) / "recovery"
+        self.slot, self._lock = self._open_own_slot()
         canvas.content_changed.connect(self.mark_changed)
 
     def _open_own_slot(self) -> tuple[Path, QLockFile | None]:
@@ -139,11 +132,8 @@ class SketchAutosaver(QObject):
         if self._dirty:
             self._dirty = False
             session = self._session() if self._session is not None else None
-            # QImage is implicitly shared: the copy is cheap and safe to read from another thread
-            if self.slot is None:
-                self._pool.start(_LegacySnapshot(self.canvas.image(), self.path))
-            else:
-                self._pool.start(_WriteSnapshot(self.canvas.image(), session, self.slot))
+            # canvas.image() is this snapshot's own copy: safe to read from another thread
+            self._pool.start(_WriteSnapshot(self.canvas.image(), session, self.slot))
 
     def wait(self) -> None:
         self._pool.waitForDone()
@@ -155,8 +145,6 @@ class SketchAutosaver(QObject):
         A slot of another running window is never among them; one already offered by another window
         is not offered again. Slots with nothing in them are removed on the way.
         """
-        if self.recovery_dir is None:
-            return []
         try:
             slots = sorted(p for p in self.recovery_dir.iterdir() if p.is_dir() and p != self.slot)
         except OSError:
@@ -179,18 +167,15 @@ class SketchAutosaver(QObject):
     def take(self, recovered: Recovered) -> None:
         """The slot has been offered (whatever the answer): remove it, so it is never offered again.
 
-        Call it after the restored drawing is on the canvas: its next snapshot lands in this window's slot.
+        A drawing restored onto the canvas before this call is first snapshot into this window's own
+        slot, so no moment passes without a copy of it on disk.
         """
+        if self._dirty:
+            self.save_now()
+        self._pool.waitForDone()
         lock = self._claimed.pop(recovered.slot, None)
         if lock is not None:
             _remove_slot(recovered.slot, lock)
-
-    def recoverable(self) -> QImage | None:
-        """The older single-file form only: the drawing a crashed session left, if any (use orphans())."""
-        if self.slot is not None:
-            return None
-        image = QImage(str(self.path))
-        return None if image.isNull() else image
 
     def discard(self) -> None:
         """A clean exit: this window's own slot goes, nobody else's."""
@@ -199,20 +184,9 @@ class SketchAutosaver(QObject):
         for slot, lock in list(self._claimed.items()):  # offered but never taken: leave them for next time
             lock.unlock()
         self._claimed.clear()
-        if self.slot is None:
-            self.path.unlink(missing_ok=True)
-        elif self._lock is not None:
+        if self._lock is not None:
             _remove_slot(self.slot, self._lock)
             self._lock = None
-
-
-class _LegacySnapshot(QRunnable):
-    def __init__(self, image: QImage, path: Path):
-        super().__init__()
-        self.image, self.path = image, path
-
-    def run(self) -> None:
-        write_image_atomically(self.image, self.path)
 
 
 def _read_session(path: Path) -> dict | None:
