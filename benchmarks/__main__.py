@@ -311,7 +311,7 @@ def main(argv=None) -> int:
         if entry.get("window_memory"):
             runs = entry["window_memory"]["runs"]
             run.section(f"window: memory over {runs} live runs",
-                        lambda: mb.bench_window_live_memory(folder, run.emit, **entry["window_memory"]),
+                        lambda: mb.bench_window_live_memory(folder, run.emit, say=run.say, **entry["window_memory"]),
                         own_thread=False)
             gc.collect()
         if entry.get("recovery"):

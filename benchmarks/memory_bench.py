@@ -30,7 +30,8 @@ RSS_TARGET_MB = 50.0
 
 
 def bench_window_live_memory(model_dir: Path, emit: Callable[[Figure], None], runs: int = 1000, size: int = 256,
-                             steps: int = 2, early: int = 10, timeout: float = 120.0) -> list[Figure]:
+                             steps: int = 2, early: int = 10, timeout: float = 120.0,
+                             say: Callable[[str], None] = print) -> list[Figure]:
     """Live mode in the real MainWindow + GenerationWorker: turn the dial, wait for the result on screen."""
     from sketchpad.ui.main_window import MainWindow
     from sketchpad.worker import GenerationWorker
@@ -59,8 +60,9 @@ def bench_window_live_memory(model_dir: Path, emit: Callable[[Figure], None], ru
                 before = _shown_request(window)
                 _wait_for(worker.result_ready, lambda v=value: window.panel.dial.setValue(v), timeout,
                           until=lambda b=before: _shown_request(window) > b)
-                if run in (early, runs):
+                if run in (early, runs) or run % 100 == 0:
                     rss[run] = eb.rss_mb()
+                    say(f"  after {run} live runs: RSS {rss[run]:.0f} MB")
         finally:
             window.close()
             worker.stop()
