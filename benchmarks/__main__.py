@@ -3,8 +3,9 @@
     python -m benchmarks [--quick | --full] [--device auto|cpu|cuda] [--dtype auto|float32|float16|bfloat16]
 
 --quick: the tiny model only (minutes: it includes 1000 live runs through the window). Default: also
-the full-size SD1.5 architecture (random weights, written once into .bench-models/) at 256x256 and 512x512 (about 30 minutes on 2 CPU cores,
-longer on a busy machine: timed work waits until other processes are quiet).
+the full-size SD1.5 architecture (random weights, written once into .bench-models/) at 256x256 and
+512x512 (about 30 minutes on 2 CPU cores, longer on a busy machine: timed work waits until other
+processes are quiet).
 --full: more repeats and steps, and the restart and GUI figures at 512x512 as well.
 Engine figures need no Qt; the Qt figures are skipped, with a note, where PySide6 is missing.
 """
@@ -311,7 +312,8 @@ def main(argv=None) -> int:
         if entry.get("window_memory"):
             runs = entry["window_memory"]["runs"]
             run.section(f"window: memory over {runs} live runs",
-                        lambda: mb.bench_window_live_memory(folder, run.emit, say=run.say, **entry["window_memory"]),
+                        lambda: mb.bench_window_live_memory(folder, run.emit, say=run.say,
+                                                            **entry["window_memory"]),
                         own_thread=False)
             gc.collect()
         if entry.get("recovery"):

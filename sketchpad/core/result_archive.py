@@ -103,5 +103,6 @@ def _new_name() -> str:
 
 def _checked_budget(max_bytes: int) -> int:
     if not isinstance(max_bytes, int) or isinstance(max_bytes, bool) or max_bytes < 0:
-        raise SketchpadError(f"the space for kept results must be a whole number of bytes, 0 or more (got {max_bytes!r})")
+        raise SketchpadError(f"the space for kept results must be a whole number of bytes, 0 or more "
+                             f"(got {max_bytes!r})")
     return max_bytes
