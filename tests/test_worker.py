@@ -214,7 +214,7 @@ def test_loading_a_model_during_a_run_abandons_it_and_a_request_made_meanwhile_r
     assert first_engine() is None  # the worker kept no reference to the old model
 
 
-def test_switching_models_closes_the_old_backend_before_the_new_one_loads(qtbot, monkeypatch, worker,
+def test_switching_models_frees_the_old_weights_before_the_new_ones_load(qtbot, monkeypatch, worker,
                                                                           tiny_model_dir):
     order = []
     real_open, real_close = loading.open_backend, loading.close_backend
@@ -229,8 +229,13 @@ def test_switching_models_closes_the_old_backend_before_the_new_one_loads(qtbot,
     monkeypatch.setattr(loading, "open_backend", opening)
     monkeypatch.setattr(loading, "close_backend", closing)
     load(qtbot, worker, tiny_model_dir)
+    old_unet = weakref.ref(worker._engine.pipe.unet)
+    alive_when_the_next_load_began = []
+    monkeypatch.setattr(loading, "open_backend", lambda *args, **kwargs: (
+        alive_when_the_next_load_began.append(old_unet() is not None), opening(*args, **kwargs))[1])
     load(qtbot, worker, tiny_model_dir)
     assert order == ["open", "opened", "close", "open", "opened"]
+    assert alive_when_the_next_load_began == [False]  # freed by reference counting alone, no collection
 
 
 def test_a_model_that_fails_to_load_leaves_no_model_and_says_why(qtbot, worker, tiny_model_dir, tmp_path, sketch):
