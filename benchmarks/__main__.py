@@ -137,8 +137,9 @@ METHOD = [
     "go on after a request: between the engine's stop points, and between leaf modules (single ops: the "
     "floor for any check inside the UNet).",
     "ComfyUI server (only with --server URL): `benchmarks/comfy_bench.py` against that server; client "
-    "overhead is a job's wall time in `ComfyBackend.generate` minus the server's own execution time (its "
-    "execution_start/execution_success timestamps); live restart stops a stale job after its first preview "
+    "overhead is a job's wall time in `ComfyBackend.generate` outside the server's execution (until its "
+    "execution_start arrives, and from the result picture to the return), split into our own work, the "
+    "POST /prompt and the server's pick-up; live restart stops a stale job after its first preview "
     "and sends a denoise-only request at once.",
     "Live restart (Qt): the same through the real `GenerationWorker`, times taken when the GUI thread "
     "receives the signals.",

@@ -226,7 +226,11 @@ class ComfyBackend:
                 continue
             kind, payload = message
             if kind == "binary":
-                job.on_frame(payload, on_step)
+                if job.on_frame(payload, on_step):
+                    # The output node runs last: with the picture in hand the job is done. Waiting for
+                    # execution_success would add the server's between-jobs gc.collect() (about 1 s on a
+                    # busy CPU), which holds its event loop before those last messages go out.
+                    return job.result
                 continue
             done = job.on_message(payload, on_step)
             if done:
@@ -344,18 +348,21 @@ class _Job:
             return True
         return False
 
-    def on_frame(self, data: bytes, on_step: OnStep) -> None:
+    def on_frame(self, data: bytes, on_step: OnStep) -> bool:
+        """True when the frame was our result picture."""
         frame = parse_frame(data)
         if frame is None:
-            return
+            return False
         if frame.prompt_id is not None and frame.prompt_id != self.prompt_id:
-            return
+            return False
         if frame.prompt_id is None and not self.running:
-            return  # an untagged frame while another prompt runs is not ours
+            return False  # an untagged frame while another prompt runs is not ours
         is_result = frame.node_id == self.graph.output_node if frame.node_id is not None else frame.is_png
         if is_result:
+            self._flush(on_step)
             self.result = _decode_png(frame.image)
-            return
+            self.ended_at = self.success_at = time.perf_counter()
+            return True
         self.previews_seen += 1
         self.preview_times.append(time.perf_counter())
         self.preview_bytes.append(len(data))
@@ -366,6 +373,7 @@ class _Job:
             self._emit(step, image, on_step)
         else:
             self._frame, self._have_frame = image, True
+        return False
 
     def _progress(self, value: int, on_step: OnStep) -> None:
         self._flush(on_step)
