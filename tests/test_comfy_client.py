@@ -407,3 +407,18 @@ def test_previews_off_asks_the_server_for_none_and_decodes_nothing(server):
     ComfyBackend(server.url, MODEL).generate(params(steps=2, preview_method="none"), sketch(), on_step=steps.append)
     assert server.prompts[-1]["extra_data"] == {"preview_method": "none"}
     assert [(s.step, s.image) for s in steps] == [(1, None), (2, None)]
+
+
+def test_the_picture_is_returned_without_waiting_for_the_servers_last_messages(server):
+    backend = ComfyBackend(server.url, MODEL)
+    server.release_end.clear()  # the server is slow to say execution_success (e.g. it collects garbage)
+    done = []
+    thread = threading.Thread(target=lambda: done.append(backend.generate(params(), sketch())))
+    thread.start()
+    thread.join(20)
+    held = bool(done) and server.finished == []
+    server.release_end.set()
+    thread.join(20)
+    assert held and done[0].image.size == (64, 48)
+    assert wait_for(lambda: len(server.finished) == 1)
+    assert backend.generate(params(strength=0.6), sketch()) is not None  # its late messages confuse nothing
