@@ -66,7 +66,9 @@ def test_a_unet_whose_weights_do_not_fit_its_config_names_both_files(copy_of, ca
 def test_a_text_encoder_whose_weights_do_not_fit_its_config_names_both_files(copy_of, capfd):
     folder = copy_of()
     edit_json(folder / "text_encoder/config.json", hidden_size=64)  # the tiny model's is 32
-    assert load_error(folder, capfd) == (
+    message = load_error(folder, capfd)
+    # transformers releases differ in whether CLIP's tensor names carry a "text_model." prefix
+    assert message.replace("text_model.embeddings", "embeddings") == (
         f"{folder}/text_encoder/model.safetensors does not fit {folder}/text_encoder/config.json "
         "(embeddings.token_embedding.weight is 568x32 in the weights, 568x64 by the config).\n"
         "The two come from different models: copy both from the same source."

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import time
 from collections import OrderedDict
+from types import SimpleNamespace
 from typing import Callable
 
 import numpy as np
@@ -25,6 +26,7 @@ from ...core.images import prepare_sketch
 from ...core.params import GenerationParams
 from ...core.schedule import StepPlan, plan_steps
 from . import preview as previews
+from .compat import check_pipeline, check_scheduler
 from .controlnet import ControlNetSlot, control_active
 from .lora import LoraStack
 from .samplers import longest_schedule, make_scheduler, prepare_timesteps, scheduler_name
@@ -67,6 +69,8 @@ class Img2ImgEngine:
     """
 
     def __init__(self, pipeline, model_name: str = "model", notify: Callable[[str], None] | None = None):
+        check_pipeline(pipeline)
+        check_scheduler(pipeline.scheduler)
         self.pipe = pipeline
         self.model_name = model_name
         self.notify = notify or (lambda message: None)
@@ -185,7 +189,7 @@ class Img2ImgEngine:
             latents = noise * scheduler.init_noise_sigma
         else:
             latents = scheduler.add_noise(self._sketch_latents(sketch), noise, timesteps[:1])
-        step_kwargs = _step_kwargs(scheduler, generator)
+        step_kwargs = _step_kwargs(pipe, scheduler, generator)
         timestep_cond = self._guidance_embedding(params.cfg, latents.dtype)
         preview = self._previewer(params.preview_method)
         control = self._control_residuals(params, sketch, embeds, do_cfg)
@@ -255,7 +259,10 @@ class Img2ImgEngine:
     # ---- caches for live use -------------------------------------------------------------
     def _prompt_embeddings(self, prompt: str, negative: str, do_cfg: bool) -> torch.Tensor:
         def encode():
-            positive, negative_embeds = self.pipe.encode_prompt(prompt, self.device, 1, do_cfg, negative)
+            positive, negative_embeds = self.pipe.encode_prompt(
+                prompt=prompt, device=self.device, num_images_per_prompt=1,
+                do_classifier_free_guidance=do_cfg, negative_prompt=negative,
+            )
             return torch.cat([negative_embeds, positive]) if do_cfg else positive
 
         # a LoRA may change the text encoder too, so what is fused is part of the key
@@ -326,14 +333,7 @@ def _sketch_key(sketch: Image.Image) -> str:
     return hashlib.blake2b(sketch.tobytes(), digest_size=16, person=b"sketchpad").hexdigest() + str(sketch.size)
 
 
-def _step_kwargs(scheduler, generator) -> dict:
-    # the same keyword set diffusers' pipelines pass (prepare_extra_step_kwargs)
-    import inspect
-
-    accepted = set(inspect.signature(scheduler.step).parameters)
-    kwargs = {}
-    if "eta" in accepted:
-        kwargs["eta"] = 0.0
-    if "generator" in accepted:
-        kwargs["generator"] = generator
-    return kwargs
+def _step_kwargs(pipe, scheduler, generator) -> dict:
+    # diffusers' own rule for which extras (eta, generator) a scheduler's step takes, applied to the
+    # scheduler of this run rather than to the pipeline's own
+    return type(pipe).prepare_extra_step_kwargs(SimpleNamespace(scheduler=scheduler), generator, 0.0)

@@ -30,6 +30,7 @@ from diffusers import (
 )
 
 from ...core.schedule import StepPlan
+from .compat import check_scheduler
 
 _SCHEDULERS = {
     "pndm": (PNDMScheduler, {"skip_prk_steps": True}),
@@ -50,7 +51,9 @@ _SCHEDULERS = {
 def make_scheduler(name: str, model_config) -> object:
     """A fresh scheduler `name` built on the model's own noise schedule (betas, offsets)."""
     cls, overrides = _SCHEDULERS[name]
-    return cls.from_config(model_config, **overrides)
+    scheduler = cls.from_config(model_config, **overrides)
+    check_scheduler(scheduler)
+    return scheduler
 
 
 def scheduler_name(scheduler) -> str:
