@@ -26,19 +26,23 @@ def _fully_visible(win, widget) -> bool:
 
 @pytest.mark.parametrize("width, height", [(1280, 800), (1024, 640)])
 @pytest.mark.parametrize("denoise", [0.0, 0.75, 1.0])
-def test_nothing_is_cut_off_and_generate_stays_in_view(qtbot, tmp_path, width, height, denoise):
+@pytest.mark.parametrize("results", [0, 1])
+def test_nothing_is_cut_off_and_generate_stays_in_view(qtbot, tmp_path, width, height, denoise, results):
     win = make_window(qtbot, tmp_path, "someone/not-loaded")  # never started: layout only
     win.panel.set_denoise(denoise)  # "1.00 · reimagine" widened the panel into a sideways scrollbar
+    for _ in range(results):  # the history strip takes room once it holds something
+        win.history.add_entry(QImage(8, 8, QImage.Format.Format_RGB32), object(), "a result")
     _settle(qtbot, win, width, height)
     for area in win.findChildren(QScrollArea):
         assert not area.horizontalScrollBar().isVisible(), area
     panel = win.panel
-    for widget in (panel.generate_button, panel.cancel_button, panel.live_checkbox, panel.progress_bar,
-                   panel.model_picker.choose_button):
+    always = (panel.generate_button, panel.cancel_button, panel.live_checkbox, panel.progress_bar,
+              panel.model_picker.choose_button, panel.dial, panel.denoise_label)  # the dial: right under the prompt
+    for widget in always:
         assert _fully_visible(win, widget), widget
-    if (width, height) == (1280, 800):  # there is room for every control, the dial included
-        for widget in (panel.dial, panel.denoise_label, panel.dice_button, panel.start_spin,
-                       panel.preview_combo, *panel._legend.values()):
+    if (width, height) == (1280, 800):  # there is room for every control
+        for widget in (panel.dice_button, panel.start_spin, panel.preview_combo, panel.cfg_spin,
+                       *panel._legend.values()):
             assert _fully_visible(win, widget), widget
         assert not panel.settings_area.verticalScrollBar().isVisible()
 

@@ -115,13 +115,13 @@ class GenerationPanel(QWidget):
         form = QFormLayout()
         form.addRow("Prompt", self.prompt_edit)  # labels beside, not above: a short window keeps the dial
         form.addRow("Negative", self.negative_edit)
+        form.addRow(self._build_knobs())  # right under the prompt: the dial stays in view longest
         form.addRow("Seed", _row(self.seed_box, self.lock_button, self.dice_button))
         form.addRow("", _row(self.used_seed_label, self.recycle_button))
         form.addRow("Preset", self.preset_combo)
         form.addRow("Steps", _row(self.steps_spin, QLabel("CFG", self), self.cfg_spin, stretch=(0, 2)))
         form.addRow("Sampler", _row(self.scheduler_combo, self.preview_combo, stretch=(0, 1)))
         col.addLayout(form)
-        col.addWidget(self._build_knobs())
         col.addStretch(1)
         self.settings_area.setWidget(settings)
 
