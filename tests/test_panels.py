@@ -10,6 +10,7 @@ from PySide6.QtWidgets import QApplication, QFileDialog, QInputDialog
 
 from sketchpad.core.params import MAX_SEED, RANDOM_SEED, SCHEDULERS, GenerationParams
 from sketchpad.ui.denoise_dial import band_arcs
+from text_layout import command_lines
 from sketchpad.ui.generation_panel import BANDS, GenerationPanel, denoise_band
 from sketchpad.ui.history_strip import MAX_ENTRIES, HistoryStrip
 from sketchpad.ui.preview_panel import PreviewPanel
@@ -401,11 +402,20 @@ def test_cancelled_run_is_marked(preview, qtbot):
     assert not preview.is_cancelled() and preview.view.grab().toImage().pixelColor(100, 100) == bright
 
 
-def test_commands_in_messages_do_not_break(preview):
-    text = "try `python -m sketchpad.tiny_model ~/sketchpad-tiny` first"
+def test_commands_in_messages_do_not_break(preview, qtbot):
+    command = "python -m sketchpad.tiny_model ~/sketchpad-tiny"
+    text = f"To try it, write the tiny model with `{command}` and choose that folder"
     preview.show_message(text)
     assert preview.caption_text() == text
-    assert "white-space:pre" in preview.caption.text() and "`" not in preview.caption.text()
+    assert command_lines(preview.caption, 120) == [(command, 1)]  # far narrower than the command
+    preview.show_message(text, error=True)
+    assert command_lines(preview.error_label, 120) == [(command, 1)]
+    preview.show()
+    qtbot.waitExposed(preview)
+    preview.resize(150, 300)  # too narrow for the command: it wraps at its spaces, never cut off
+    assert command_lines(preview.error_label, 130)[0][1] > 1
+    preview.resize(600, 300)
+    assert command_lines(preview.error_label, 130) == [(command, 1)]
 
 
 def test_view_draws_scaled_image(preview, qtbot):

@@ -41,7 +41,7 @@ from .window_menus import build_menus
 LIVE_DEBOUNCE_MS = 120
 NO_MODEL_HELP = (
     "Choose a model with Choose… beside Model, above the prompt. To try everything without a download, "
-    "write the tiny test model with `python -m sketchpad.tiny_model ~/sketchpad-tiny` and choose that folder."
+    "write the tiny test model with `python -m sketchpad.tiny_model ~/tiny` and choose that folder."
 )
 READY_HINT = "Draw on the left, describe the picture, press Generate (Ctrl+Return)"
 

@@ -16,7 +16,7 @@ import html
 import re
 
 from PySide6.QtCore import QRectF, QSize, QSizeF, Qt
-from PySide6.QtGui import QColor, QImage, QPainter
+from PySide6.QtGui import QColor, QFontDatabase, QFontMetrics, QImage, QPainter
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QSizePolicy, QSlider, QToolButton, QVBoxLayout, QWidget
 
 BACKGROUND = QColor(0x20, 0x20, 0x20)  # neutral dark: judges colours fairly
@@ -28,13 +28,20 @@ DIM = QColor(0, 0, 0, 150)  # over a cancelled run's unfinished picture
 _COMMAND = re.compile(r"`([^`]+)`")
 
 
-def message_html(text: str) -> str:
-    """Plain text as rich text: line breaks kept, `commands` never broken across lines."""
+def message_html(text: str, room: int | None = None) -> str:
+    """Plain text as rich text: line breaks kept, each `command` on a line of its own that is
+    never wrapped while `room` (px) holds it (Qt wraps inside an inline span whatever its
+    white-space says); in less room it wraps at its spaces rather than being cut off."""
+    metrics = QFontMetrics(QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont))
     parts = []
     for i, part in enumerate(_COMMAND.split(text)):
         escaped = html.escape(part)
-        parts.append(f"<span style='white-space:pre; font-family:monospace'>{escaped}</span>" if i % 2
-                     else escaped.replace("\n", "<br>"))
+        if i % 2:
+            fits = room is None or metrics.horizontalAdvance(part) <= room
+            parts.append(f"<p style='white-space:{'pre' if fits else 'normal'}; font-family:monospace; "
+                         f"font-weight:normal; margin:3px 0'>{escaped}</p>")
+        elif part.strip():
+            parts.append(escaped.strip(" ").replace("\n", "<br>"))
     return "".join(parts)
 
 
@@ -86,6 +93,12 @@ class ImageView(QWidget):
         p.drawImage(target.topLeft(), self._scaled)
         if self._dimmed:
             p.fillRect(target, DIM)
+            font = p.font()
+            font.setBold(True)
+            font.setPointSizeF(font.pointSizeF() * 1.6)
+            p.setFont(font)
+            p.setPen(QColor("#f0f0f0"))
+            p.drawText(target, Qt.AlignmentFlag.AlignCenter, "cancelled")
 
 
 class PreviewPanel(QWidget):
@@ -109,6 +122,8 @@ class PreviewPanel(QWidget):
         self.error_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.dismiss_button = QToolButton(self, text="✕", autoRaise=True, toolTip="Dismiss this message")
         self.dismiss_button.clicked.connect(self.clear_error)
+        for label in (self.caption, self.error_label):  # a long command must not widen the pane
+            label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         self.error_bar = QWidget(self)
         error_row = QHBoxLayout(self.error_bar)
         error_row.setContentsMargins(0, 0, 0, 0)
@@ -165,7 +180,7 @@ class PreviewPanel(QWidget):
         stays until dismissed or the next result; the picture shown stays."""
         if error:
             self._error = text
-            self.error_label.setText(message_html(text))
+            self._render_messages()
             self.error_bar.show()
         else:
             self.clear_error()
@@ -208,7 +223,17 @@ class PreviewPanel(QWidget):
     # ---- internals ------------------------------------------------------------------------
     def _set_caption(self, text: str) -> None:
         self._caption = text
-        self.caption.setText(message_html(text))
+        self._render_messages()
+
+    def _render_messages(self) -> None:
+        # the panel's width, not the labels': a label just shown has not been laid out yet
+        room = self.width()
+        self.caption.setText(message_html(self._caption, room))
+        self.error_label.setText(message_html(self._error, room - self.dismiss_button.sizeHint().width() - 8))
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        self._render_messages()  # a command that fits again goes back on one line
 
     def _set_cancelled(self, on: bool) -> None:
         self._cancelled = on
