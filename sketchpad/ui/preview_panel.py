@@ -124,6 +124,7 @@ class PreviewPanel(QWidget):
         self.dismiss_button.clicked.connect(self.clear_error)
         for label in (self.caption, self.error_label):  # a long command must not widen the pane
             label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+            label.setContentsMargins(6, 2, 6, 2)  # text off the pane's edges
         self.error_bar = QWidget(self)
         error_row = QHBoxLayout(self.error_bar)
         error_row.setContentsMargins(0, 0, 0, 0)
@@ -227,7 +228,7 @@ class PreviewPanel(QWidget):
 
     def _render_messages(self) -> None:
         # the panel's width, not the labels': a label just shown has not been laid out yet
-        room = self.width()
+        room = self.width() - 12  # less the labels' margins
         self.caption.setText(message_html(self._caption, room))
         self.error_label.setText(message_html(self._error, room - self.dismiss_button.sizeHint().width() - 8))
 
