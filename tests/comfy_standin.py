@@ -36,8 +36,9 @@ from PIL import Image
 
 RECORDINGS = Path(__file__).resolve().parent / "comfy_recordings"
 _WS_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
-# the order a real server ran our graph's nodes in (recorded); a node not in the graph is skipped
-EXECUTION_ORDER = ("1", "4", "5", "3", "2", "6", "7", "8")
+# the order a real server ran our graph's nodes in (recorded); a node not in the graph is skipped.
+# The chained LoraLoaders (nodes 10, 11, ...) ran between the latent and the prompts (lora_img2img).
+EXECUTION_ORDER = ("1", "4", "5", "LORAS", "3", "2", "6", "7", "8")
 NEVER_CACHED = {"SaveImageWebsocket"}  # its IS_CHANGED returns the time
 SAMPLERS = {"KSampler", "KSamplerAdvanced"}
 MAX_LISTED_CHOICES = 20  # past this a real server says "(list of length N)"
@@ -48,7 +49,7 @@ def _recorded(name: str) -> dict:
 
 
 class StandIn:
-    def __init__(self, checkpoints=("standin-sd15.safetensors",), *, step_seconds=0.01, previews=True,
+    def __init__(self, checkpoints=("standin-sd15.safetensors",), *, loras=(), step_seconds=0.01, previews=True,
                  preview_size=64, websocket_output=True, preview_metadata=True, auth: str | None = None,
                  port: int = 0):
         self.checkpoints = list(checkpoints)
@@ -60,6 +61,8 @@ class StandIn:
         self.port = port
         nodes = json.loads(json.dumps(_recorded("object_info")["nodes"]))
         nodes["CheckpointLoaderSimple"]["input"]["required"]["ckpt_name"][0] = self.checkpoints
+        nodes.update(json.loads(json.dumps(_recorded("object_info_lora")["body"])))
+        self.loras = nodes["LoraLoader"]["input"]["required"]["lora_name"][0] = list(loras)  # models/loras
         if not websocket_output:
             nodes.pop("SaveImageWebsocket")
         self.nodes = nodes
@@ -327,7 +330,7 @@ class StandIn:
         states: dict[str, dict] = {}
         values: dict[str, object] = {}
         executed: list[str] = []
-        order = [n for n in EXECUTION_ORDER if n in graph] + [n for n in graph if n not in EXECUTION_ORDER]
+        order = [n for n in _execution_order(graph) if n in graph] + [n for n in graph if n not in _execution_order(graph)]
         for node_id in order:
             if node_id in cached:
                 continue
@@ -434,7 +437,7 @@ class StandIn:
         inputs = sampler["inputs"]
         seed = int(inputs.get("seed", inputs.get("noise_seed", 0)))
         latent = graph[inputs["latent_image"][0]]
-        noise_rng = np.random.default_rng(seed)
+        noise_rng = np.random.default_rng([seed, *_lora_chain(graph, inputs["model"])])
         if latent["class_type"] == "EmptyLatentImage":
             size = (int(latent["inputs"]["width"]), int(latent["inputs"]["height"]))
             return Image.fromarray(noise_rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8))
@@ -447,6 +450,23 @@ class StandIn:
             amount = (int(inputs["steps"]) - int(inputs["start_at_step"])) / int(inputs["steps"])
         noise = noise_rng.integers(0, 256, pixels.shape).astype(np.float32)
         return Image.fromarray(np.clip(pixels * (1 - amount) + noise * amount, 0, 255).astype(np.uint8))
+
+
+def _execution_order(graph: dict) -> list[str]:
+    loras = sorted((n for n in graph if graph[n]["class_type"] == "LoraLoader"), key=int)
+    return [n for step in EXECUTION_ORDER for n in (loras if step == "LORAS" else [step])]
+
+
+def _lora_chain(graph: dict, model_link) -> list[int]:
+    """The LoRAs (name and weight) the sampler's model went through, as numbers to seed the noise:
+    a LoRA changes the stand-in's picture as it would a real one."""
+    chain = []
+    while graph[model_link[0]]["class_type"] == "LoraLoader":
+        inputs = graph[model_link[0]]["inputs"]
+        key = f"{inputs['lora_name']}:{float(inputs['strength_model'])!r}:{float(inputs['strength_clip'])!r}"
+        chain.append(int.from_bytes(hashlib.sha256(key.encode()).digest()[:4], "big"))
+        model_link = inputs["model"]
+    return chain
 
 
 class _Interrupted(Exception):

@@ -12,7 +12,7 @@ from PIL import Image, ImageDraw
 
 from sketchpad.backends.comfy.client import ComfyBackend
 from sketchpad.core.errors import SketchpadError
-from sketchpad.core.params import GenerationParams
+from sketchpad.core.params import GenerationParams, LoraSpec
 
 if not os.environ.get("SKETCHPAD_COMFY_URL"):  # only when this file is named on the command line
     pytest.skip("set SKETCHPAD_COMFY_URL to a ComfyUI server's address to run these", allow_module_level=True)
@@ -78,3 +78,19 @@ def test_stopping_leaves_nothing_of_ours_on_the_server(backend):
 def test_a_missing_checkpoint_is_one_line():
     with pytest.raises(SketchpadError, match="has no checkpoint 'no-such-model.safetensors'; it has: "):
         ComfyBackend(URL, "no-such-model.safetensors")
+
+
+def test_a_lora_on_the_server_changes_the_picture(backend):
+    """Needs one LoRA in the server's models/loras (tests/comfy_recordings/make_server_lora.py makes one)."""
+    if not backend.loras:
+        pytest.fail("put a LoRA matching the checkpoint into the server's models/loras folder")
+    lora = LoraSpec(backend.loras[0], 1.0)
+    plain = backend.generate(params(seed=21), sketch())
+    with_lora = backend.generate(params(seed=21, loras=(lora,)), sketch())
+    assert not np.array_equal(np.asarray(plain.image), np.asarray(with_lora.image))
+    assert with_lora.params.loras == (lora,)
+
+
+def test_a_lora_the_server_lacks_is_one_line(backend):
+    with pytest.raises(SketchpadError, match="has no LoRA no-such-lora; it has"):
+        backend.generate(params(loras=(LoraSpec("no-such-lora", 1.0),)), sketch())

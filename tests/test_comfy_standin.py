@@ -10,11 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.comfy_recordings.record import record_all
+from tests.comfy_recordings.record import record_all, record_lora
 from tests.comfy_standin import StandIn
 
 RECORDINGS = Path(__file__).resolve().parent / "comfy_recordings"
 CHECKPOINT = "sketchpad-tiny-sd15.safetensors"  # the one the real server had when recording
+LORA = "sketchpad-random-lora.safetensors"  # the LoRA in its models/loras (make_server_lora.py)
 JOBS = ("img2img_first", "img2img_denoise_only", "img2img_legacy_frames", "txt2img", "advanced_start_at_step",
         "preview_image_output", "execution_error_out_of_memory")
 REJECTED = ("error_400_missing_checkpoint", "error_400_unknown_sampler", "error_400_unknown_node",
@@ -124,3 +125,26 @@ def test_queue_delete_and_targeted_interrupt_match(replayed):
     assert sequence(standin["messages_after_interrupt"], skip=STEP_KINDS | {"status"}) == \
         sequence(real["messages_after_interrupt"], skip=STEP_KINDS | {"status"})
     assert sequence(standin["other_client_messages"]) == sequence(real["other_client_messages"])
+
+
+@pytest.fixture(scope="module")
+def replayed_lora():
+    records = {}
+    with StandIn([CHECKPOINT], loras=[LORA], step_seconds=0.02) as server:
+        record_lora(server.url, CHECKPOINT, "stand-in", LORA,
+                    sink=lambda name, record: records.__setitem__(name, json.loads(json.dumps(record))))
+    return records
+
+
+def test_lora_loader_is_listed_like_the_real_server(replayed_lora):
+    assert replayed_lora["object_info_lora"]["body"] == recorded("object_info_lora")["body"]
+
+
+def test_a_job_through_chained_lora_loaders_matches_the_real_server(replayed_lora):
+    real, standin = recorded("lora_img2img"), replayed_lora["lora_img2img"]
+    assert standin["response"]["status"] == real["response"]["status"] == 200
+    assert sequence(standin["messages"]) == sequence(real["messages"])
+
+
+def test_a_missing_lora_gets_the_same_answer(replayed_lora):
+    assert replayed_lora["error_400_missing_lora"]["response"] == recorded("error_400_missing_lora")["response"]

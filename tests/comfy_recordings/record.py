@@ -6,6 +6,11 @@ checkpoint (any weights):
 
     python tests/comfy_recordings/record.py http://127.0.0.1:8188 CHECKPOINT.safetensors COMMIT
 
+With a LoRA in the server's models/loras (make_server_lora.py makes a random one), record only the
+LoRA scenarios:
+
+    python tests/comfy_recordings/record.py http://127.0.0.1:8188 CHECKPOINT.safetensors COMMIT --lora LORA.safetensors
+
 It talks raw HTTP and websocket (not Sketchpad's client), so the fixtures say what the server does,
 not what the client expects. Binary frames are summarised (header fields, byte count, decoded image
 size), never stored whole.
@@ -29,7 +34,8 @@ from PIL import Image
 
 HERE = Path(__file__).resolve().parent
 OUR_NODES = ("CheckpointLoaderSimple", "CLIPTextEncode", "LoadImage", "VAEEncode", "KSampler",
-             "KSamplerAdvanced", "EmptyLatentImage", "VAEDecode", "SaveImageWebsocket", "PreviewImage")
+             "KSamplerAdvanced", "EmptyLatentImage", "VAEDecode", "SaveImageWebsocket", "PreviewImage",
+             "LoraLoader")
 
 
 class Recorder:
@@ -87,7 +93,7 @@ class Recorder:
         raise TimeoutError(f"no end for {prompt_id}")
 
     # -- graphs --------------------------------------------------------------------------------
-    def graph(self, image: str | None, sampler: dict, size=(64, 64), output="SaveImageWebsocket"):
+    def graph(self, image: str | None, sampler: dict, size=(64, 64), output="SaveImageWebsocket", loras=()):
         g = {
             "1": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": self.ckpt}},
             "2": {"class_type": "CLIPTextEncode", "inputs": {"text": "a cat", "clip": ["1", 1]}},
@@ -103,6 +109,13 @@ class Recorder:
         common = {"model": ["1", 0], "positive": ["2", 0], "negative": ["3", 0], "latent_image": ["5", 0],
                   "cfg": 7.0, "sampler_name": "euler", "scheduler": "normal"}
         g["6"] = {"class_type": sampler.pop("class_type", "KSampler"), "inputs": {**common, **sampler}}
+        model, clip = ["1", 0], ["1", 1]
+        for number, (lora, weight) in enumerate(loras, start=10):  # one LoraLoader per LoRA, chained
+            g[str(number)] = {"class_type": "LoraLoader", "inputs": {
+                "model": model, "clip": clip, "lora_name": lora, "strength_model": weight, "strength_clip": weight}}
+            model, clip = [str(number), 0], [str(number), 1]
+        g["2"]["inputs"]["clip"] = g["3"]["inputs"]["clip"] = clip
+        g["6"]["inputs"]["model"] = model
         return g
 
     def post_prompt(self, graph: dict, prompt_id: str, client_id: str):
@@ -249,6 +262,26 @@ def record_all(base: str, ckpt: str, commit: str, sink=write_fixture) -> None:
     legacy_ws.close()
 
 
+def record_lora(base: str, ckpt: str, commit: str, lora: str, sink=write_fixture) -> None:
+    """The LoRA scenarios: LoraLoader's /object_info entry, a job through two chained LoraLoaders
+    (the same file at two weights), and a LoRA the server lacks."""
+    r = Recorder(base, ckpt, commit)
+    status, info = r.http("GET", "/object_info/LoraLoader")
+    sink("object_info_lora", {"comfyui_commit": commit, "status": status, "body": info})
+    name = r.upload(f"sketchpad-{uuid.uuid4().hex[:8]}.png", sketch_png(3))[1]["name"]
+    client = uuid.uuid4().hex
+    ws, _ = r.connect(client, preview_metadata=True)
+    for label, loras in (("lora_img2img", [(lora, 0.8), (lora, -0.5)]),
+                         ("error_400_missing_lora", [("no-such-lora.safetensors", 1.0)])):
+        graph = r.graph(name, {"seed": 1, "steps": 3, "denoise": 0.5}, loras=loras)
+        pid = str(uuid.uuid4())
+        status, response = r.post_prompt(graph, pid, client)
+        messages = r.until_done(ws, pid) if status == 200 else []
+        sink(label, {"comfyui_commit": commit, "prompt_id": pid, "client_id": client, "graph": graph,
+                     "response": {"status": status, "body": response}, "messages": messages})
+    ws.close()
+
+
 def summarise_queue(response):
     """Queue entries as [number, prompt_id, client_id]: the graphs themselves are long and known."""
     status, body = response
@@ -257,4 +290,7 @@ def summarise_queue(response):
 
 
 if __name__ == "__main__":
-    record_all(*sys.argv[1:4])
+    if "--lora" in sys.argv:
+        record_lora(*sys.argv[1:4], lora=sys.argv[sys.argv.index("--lora") + 1])
+    else:
+        record_all(*sys.argv[1:4])

@@ -26,6 +26,7 @@ from ...core.schedule import plan_steps
 from . import failures
 from .connection import Connection, ConnectionLost, ServerError, parse_server_url
 from .frames import parse_frame
+from .loras import missing_lora, server_lora_name, with_local_hash
 from .workflow import FILE_OUTPUT, WEBSOCKET_OUTPUT, Graph, build_graph, comfy_sampler, our_scheduler
 
 POLL = 0.02  # seconds between should_stop checks while waiting for the server
@@ -65,8 +66,9 @@ class ComfyBackend:
         self._post_seconds = 0.0
 
         self._connect()
-        info = self._node_info("CheckpointLoaderSimple", "KSampler", "KSamplerAdvanced", WEBSOCKET_OUTPUT)
+        info = self._node_info("CheckpointLoaderSimple", "KSampler", "KSamplerAdvanced", WEBSOCKET_OUTPUT, "LoraLoader")
         self.checkpoints = _choices(info, "CheckpointLoaderSimple", "ckpt_name")
+        self.loras = _choices(info, "LoraLoader", "lora_name")
         self._samplers = _choices(info, "KSampler", "sampler_name")
         self._schedulers = _choices(info, "KSampler", "scheduler")
         self._output_class = WEBSOCKET_OUTPUT if WEBSOCKET_OUTPUT in info else FILE_OUTPUT
@@ -87,9 +89,11 @@ class ComfyBackend:
         self.last_timing = {}
         params = params.validated().with_concrete_seed()
         stop = should_stop or (lambda: False)
-        if params.loras or params.control is not None:
-            raise SketchpadError("LoRAs, few-step presets with a LoRA and the ControlNet run only on this computer "
-                                 "for now; leave them out with a server")
+        if params.control is not None:
+            raise SketchpadError("the ControlNet (Keep my lines) runs only on this computer for now; "
+                                 "leave it out with a server")
+        server_loras = self._server_loras(params)
+        params = params.replace(loras=tuple(with_local_hash(lora) for lora in params.loras))
         sketch = prepare_sketch(sketch)
         plan = plan_steps(params)
         scheduler = our_scheduler(params)
@@ -100,7 +104,8 @@ class ComfyBackend:
             return None
         self._ensure_socket()
         image_name = None if plan.from_pure_noise else self._upload(sketch)
-        graph = build_graph(params, plan, self.model_name, sampler, sketch.size, image_name, self._output_class)
+        graph = build_graph(params, plan, self.model_name, sampler, sketch.size, image_name, self._output_class,
+                            server_loras)
         prompt_id = str(uuid.uuid4())
         try:
             self._submit(graph, prompt_id, params.preview_method)
@@ -108,7 +113,7 @@ class ComfyBackend:
             # the server lost its input folder (a restart, a clean-up): send the sketch again, once
             self._uploaded.clear()
             graph = build_graph(params, plan, self.model_name, sampler, sketch.size, self._upload(sketch),
-                                self._output_class)
+                                self._output_class, server_loras)
             self._submit(graph, prompt_id, params.preview_method, retry=False)
         submitted = time.perf_counter()
         try:
@@ -140,6 +145,18 @@ class ComfyBackend:
         self._stopped.clear()
         self._conn.close_socket()
         self._set_state("closed")
+
+    def _server_loras(self, params: GenerationParams) -> tuple[tuple[str, float], ...]:
+        """(server file, weight) for each of the request's LoRAs; a LoRA the server lacks is an error.
+        The server's list is read again before saying so: a file may have been added since we looked."""
+        names = [server_lora_name(lora, self.loras) for lora in params.loras]
+        if None in names:
+            self.loras = _choices(self._conn.get("/object_info/LoraLoader") or {}, "LoraLoader", "lora_name")
+            names = [server_lora_name(lora, self.loras) for lora in params.loras]
+        for lora, name in zip(params.loras, names):
+            if name is None:
+                raise missing_lora(lora, self.loras)
+        return tuple((name, float(lora.weight)) for lora, name in zip(params.loras, names))
 
     # -- connecting -----------------------------------------------------------------------------
     def _connect(self) -> None:
@@ -208,7 +225,7 @@ class ComfyBackend:
         if status == 400:
             if retry and failures.names_missing_image(answer):
                 raise _SketchGone()
-            raise failures.rejected_prompt(answer, self.checkpoints)
+            raise failures.rejected_prompt(answer, self.checkpoints, self.loras)
 
     def _follow(self, job: "_Job", on_step: OnStep, stop: ShouldStop) -> Image.Image | None:
         while True:

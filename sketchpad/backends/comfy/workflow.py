@@ -1,7 +1,8 @@
 """The prompt graph ComfyUI runs for one request: pure functions of the request, tested alone.
 
-Only built-in nodes: CheckpointLoaderSimple, CLIPTextEncode, LoadImage + VAEEncode (or
-EmptyLatentImage for text-to-image), KSampler or KSamplerAdvanced, VAEDecode, and the output node
+Only built-in nodes: CheckpointLoaderSimple, one LoraLoader per LoRA (chained: each takes the model
+and CLIP of the one before), CLIPTextEncode, LoadImage + VAEEncode (or EmptyLatentImage for
+text-to-image), KSampler or KSamplerAdvanced, VAEDecode, and the output node
 (SaveImageWebsocket where the server has it, else PreviewImage, whose files go to the server's
 temp folder and not its output folder).
 """
@@ -27,6 +28,7 @@ DEFAULT_SCHEDULER = "euler"  # a server has no "model's own" scheduler; Euler is
 
 SAMPLER_NODE = "6"
 OUTPUT_NODE = "8"
+FIRST_LORA_NODE = 10  # LoRA i is node str(10 + i)
 WEBSOCKET_OUTPUT = "SaveImageWebsocket"
 FILE_OUTPUT = "PreviewImage"
 
@@ -68,20 +70,29 @@ def build_graph(
     size: tuple[int, int],
     image_name: str | None,
     output_class: str = WEBSOCKET_OUTPUT,
+    loras: tuple[tuple[str, float], ...] = (),
 ) -> Graph:
     """The prompt for a validated request with a concrete seed and a plan that runs steps.
 
     `image_name` is the uploaded sketch; it is not used (and may be None) for text-to-image.
+    `loras`: (server file name, weight) pairs; the weight goes to both the UNet and the text encoder,
+    as the local engine fuses it. A weight of 0 changes nothing, so it adds no node.
     """
     if plan.run_steps == 0:
         raise ValueError("a plan that runs no steps needs no server")
-    nodes = {
-        "1": _node("CheckpointLoaderSimple", ckpt_name=checkpoint),
-        "2": _node("CLIPTextEncode", text=params.prompt, clip=["1", 1]),
-        "3": _node("CLIPTextEncode", text=params.negative_prompt, clip=["1", 1]),
+    nodes = {"1": _node("CheckpointLoaderSimple", ckpt_name=checkpoint)}
+    model, clip = ["1", 0], ["1", 1]
+    for name, weight in (lora for lora in loras if lora[1] != 0):
+        node_id = str(FIRST_LORA_NODE + len(nodes) - 1)
+        nodes[node_id] = _node("LoraLoader", model=model, clip=clip, lora_name=name,
+                               strength_model=float(weight), strength_clip=float(weight))
+        model, clip = [node_id, 0], [node_id, 1]
+    nodes.update({
+        "2": _node("CLIPTextEncode", text=params.prompt, clip=clip),
+        "3": _node("CLIPTextEncode", text=params.negative_prompt, clip=clip),
         "7": _node("VAEDecode", samples=[SAMPLER_NODE, 0], vae=["1", 2]),
         OUTPUT_NODE: _node(output_class, images=["7", 0]),
-    }
+    })
     if plan.from_pure_noise:
         # Text-to-image: the sketch must not leak through SD1.5's non-zero terminal SNR.
         nodes["5"] = _node("EmptyLatentImage", width=size[0], height=size[1], batch_size=1)
@@ -90,13 +101,13 @@ def build_graph(
             raise ValueError("image-to-image needs the uploaded sketch")
         nodes["4"] = _node("LoadImage", image=image_name)
         nodes["5"] = _node("VAEEncode", pixels=["4", 0], vae=["1", 2])
-    nodes[SAMPLER_NODE] = _sampler_node(params, plan, sampler)
+    nodes[SAMPLER_NODE] = _sampler_node(params, plan, sampler, model)
     return Graph(nodes, SAMPLER_NODE, OUTPUT_NODE, output_class)
 
 
-def _sampler_node(params: GenerationParams, plan: StepPlan, sampler: tuple[str, str]) -> dict:
+def _sampler_node(params: GenerationParams, plan: StepPlan, sampler: tuple[str, str], model: list) -> dict:
     common = dict(
-        model=["1", 0], positive=["2", 0], negative=["3", 0], latent_image=["5", 0],
+        model=model, positive=["2", 0], negative=["3", 0], latent_image=["5", 0],
         cfg=float(params.cfg), sampler_name=sampler[0], scheduler=sampler[1],
     )
     if plan.from_pure_noise:

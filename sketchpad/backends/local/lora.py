@@ -10,7 +10,6 @@ every layer a LoRA touches are kept aside while any LoRA is fused and copied bac
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import os
 import re
 import warnings
@@ -21,6 +20,7 @@ import torch
 from safetensors.torch import load_file
 
 from ...core.errors import SketchpadError
+from ...core.hashes import lora_short_hash as short_hash
 from ...core.params import LoraSpec
 
 HUB_DEFAULT_FILE = "pytorch_lora_weights.safetensors"
@@ -56,17 +56,6 @@ def _from_hub(repo: str, filename: str, source: str) -> Path:
     except Exception as error:  # not cached, no network, no such repo or file: one line either way
         reason = "it is not in the Hugging Face cache and Sketchpad is offline" if offline else type(error).__name__
         raise SketchpadError(f"LoRA {source} cannot be loaded: {reason} (repository {repo}, file {filename})") from None
-
-
-def short_hash(path: Path) -> str:
-    """AUTOMATIC1111's LoRA hash: SHA-256 of a safetensors file after its header, first 12 digits."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as file:
-        header_length = int.from_bytes(file.read(8), "little")
-        file.seek(8 + header_length)
-        for chunk in iter(lambda: file.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()[:12]
 
 
 def read_lora(path: Path) -> dict[str, torch.Tensor]:
