@@ -1,4 +1,4 @@
-"""`python main.py [--model ...] [--device ...] [--output-dir ...]`: open the painting window."""
+"""`python main.py [--model ...] [--device ...] [--output-dir ...] [--server URL]`: open the painting window."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from .platform_check import EXIT_MISSING, xcb_problem
 def parse_app_args(argv: list[str], program: str = "python main.py") -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog=program,
-        usage=f"%(prog)s [-h] [--model MODEL] [--device DEVICE] [--output-dir DIR]\n"
+        usage=f"%(prog)s [-h] [--model MODEL] [--device DEVICE] [--output-dir DIR] [--server URL]\n"
               f"       %(prog)s generate SKETCH --prompt TEXT [options]",
         description="Sketchpad: draw a sketch, get a picture. Without a command it opens the window.",
         epilog=f"commands:\n  generate    turn a sketch into a picture without the window "
@@ -25,6 +25,9 @@ def parse_app_args(argv: list[str], program: str = "python main.py") -> argparse
     parser.add_argument("--device", choices=DEVICES,
                         help=f"{DEVICE_HELP} (default auto; remembered)")
     parser.add_argument("--output-dir", type=Path, metavar="DIR", help="where Ctrl+S saves results (remembered)")
+    parser.add_argument("--server", metavar="URL",
+                        help="paint on a ComfyUI server (http[s]://[user:password@]host:port); --model then "
+                             "names one of its checkpoints (remembered)")
     return parser.parse_args(argv)
 
 
@@ -45,7 +48,8 @@ def run_app(argv: list[str], program: str = "python main.py") -> int:
     app.setOrganizationName("Sketchpad")
     apply_dark_palette(app)
     worker = GenerationWorker()
-    window = MainWindow(worker, model=args.model, device=args.device, output_dir=args.output_dir)
+    window = MainWindow(worker, model=args.model, device=args.device, output_dir=args.output_dir,
+                        server=args.server)
     window.show()
     window.start()
     code = app.exec()

@@ -61,8 +61,8 @@ class _ModelChoice:
 class _Load:
     """One backend being opened on its own daemon thread; abandoning it closes what it opens too late."""
 
-    def __init__(self, choice: _ModelChoice, notify):
-        self.choice, self.notify = choice, notify
+    def __init__(self, choice: _ModelChoice, notify, on_state=None):
+        self.choice, self.notify, self.on_state = choice, notify, on_state
         self.done = threading.Event()
         self.progress: queue.SimpleQueue[str] = queue.SimpleQueue()  # lines for the worker to emit
         self.backend = None
@@ -77,7 +77,8 @@ class _Load:
     def _run(self) -> None:
         try:
             backend = loading.open_backend(self.choice.model, self.choice.device, self.progress.put,
-                                           server=self.choice.server, notify=self.notify)
+                                           server=self.choice.server, notify=self.notify,
+                                           on_state=self.on_state)
         except SketchpadError as error:
             self.error = str(error)
         except Exception as error:  # keep the app alive whatever the libraries throw
@@ -107,6 +108,8 @@ class GenerationWorker(QThread):
     request_failed = Signal(int, str)  # request id, one-line reason
     request_cancelled = Signal(int)  # request id (replaced by a newer one, or cancelled)
     notice = Signal(str)
+    server_state = Signal(str)  # a server backend's connection: connected / reconnecting / offline
+    server_checkpoints = Signal(list)  # a server backend's checkpoints, once it is ready
 
     def __init__(self, parent=None, *, archive: ResultArchive | None = None):
         super().__init__(parent)
@@ -210,7 +213,7 @@ class GenerationWorker(QThread):
 
     def _load(self, choice: _ModelChoice) -> None:
         self._drop_backend()  # free the old weights before the new ones arrive
-        load = _Load(choice, self.notice.emit)
+        load = _Load(choice, self.notice.emit, self.server_state.emit)
         load.start()
         while not load.done.wait(LOAD_POLL_SECONDS):
             self._emit_progress(load)
@@ -229,6 +232,9 @@ class GenerationWorker(QThread):
             return
         self._engine = load.backend
         self.model_name = self._engine.model_name
+        checkpoints = getattr(self._engine, "checkpoints", None)  # a server's; the local engine has none
+        if checkpoints is not None:
+            self.server_checkpoints.emit(list(checkpoints))
         self.model_ready.emit(self._engine.model_name, getattr(self._engine, "device_name", ""))
 
     def _emit_progress(self, load: _Load) -> None:

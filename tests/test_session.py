@@ -177,13 +177,33 @@ def test_emitting_from_python_keeps_the_bool_singletons_alive(qtbot):
 
 
 def test_a_server_backend_is_a_choice_of_the_model_state(qtbot):
+    """The server's checkpoint and this computer's model are two choices: switching back and forth
+    loads each one again, never the other's name."""
     session = Session()
     asked = []
     session.model_load_requested.connect(lambda *args: asked.append(args))
-    session.load_model("sd15.safetensors", "cpu", server_url="http://127.0.0.1:8188")
+    session.configure_model("/models/local-sd15", "cpu")
+    session.load_model("sd15.safetensors", server_url="http://127.0.0.1:8188")
     assert (session.model.backend, session.model.server_url) == ("comfyui", "http://127.0.0.1:8188")
+    assert session.status_text() == "connecting to the server…"
     session.load_model("other.safetensors")  # the server stays chosen until changed
     session.load_model(server_url="")  # back to this computer
+    session.load_model(server_url="http://127.0.0.1:8188")  # and to the server again
     assert asked == [("sd15.safetensors", "cpu", "http://127.0.0.1:8188"),
-                     ("other.safetensors", "cpu", "http://127.0.0.1:8188"), ("other.safetensors", "cpu", "")]
-    assert session.model.backend == "local"
+                     ("other.safetensors", "cpu", "http://127.0.0.1:8188"), ("/models/local-sd15", "cpu", ""),
+                     ("other.safetensors", "cpu", "http://127.0.0.1:8188")]
+
+
+def test_the_server_state_follows_the_connection(qtbot):
+    session = Session()
+    session.load_model("a.safetensors", "cpu", server_url="http://127.0.0.1:8188")
+    assert session.model.server_state == "connecting"
+    session.model_ready("a.safetensors", "cpu")
+    assert session.model.server_state == "ready"
+    session.server_state_changed("reconnecting")
+    assert session.model.server_state == "reconnecting"
+    session.server_state_changed("offline")
+    assert session.model.server_state == "unreachable"
+    session.load_model(server_url="")
+    session.server_state_changed("connected")  # a late report from the server left behind
+    assert session.model.server_state == "" and session.model.backend == "local"

@@ -20,14 +20,16 @@ def open_backend(
     progress: Callable[[str], None],
     server: str | None = None,
     notify: Callable[[str], None] | None = None,
+    on_state: Callable[[str], None] | None = None,
 ) -> Backend:
     """A ready backend for `model` (Hub id, folder or .safetensors file) on `device`, or on `server`.
 
-    `progress` gets one line per loading stage, `notify` later notices (e.g. previews falling back).
+    `progress` gets one line per loading stage, `notify` later notices (e.g. previews falling back),
+    `on_state` a server's connection state as it changes (connected / reconnecting / offline).
     Raises SketchpadError with a message for the person when it cannot.
     """
     if server is not None:
-        return _open_server(server, model, progress, notify)
+        return _open_server(server, model, progress, notify, on_state)
     from .local.img2img import Img2ImgEngine
     from .local.models import load_pipeline, pick_device, resolve_model_source
 
@@ -37,7 +39,7 @@ def open_backend(
     return Img2ImgEngine(pipe, source.name, notify=notify)
 
 
-def _open_server(server: str, model: str | None, progress, notify) -> Backend:
+def _open_server(server: str, model: str | None, progress, notify, on_state=None) -> Backend:
     # torch-free: a person with only a server needs no torch
     from .comfy.client import ComfyBackend
     from .comfy.connection import TOKEN_ENV, parse_server_url
@@ -46,12 +48,14 @@ def _open_server(server: str, model: str | None, progress, notify) -> Backend:
     address = parse_server_url(server).base
     say = notify or progress
 
-    def on_state(state: str) -> None:  # a dropped connection and its recovery show in the status line
+    def state_changed(state: str) -> None:  # a dropped connection and its recovery show in the status line
         if state in ("reconnecting", "offline", "connected"):
             say(f"ComfyUI server {address}: {state}")
+        if on_state is not None:
+            on_state(state)
 
     backend = ComfyBackend(server, model, token=os.environ.get(TOKEN_ENV) or None, notify=notify)
-    backend.on_state = on_state  # after connecting: the first "connected" is the progress line below
+    backend.on_state = state_changed  # after connecting: the first "connected" is the progress line below
     progress(f"Connected: {backend.model_name} on {backend.device_name} at {backend.server}")
     return backend
 

@@ -23,6 +23,7 @@ from sketchpad.core.params import (MAX_SEED, MAX_STEPS, PREVIEW_METHODS, RANDOM_
 from sketchpad.core.presets import PRESET_TABLE, apply_preset
 from sketchpad.core.registry import SCHEDULER_LABELS
 
+from .backend_picker import BackendPicker
 from .denoise_dial import BANDS, UNCHANGED, DenoiseDial, band_color, band_range_text, denoise_band
 from .model_picker import ModelPicker
 
@@ -69,6 +70,7 @@ class GenerationPanel(QWidget):
         self._loras: tuple = ()
         self._control = None
         self._glyph = _glyphs()
+        self.backend_picker = BackendPicker(self)  # the window binds it to the session
         self.model_picker = ModelPicker(self)
         self.model_picker.model_chosen.connect(self.model_chosen)
 
@@ -134,6 +136,7 @@ class GenerationPanel(QWidget):
         self.set_progress(0, 0)
         outer = QVBoxLayout(self)
         outer.setContentsMargins(6, 6, 6, 6)
+        outer.addWidget(self.backend_picker)
         outer.addWidget(self.model_picker)
         outer.addWidget(self.settings_area, 1)
         outer.addLayout(_row(self.generate_button, self.cancel_button, self.live_checkbox))

@@ -21,6 +21,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from ..backends.comfy.connection import display_address
 from ..core.errors import SketchpadError
 from ..core.result_archive import ResultArchive
 from ..core.storage import ResultInfo, clean_leftovers, format_parameters, next_free_path, save_png
@@ -43,12 +44,23 @@ NO_MODEL_HELP = (
     "Choose a model with Choose… beside Model, above the prompt. To try everything without a download, "
     "write the tiny test model with `python -m sketchpad.tiny_model ~/tiny` and choose that folder."
 )
+SERVER_HELP = ("Start the server (or check its address) and press Connect, or press “Use this computer” "
+               "to paint here.")
 READY_HINT = "Draw on the left, describe the picture, press Generate (Ctrl+Return)"
+
+
+def server_line(model: ModelState) -> str:
+    """The status bar's server fact: its address (never its credentials), device and state."""
+    parts = [f"ComfyUI {display_address(model.server_url)}"]
+    if model.loaded_device:
+        parts.append(model.loaded_device)
+    parts.append(model.server_state or "connecting")
+    return " · ".join(parts)
 
 
 class MainWindow(QMainWindow):
     def __init__(self, worker, model=None, device=None, output_dir=None, settings: QSettings | None = None,
-                 state_dir: Path | None = None):
+                 state_dir: Path | None = None, server: str | None = None):
         super().__init__()
         self.setWindowTitle("Sketchpad")
         self.worker = worker
@@ -76,7 +88,7 @@ class MainWindow(QMainWindow):
 
         state = Path(state_dir or QStandardPaths.writableLocation(QStandardPaths.StandardLocation.AppDataLocation))
         self._note_request()  # the panel's defaults, unless the settings say otherwise
-        restore_session(self.settings, self.session, model, device, output_dir)
+        restore_session(self.settings, self.session, model, device, output_dir, server)
         self._open_archive(state / "results")
         # each window its own recovery slot: the drawing and the request it was made for
         self.autosaver = SketchAutosaver(self.canvas, state, session=self._recovery_state, parent=self)
@@ -137,6 +149,8 @@ class MainWindow(QMainWindow):
         panel.generate_requested.connect(self.generate)
         panel.cancel_requested.connect(self.cancel)
         panel.model_chosen.connect(self.load_model)
+        panel.backend_picker.local_chosen.connect(lambda: self.session.load_model(server_url=""))
+        panel.backend_picker.server_chosen.connect(self.choose_server)
         panel.params_changed.connect(self._request_edited)
         self.canvas.content_changed.connect(self._schedule_live)  # strokes, undo, clear, paste, open, resize
         self.canvas.content_changed.connect(self._show_canvas_size)
@@ -221,6 +235,31 @@ class MainWindow(QMainWindow):
     def load_model(self, model: str | None, device: str | None = None) -> None:
         self.session.load_model(model, device)
 
+    def choose_server(self, url: str) -> None:
+        """Ask the server for its checkpoints, then load one: the remembered one if it has it, else its
+        first. A server that does not answer is one line, and the current backend stays."""
+        from ..backends.comfy.checkpoints import list_checkpoints  # torch-free, a short HTTP look-up
+
+        self.statusBar().showMessage(f"Asking {display_address(url)} for its checkpoints…")
+        self.setCursor(Qt.CursorShape.WaitCursor)
+        try:
+            names = list_checkpoints(url)
+        except SketchpadError as error:
+            self.report(str(error), error=True)
+            self._show_model(self.session.model)  # the picker goes back to what is in use
+            return
+        finally:
+            self.unsetCursor()
+        if not names:
+            self.report("that ComfyUI server has no checkpoints: put one in its models/checkpoints folder",
+                        error=True)
+            self._show_model(self.session.model)
+            return
+        model = self.session.model
+        remembered = model.server_model if model.server_model in names else names[0]
+        self.session.load_model(remembered, server_url=url)
+        self.session.server_checkpoints(names)
+
     # ---- generating ----------------------------------------------------------------------
     def generate(self, live: bool = False) -> int:
         """Post the panel's request; in Live mode one equal to the picture shown or on its way is
@@ -289,15 +328,21 @@ class MainWindow(QMainWindow):
         self.preview.show_result(entry.picture(), caption)
 
     def _show_model(self, model: ModelState) -> None:
-        self.panel.set_model(model.model)
+        if model.on_server:
+            self.panel.model_picker.show_checkpoints(model.checkpoints, model.loaded_name or model.server_model)
+        else:
+            self.panel.model_picker.show_local(model.model)
+        self.panel.backend_picker.show_state(model)
         self.model_label.setText(f"Model: {model.display_name}")
-        self.device_label.setText(f"Device: {model.loaded_device or model.device}")
+        self.device_label.setText(server_line(model) if model.on_server
+                                  else f"Device: {model.loaded_device or model.device}")
         if model.status is ModelStatus.LOADING:
-            self.preview.show_message(model.message or f"Loading {model.model}…")
+            self.preview.show_message(model.message or f"Loading {model.display_name}…")
         elif model.status is ModelStatus.READY:
             self.preview.show_message(READY_HINT)
         elif model.status is ModelStatus.FAILED:
-            self.preview.show_message(f"{model.message}\n\n{NO_MODEL_HELP}", error=True)
+            help_text = SERVER_HELP if model.on_server else NO_MODEL_HELP
+            self.preview.show_message(f"{model.message}\n\n{help_text}", error=True)
 
     def _show_canvas_size(self) -> None:
         size = self.canvas.canvas_size()

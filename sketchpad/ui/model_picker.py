@@ -47,8 +47,36 @@ class ModelPicker(QWidget):
         row.addWidget(self.combo, 1)
         row.addWidget(self.choose_button)
         self.combo.activated.connect(self._picked)
+        self._on_server = False
+        self._in_use = ""  # the checkpoint in use on the server
+        self._local: list[tuple[str, str]] = []  # this computer's recent models while a server's are shown
 
     # ---- public API ---------------------------------------------------------------------
+    def show_checkpoints(self, names, current: str) -> None:
+        """On a server: its checkpoints to pick from (no local files); does not emit model_chosen."""
+        if not self._on_server:
+            self._local = [(self.combo.itemText(i), self.combo.itemData(i)) for i in range(self.combo.count())]
+            self._on_server = True
+        names = list(names) or ([current] if current else [])
+        if [self.combo.itemData(i) for i in range(self.combo.count())] != names:
+            self.combo.clear()
+            for name in names:
+                self.combo.addItem(name, name)
+        self._in_use = current
+        self.combo.setCurrentIndex(max(0, self.combo.findData(current)))
+        self.combo.setToolTip("The server's checkpoint that paints")
+        self.choose_button.hide()
+
+    def show_local(self, model: str) -> None:
+        """Back on this computer: its recent models again, `model` first."""
+        if self._on_server:
+            self._on_server = False
+            self.combo.clear()
+            for text, data in self._local:
+                self.combo.addItem(text, data)
+            self.choose_button.show()
+        self.set_model(model)
+
     def model(self) -> str:
         return self.combo.currentData() or ""
 
@@ -84,5 +112,9 @@ class ModelPicker(QWidget):
     # ---- internals ------------------------------------------------------------------------
     def _picked(self, index: int) -> None:
         model = self.combo.itemData(index)
+        if self._on_server:  # every checkpoint is listed, the one in use among them
+            if model and model != self._in_use:
+                self.model_chosen.emit(model)
+            return
         if model and index != 0:  # item 0 is the model in use
             self.model_chosen.emit(model)

@@ -21,6 +21,9 @@ from ..core.schedule import plan_steps
 from ..core.sources import DEFAULT_MODEL
 from ..core.storage import ResultInfo
 
+SERVER_BACKEND = "comfyui"
+# what the client reports (ComfyBackend.on_state) -> what the status bar says
+_SERVER_STATES = {"connected": "ready", "reconnecting": "reconnecting", "offline": "unreachable"}
 MAX_HISTORY = 100  # entries in the strip
 # Full-size pictures kept in memory (the newest ones); older entries keep a thumbnail and, when
 # they were archived, their file. 48 MiB is ~60 results at 512x512, so a Live session stays bounded.
@@ -38,20 +41,37 @@ class ModelStatus(enum.Enum):
 
 @dataclass(frozen=True)
 class ModelState:
-    """Which model runs where. `backend`/`server_url` are where a remote (ComfyUI) backend plugs in."""
+    """Which model runs where: this computer's model and a server's checkpoint are kept apart, so
+    switching back to this computer loads its own model again."""
 
-    model: str = DEFAULT_MODEL
+    model: str = DEFAULT_MODEL  # this computer's model
     device: str = "auto"
     backend: str = DEFAULT_BACKEND
-    server_url: str = ""
+    server_url: str = ""  # as the person gave it (may carry credentials: show display_address only)
+    server_model: str = ""  # the server's checkpoint; "" for its first
+    server_state: str = ""  # connecting / ready / reconnecting / unreachable ("" on this computer)
+    checkpoints: tuple[str, ...] = ()  # what the server offers, once known
     status: ModelStatus = ModelStatus.UNLOADED
     message: str = ""  # the loading progress line, or why it failed
     loaded_name: str = ""  # as the backend names it once ready
     loaded_device: str = ""
 
     @property
+    def on_server(self) -> bool:
+        return self.backend == SERVER_BACKEND and bool(self.server_url)
+
+    @property
+    def chosen(self) -> str:
+        """The model the chosen backend loads: the checkpoint on a server, else the local model."""
+        return self.server_model if self.on_server else self.model
+
+    @property
     def display_name(self) -> str:
-        return self.loaded_name or Path(self.model).name or self.model
+        if self.loaded_name:
+            return self.loaded_name
+        if self.on_server:
+            return self.server_model or "the server's first checkpoint"
+        return Path(self.model).name or self.model
 
 
 class RunStatus(enum.Enum):
@@ -191,27 +211,66 @@ class Session(QObject):
         return self._model
 
     def load_model(self, model: str | None = None, device: str | None = None, server_url: str | None = None) -> None:
-        """Load a model; `server_url` switches to a ComfyUI server ("" back to this computer, None: keep)."""
+        """Load a model; `server_url` switches to a ComfyUI server ("" back to this computer, None: keep).
+
+        `model` is a checkpoint name when the choice is a server, this computer's model otherwise;
+        the other one stays as it was."""
         if not self._run.active:
             self._run = Run()  # a finished run's "done" no longer describes the new model
-        url = self._model.server_url if server_url is None else server_url.strip()
-        self._set_model(model=model or self._model.model, device=device or self._model.device,
-                        backend="comfyui" if url else DEFAULT_BACKEND, server_url=url,
-                        status=ModelStatus.LOADING, message="", loaded_name="", loaded_device="")
-        self.model_load_requested.emit(self._model.model, self._model.device, url)
+        self._set_model(**self._choice(model, device, server_url), status=ModelStatus.LOADING, message="",
+                        loaded_name="", loaded_device="")
+        state = self._model
+        self.model_load_requested.emit(state.chosen, state.device, state.server_url if state.on_server else "")
 
-    def configure_model(self, model: str | None = None, device: str | None = None) -> None:
+    def configure_model(self, model: str | None = None, device: str | None = None,
+                        server_url: str | None = None) -> None:
         """Choose without loading (e.g. restored settings before start)."""
-        self._set_model(model=model or self._model.model, device=device or self._model.device)
+        self._set_model(**self._choice(model, device, server_url))
+
+    def restore_model(self, **fields) -> None:
+        """The remembered choice (ModelState fields; None: keep), without loading it."""
+        fields = {name: value for name, value in fields.items() if value is not None}
+        if fields.get("backend") == SERVER_BACKEND and not fields.get("server_url", self._model.server_url):
+            fields["backend"] = DEFAULT_BACKEND  # a server backend with no address is this computer
+        self._set_model(**fields)
+
+    def _choice(self, model, device, server_url) -> dict:
+        choice = {"device": device or self._model.device}
+        if server_url is not None:
+            url = server_url.strip()
+            choice["backend"] = SERVER_BACKEND if url else DEFAULT_BACKEND
+            if url:
+                if url != self._model.server_url:
+                    choice["checkpoints"] = ()  # another server: its list is not known yet
+                choice["server_url"] = url  # "" keeps the last server, to switch back to it later
+        on_server = choice.get("backend", self._model.backend) == SERVER_BACKEND
+        choice["server_state"] = "connecting" if on_server else ""
+        if model is not None:
+            choice["server_model" if on_server else "model"] = model
+        return choice
+
+    def server_checkpoints(self, names) -> None:
+        """The server's checkpoints, for the model control to list."""
+        self._set_model(checkpoints=tuple(names))
+
+    def server_state_changed(self, state: str) -> None:
+        """The client's connection state (connected / reconnecting / offline)."""
+        if self._model.on_server and state in _SERVER_STATES:
+            self._set_model(server_state=_SERVER_STATES[state])
 
     def model_loading(self, message: str) -> None:
         self._set_model(status=ModelStatus.LOADING, message=message)
 
     def model_ready(self, name: str, device: str) -> None:
-        self._set_model(status=ModelStatus.READY, message="", loaded_name=name, loaded_device=device)
+        server_state = "ready" if self._model.on_server else ""
+        self._set_model(status=ModelStatus.READY, message="", loaded_name=name, loaded_device=device,
+                        server_state=server_state)
 
     def model_failed(self, message: str) -> None:
-        self._set_model(status=ModelStatus.FAILED, message=message)
+        server_state = ""
+        if self._model.on_server:  # a server that answered but cannot run the choice is not "unreachable"
+            server_state = "unreachable" if "cannot reach" in message else "failed"
+        self._set_model(status=ModelStatus.FAILED, message=message, server_state=server_state)
 
     def _set_model(self, **changes) -> None:
         self._model = replace(self._model, **changes)
@@ -353,7 +412,7 @@ class Session(QObject):
     def status_text(self) -> str:
         model, run = self._model, self._run
         if model.status is ModelStatus.LOADING:
-            return "loading model…"
+            return "connecting to the server…" if model.on_server else "loading model…"
         if model.status is ModelStatus.FAILED:
             return "error: no model"
         if run.status is RunStatus.GENERATING:
@@ -379,10 +438,12 @@ def _thumbnail(image: QImage) -> QImage:
 
 def bind_worker(session: Session, worker) -> None:
     """The worker reports into the session; the session's load requests go to the worker."""
-    session.model_load_requested.connect(lambda model, device, url: worker.load_model(model, device, url or None))
+    session.model_load_requested.connect(lambda model, device, url: worker.load_model(model or None, device, url or None))
     worker.model_loading.connect(session.model_loading)
     worker.model_ready.connect(session.model_ready)
     worker.model_failed.connect(session.model_failed)
+    worker.server_state.connect(session.server_state_changed)
+    worker.server_checkpoints.connect(session.server_checkpoints)
     worker.step_preview.connect(session.run_step)
     worker.result_ready.connect(session.take_outcome)
     worker.request_failed.connect(session.run_failed)

@@ -46,6 +46,11 @@ def save_session(settings: QSettings, session: Session) -> None:
     model = session.model
     settings.setValue("model", model.model)
     settings.setValue("device", model.device)
+    # the server's URL as the person gave it (credentials included, as typed; a token from the
+    # environment is never written); the window only ever shows it without them
+    settings.setValue("backend", model.backend)
+    settings.setValue("server_url", model.server_url)
+    settings.setValue("server_model", model.server_model)
     settings.setValue("output_dir", str(session.output_dir))
     settings.setValue("last_folder", str(session.last_folder or ""))
     settings.setValue("params", params_to_json(session.request))
@@ -54,9 +59,22 @@ def save_session(settings: QSettings, session: Session) -> None:
 
 
 def restore_session(settings: QSettings, session: Session, model: str | None = None, device: str | None = None,
-                    output_dir: Path | None = None) -> None:
-    """What the last session chose; the command line's choices win over it."""
-    session.configure_model(model or _text(settings.value("model")), device or _text(settings.value("device")))
+                    output_dir: Path | None = None, server: str | None = None) -> None:
+    """What the last session chose; the command line's choices win over it.
+
+    `--server` makes `model` a checkpoint name; `--model` alone means this computer's model."""
+    remembered_server = _text(settings.value("backend")) == "comfyui"
+    choice = {"model": _text(settings.value("model")), "device": device or _text(settings.value("device")),
+              "server_url": _text(settings.value("server_url")),
+              "server_model": _text(settings.value("server_model")),
+              "backend": "comfyui" if remembered_server else "local"}
+    if server:
+        choice.update(backend="comfyui", server_url=server)
+        if model:
+            choice["server_model"] = model
+    elif model:
+        choice.update(backend="local", model=model)
+    session.restore_model(**choice)
     folder = output_dir or _text(settings.value("output_dir"))
     if folder:
         session.set_output_dir(Path(folder))

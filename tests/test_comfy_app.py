@@ -1,0 +1,200 @@
+"""The window on a ComfyUI server: a real MainWindow and GenerationWorker against the stand-in
+(real HTTP and websocket on 127.0.0.1), driven through the panel's controls as a person would."""
+
+from __future__ import annotations
+
+import pytest
+from PIL import Image
+from PySide6.QtCore import QSettings
+
+from sketchpad.core.storage import read_png_parameters
+from sketchpad.ui.main_window import MainWindow
+from sketchpad.worker import GenerationWorker
+from tests.comfy_standin import StandIn
+from tests.window_harness import WAIT_MS, draw_line, generate_and_wait
+
+MODEL = "standin-sd15.safetensors"
+SECOND = "second.safetensors"
+
+
+@pytest.fixture
+def server():
+    with StandIn([MODEL, SECOND]) as running:
+        yield running
+
+
+def open_window(qtbot, tmp_path, **kwargs) -> MainWindow:
+    """A window over its own settings file in tmp_path (not yet started)."""
+    settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
+    window = MainWindow(GenerationWorker(), device="cpu", output_dir=tmp_path / "out", settings=settings,
+                        state_dir=tmp_path / "state", **kwargs)
+    qtbot.addWidget(window)
+    window.confirm_discard = lambda: True
+    window.canvas.resize_canvas(64, 64)
+    window.canvas.set_modified(False)
+    window.panel.set_params(window.panel.params().replace(steps=3, scheduler="euler", prompt="a knight"))
+    window.show()
+    return window
+
+
+def choose_server(qtbot, window, url):
+    picker = window.panel.backend_picker
+    with qtbot.waitSignal(window.worker.model_ready, timeout=WAIT_MS):
+        picker.combo.setCurrentIndex(picker.combo.findData("comfyui"))
+        picker.combo.activated.emit(picker.combo.currentIndex())  # as a click on the item does
+        if picker.url_edit.text() != url:
+            picker.url_edit.setText(url)
+            picker.connect_button.click()
+
+
+def listed(window) -> list[str]:
+    combo = window.panel.model_picker.combo
+    return [combo.itemData(i) for i in range(combo.count())]
+
+
+def test_choose_a_server_in_the_panel_and_generate_on_its_checkpoint(qtbot, tmp_path, server, tiny_model_dir):
+    window = open_window(qtbot, tmp_path, model=str(tiny_model_dir))
+    with qtbot.waitSignal(window.worker.model_ready, timeout=WAIT_MS):
+        window.start()
+    assert window.panel.backend_picker.combo.currentText() == "This computer"
+    choose_server(qtbot, window, server.url)
+    assert listed(window) == [MODEL, SECOND]  # the server's checkpoints, not this computer's models
+    assert window.device_label.text() == f"ComfyUI {server.url} · standin · ready"
+
+    combo = window.panel.model_picker.combo  # pick the second checkpoint in the model control
+    with qtbot.waitSignal(window.worker.model_ready, timeout=WAIT_MS):
+        combo.setCurrentIndex(1)
+        combo.activated.emit(1)
+    draw_line(qtbot, window.canvas, (5, 5), (50, 40))
+    outcome, steps = generate_and_wait(qtbot, window)
+    assert [s[1] for s in steps] == [1, 2, 3]
+    assert len(window.preview.step_images()) == 3  # a preview per step, in the preview panel
+    assert server.prompts[-1]["prompt"]["1"]["inputs"]["ckpt_name"] == SECOND
+    saved = window.files.save_result()
+    assert f"Model: {SECOND}" in Image.open(saved).text["parameters"]
+    assert read_png_parameters(saved).model_name == SECOND
+    window.close()
+    assert server.queue_ids() == []
+
+
+def test_back_to_this_computer_loads_the_local_model_again(qtbot, tmp_path, server, tiny_model_dir):
+    window = open_window(qtbot, tmp_path, model=str(tiny_model_dir))
+    with qtbot.waitSignal(window.worker.model_ready, timeout=WAIT_MS):
+        window.start()
+    choose_server(qtbot, window, server.url)
+    with qtbot.waitSignal(window.worker.model_ready, timeout=WAIT_MS) as ready:
+        picker = window.panel.backend_picker
+        picker.combo.setCurrentIndex(picker.combo.findData("local"))
+        picker.combo.activated.emit(picker.combo.currentIndex())
+    assert window.worker.model_name == tiny_model_dir.name and ready.args[1] == "cpu"
+    assert window.session.model.model == str(tiny_model_dir)
+    assert window.device_label.text() == "Device: cpu" and listed(window)[0] == str(tiny_model_dir)
+    outcome, _ = generate_and_wait(qtbot, window)
+    assert outcome.info.model_name == tiny_model_dir.name
+    window.close()
+
+
+def test_the_server_is_remembered_and_credentials_are_never_shown(qtbot, tmp_path):
+    with StandIn([MODEL, SECOND], auth="Basic YWxpY2U6czNjcmV0") as server:  # alice:s3cret
+        url = server.url.replace("http://", "http://alice:s3cret@")
+        window = open_window(qtbot, tmp_path, server=url, model=SECOND)
+        with qtbot.waitSignal(window.worker.model_ready, timeout=WAIT_MS):
+            window.start()
+        shown = [window.device_label.text(), window.model_label.text(), window.panel.backend_picker.url_edit.text(),
+                 window.state_text(), window.statusBar().currentMessage()]
+        assert not any("s3cret" in text or "alice" in text for text in shown)
+        window.close()
+
+        again = open_window(qtbot, tmp_path)  # no --server: the remembered one, with its checkpoint
+        with qtbot.waitSignal(again.worker.model_ready, timeout=WAIT_MS) as ready:
+            again.start()
+        assert ready.args[0] == SECOND and again.device_label.text().startswith(f"ComfyUI {server.url} ·")
+        again.close()
+
+
+def test_a_remembered_server_that_is_down_says_so_and_offers_this_computer(qtbot, tmp_path, tiny_model_dir):
+    with StandIn([MODEL]) as gone:
+        url = gone.url
+    window = open_window(qtbot, tmp_path, server=url)
+    window.session.configure_model()  # the local model stays what settings/--model would say
+    window.session.restore_model(model=str(tiny_model_dir))
+    with qtbot.waitSignal(window.worker.model_failed, timeout=WAIT_MS):
+        window.start()
+    picker = window.panel.backend_picker
+    assert picker.problem_row.isVisibleTo(window) and picker.local_button.isVisibleTo(window)
+    assert picker.problem_label.text().startswith(f"cannot reach the ComfyUI server at {url}")
+    assert "\n" not in picker.problem_label.text()
+    assert window.device_label.text() == f"ComfyUI {url} · unreachable"
+    draw_line(qtbot, window.canvas, (5, 5), (60, 60))  # the window is usable
+    with qtbot.waitSignal(window.worker.model_ready, timeout=WAIT_MS):
+        picker.local_button.click()
+    assert window.worker.model_name == tiny_model_dir.name and not picker.problem_row.isVisibleTo(window)
+    window.close()
+
+
+def test_a_server_killed_mid_run_is_one_line_and_the_next_request_works(qtbot, tmp_path):
+    with StandIn([MODEL], step_seconds=0.3) as server:
+        window = open_window(qtbot, tmp_path, server=server.url)
+        with qtbot.waitSignal(window.worker.model_ready, timeout=WAIT_MS):
+            window.start()
+        draw_line(qtbot, window.canvas, (5, 5), (50, 40))
+        drawing = window.canvas.image().copy()
+        with qtbot.waitSignal(window.worker.step_preview, timeout=WAIT_MS):
+            request = window.generate()
+        with qtbot.waitSignal(window.worker.request_failed, timeout=WAIT_MS) as failed:
+            server.kill()
+        assert failed.args[0] == request and "\n" not in failed.args[1]
+        assert failed.args[1].startswith(f"lost the ComfyUI server at {server.url}")
+        assert window.canvas.image() == drawing and window.canvas.is_modified()
+        assert window.preview.error_text() == failed.args[1]
+        assert window.device_label.text() == f"ComfyUI {server.url} · standin · unreachable"
+
+        server.restart()
+        server.step_seconds = 0.01
+        outcome, steps = generate_and_wait(qtbot, window)
+        assert len(steps) == 3 and outcome.info.model_name == MODEL
+        assert window.device_label.text() == f"ComfyUI {server.url} · standin · ready"
+        window.close()
+
+
+def test_live_through_the_server_newest_wins_and_esc_leaves_nothing_queued(qtbot, tmp_path):
+    with StandIn([MODEL], step_seconds=0.3) as server:
+        window = open_window(qtbot, tmp_path, server=server.url)
+        with qtbot.waitSignal(window.worker.model_ready, timeout=WAIT_MS):
+            window.start()
+        window.panel.set_live(True)
+        draw_line(qtbot, window.canvas, (5, 5), (50, 40))
+        with qtbot.waitSignal(window.worker.step_preview, timeout=WAIT_MS):
+            pass  # the stroke started a live run
+        stale = server.queue_ids()
+        assert len(stale) == 1
+        server.step_seconds = 0.01
+        with qtbot.waitSignal(window.worker.result_ready, timeout=WAIT_MS) as result:
+            window.panel.dial.setValue(window.panel.dial.value() - 10)  # turning the dial: a newer request
+        assert result.args[0].request_id == window.session.run.request_id
+        assert stale[0] in server.interrupts + server.deleted  # the stale job was stopped, by its id
+        assert None not in server.interrupts  # never a global interrupt
+
+        server.step_seconds = 0.3
+        with qtbot.waitSignal(window.worker.step_preview, timeout=WAIT_MS):
+            window.generate()
+        running = server.queue_ids()
+        with qtbot.waitSignal(window.worker.request_cancelled, timeout=WAIT_MS):
+            window.actions["cancel"].trigger()  # Esc
+        qtbot.waitUntil(lambda: server.queue_ids() == [], timeout=WAIT_MS)
+        assert running[0] in server.interrupts + server.deleted
+
+        with qtbot.waitSignal(window.worker.step_preview, timeout=WAIT_MS):
+            window.generate()
+        window.close()  # quitting mid-run
+        assert server.queue_ids() == []
+
+
+def test_the_app_takes_a_server_on_its_command_line(capsys):
+    from sketchpad.app import parse_app_args
+
+    args = parse_app_args(["--server", "http://127.0.0.1:8188", "--model", MODEL])
+    assert (args.server, args.model) == ("http://127.0.0.1:8188", MODEL)
+    with pytest.raises(SystemExit):
+        parse_app_args(["--help"])
+    assert "--server URL" in capsys.readouterr().out
