@@ -122,8 +122,9 @@ def test_a_remembered_server_that_is_down_says_so_and_offers_this_computer(qtbot
         window.start()
     picker = window.panel.backend_picker
     assert picker.problem_row.isVisibleTo(window) and picker.local_button.isVisibleTo(window)
-    assert picker.problem_label.text().startswith(f"cannot reach the ComfyUI server at {url}")
-    assert "\n" not in picker.problem_label.text()
+    assert picker.problem_label.text() == "The server cannot be reached."
+    assert window.preview.error_text().startswith(f"cannot reach the ComfyUI server at {url}")
+    assert window.state_text() == "error: server unreachable"
     assert window.device_label.text() == f"ComfyUI {url} · unreachable"
     draw_line(qtbot, window.canvas, (5, 5), (60, 60))  # the window is usable
     with qtbot.waitSignal(window.worker.model_ready, timeout=WAIT_MS):
@@ -198,3 +199,40 @@ def test_the_app_takes_a_server_on_its_command_line(capsys):
     with pytest.raises(SystemExit):
         parse_app_args(["--help"])
     assert "--server URL" in capsys.readouterr().out
+
+
+def test_a_server_gone_while_idle_shows_unreachable_and_offers_this_computer(qtbot, tmp_path):
+    with StandIn([MODEL]) as server:
+        window = open_window(qtbot, tmp_path, server=server.url)
+        with qtbot.waitSignal(window.worker.model_ready, timeout=WAIT_MS):
+            window.start()
+        server.kill()  # between two pictures: nothing tells the client until it asks
+        with qtbot.waitSignal(window.worker.request_failed, timeout=WAIT_MS):
+            window.generate()
+        picker = window.panel.backend_picker
+        assert window.device_label.text() == f"ComfyUI {server.url} · standin · unreachable"
+        assert picker.problem_row.isVisibleTo(window) and picker.local_button.isVisibleTo(window)
+        assert len(window.state_text()) < 60  # the progress bar's one line, the whole error is above it
+
+        server.restart()
+        generate_and_wait(qtbot, window)
+        assert window.device_label.text() == f"ComfyUI {server.url} · standin · ready"
+        assert not picker.problem_row.isVisibleTo(window)
+        window.close()
+
+
+def test_connecting_to_a_server_that_is_down_changes_nothing(qtbot, tmp_path, tiny_model_dir):
+    with StandIn([MODEL]) as gone:
+        url = gone.url
+    window = open_window(qtbot, tmp_path, model=str(tiny_model_dir))
+    with qtbot.waitSignal(window.worker.model_ready, timeout=WAIT_MS):
+        window.start()
+    picker = window.panel.backend_picker
+    picker.combo.setCurrentIndex(picker.combo.findData("comfyui"))
+    picker.combo.activated.emit(picker.combo.currentIndex())
+    picker.url_edit.setText(url)
+    picker.connect_button.click()
+    assert window.statusBar().currentMessage().startswith(f"cannot reach the ComfyUI server at {url}")
+    assert not window.session.model.on_server and window.worker.model_name == tiny_model_dir.name
+    assert picker.combo.currentData() == "local" and window.device_label.text() == "Device: cpu"
+    window.close()

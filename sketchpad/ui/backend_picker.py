@@ -15,6 +15,7 @@ from ..backends.comfy.connection import display_address
 from ..core.registry import BACKENDS
 
 DEFAULT_SERVER = "http://127.0.0.1:8188"  # ComfyUI's own default address
+PROBLEM_CHARS = 34  # what fits beside the button in the panel's narrowest width
 
 
 class BackendPicker(QWidget):
@@ -30,7 +31,7 @@ class BackendPicker(QWidget):
                                   toolTip="The ComfyUI server's address; user:password@ is allowed")
         self._full_url = ""  # the remembered URL with its credentials; the field shows it without them
         self.connect_button = QPushButton("Connect", self, toolTip="Connect and list the server's checkpoints")
-        self.problem_label = QLabel(self, wordWrap=True, styleSheet="color: #ff7b72;")
+        self.problem_label = QLabel(self, styleSheet="color: #ff7b72;")
         self.local_button = QPushButton("Use this computer", self, toolTip="Paint on this computer instead")
         top = QHBoxLayout()
         top.setContentsMargins(0, 0, 0, 0)
@@ -70,8 +71,9 @@ class BackendPicker(QWidget):
             self.url_edit.setText(display_address(model.server_url))
         self.server_row.setVisible(model.on_server)
         problem = model.on_server and model.server_state in ("unreachable", "failed")
-        if problem:
-            self.problem_label.setText(_first_line(model.message) or "the server cannot be reached")
+        if problem:  # one short line here; the whole message is in the preview's error bar
+            self.problem_label.setText("The server cannot be reached." if model.server_state == "unreachable"
+                                       else _shorten(_first_line(model.message), PROBLEM_CHARS))
         self.problem_row.setVisible(problem)
 
     # ---- internals ------------------------------------------------------------------------
@@ -95,6 +97,10 @@ class BackendPicker(QWidget):
         if self._full_url and url == display_address(self._full_url):
             url = self._full_url  # the same server as remembered: with the credentials it was given
         self.server_chosen.emit(url)
+
+
+def _shorten(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
 def _first_line(text: str) -> str:

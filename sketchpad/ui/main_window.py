@@ -243,13 +243,15 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage(f"Asking {display_address(url)} for its checkpoints…")
         self.setCursor(Qt.CursorShape.WaitCursor)
         try:
-            names = list_checkpoints(url)
+            names, problem = list_checkpoints(url), None
         except SketchpadError as error:
-            self.report(str(error), error=True)
+            names, problem = [], str(error)
+        self.unsetCursor()
+        self.statusBar().clearMessage()  # the question is answered either way
+        if problem is not None:
+            self.report(problem, error=True)
             self._show_model(self.session.model)  # the picker goes back to what is in use
             return
-        finally:
-            self.unsetCursor()
         if not names:
             self.report("that ComfyUI server has no checkpoints: put one in its models/checkpoints folder",
                         error=True)
@@ -342,6 +344,7 @@ class MainWindow(QMainWindow):
             self.preview.show_message(READY_HINT)
         elif model.status is ModelStatus.FAILED:
             help_text = SERVER_HELP if model.on_server else NO_MODEL_HELP
+            self.preview.show_message("")  # the last loading line no longer applies
             self.preview.show_message(f"{model.message}\n\n{help_text}", error=True)
 
     def _show_canvas_size(self) -> None:

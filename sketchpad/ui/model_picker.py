@@ -64,6 +64,7 @@ class ModelPicker(QWidget):
                 self.combo.addItem(name, name)
         self._in_use = current
         self.combo.setCurrentIndex(max(0, self.combo.findData(current)))
+        self.combo.setPlaceholderText("the server's checkpoints, once connected")
         self.combo.setToolTip("The server's checkpoint that paints")
         self.choose_button.hide()
 
@@ -75,6 +76,7 @@ class ModelPicker(QWidget):
             for text, data in self._local:
                 self.combo.addItem(text, data)
             self.choose_button.show()
+            self.combo.setPlaceholderText("")
         self.set_model(model)
 
     def model(self) -> str:

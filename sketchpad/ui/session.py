@@ -30,6 +30,7 @@ MAX_HISTORY = 100  # entries in the strip
 MAX_HISTORY_PIXEL_BYTES = 48 * 1024 * 1024
 THUMB_SIDE = 96
 PROMPT_IN_CAPTION = 40  # characters of the prompt a caption shows
+STATUS_ERROR_CHARS = 40  # of an error in the one state line
 
 
 class ModelStatus(enum.Enum):
@@ -308,6 +309,8 @@ class Session(QObject):
         if request_id != self._run.request_id:
             return None
         entry = HistoryEntry(info, _thumbnail(image), image, path, seconds, self._run.key, request_id)
+        if self._model.on_server and self._model.server_state != "ready":
+            self._set_model(server_state="ready")  # the server answered again
         self._set_run(replace(self._run, status=RunStatus.FINISHED, step=self._run.total, seconds=seconds))
         self.add_to_history(entry)
         self.show(entry)
@@ -320,6 +323,8 @@ class Session(QObject):
 
     def run_failed(self, request_id: int, message: str) -> None:
         if request_id == self._run.request_id:
+            if self._model.on_server and _lost_server(message):  # an idle connection's loss shows only now
+                self._set_model(server_state="unreachable")
             self._set_run(replace(self._run, status=RunStatus.FAILED, message=message))
             self.message.emit(message, True)
 
@@ -414,6 +419,8 @@ class Session(QObject):
         if model.status is ModelStatus.LOADING:
             return "connecting to the server…" if model.on_server else "loading model…"
         if model.status is ModelStatus.FAILED:
+            if model.on_server:
+                return "error: server unreachable" if model.server_state == "unreachable" else "error: no checkpoint"
             return "error: no model"
         if run.status is RunStatus.GENERATING:
             return f"step {run.step} / {run.total}" if run.step else "generating…"
@@ -422,13 +429,18 @@ class Session(QObject):
         if run.status is RunStatus.CANCELLED:
             return f"cancelled at step {run.step} / {run.total}" if run.step else "cancelled"
         if run.status is RunStatus.FAILED:
-            return f"error: {run.message.splitlines()[0] if run.message else 'failed'}"
+            # the whole message is in the error bar; this line only has to fit the progress bar
+            return f"error: {shorten(run.message.splitlines()[0], STATUS_ERROR_CHARS) if run.message else 'failed'}"
         if model.status is ModelStatus.READY:
             return "ready"
         return "starting"
 
     def _status_changed(self) -> None:
         self.status_changed.emit(self.status_text())
+
+
+def _lost_server(message: str) -> bool:
+    return "cannot reach the ComfyUI server" in message or "lost the ComfyUI server" in message
 
 
 def _thumbnail(image: QImage) -> QImage:
