@@ -236,3 +236,17 @@ def test_connecting_to_a_server_that_is_down_changes_nothing(qtbot, tmp_path, ti
     assert not window.session.model.on_server and window.worker.model_name == tiny_model_dir.name
     assert picker.combo.currentData() == "local" and window.device_label.text() == "Device: cpu"
     window.close()
+
+
+def test_a_model_folder_from_the_file_menu_on_a_server_paints_on_this_computer(qtbot, tmp_path, server,
+                                                                                 tiny_model_dir, monkeypatch):
+    window = open_window(qtbot, tmp_path, server=server.url)
+    with qtbot.waitSignal(window.worker.model_ready, timeout=WAIT_MS):
+        window.start()
+    monkeypatch.setattr("sketchpad.ui.window_menus.QFileDialog.getExistingDirectory",
+                        lambda *args, **kwargs: str(tiny_model_dir))
+    with qtbot.waitSignal(window.worker.model_ready, timeout=WAIT_MS):
+        window.actions["model_folder"].trigger()
+    assert window.worker.model_name == tiny_model_dir.name and not window.session.model.on_server
+    assert window.session.model.server_model == ""  # the server's checkpoint was not overwritten by a path
+    window.close()

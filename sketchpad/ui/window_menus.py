@@ -78,13 +78,13 @@ def build_menus(window: QMainWindow, session: Session, files: FileActions, canva
 def _choose_model_folder(window: QMainWindow, session: Session) -> None:
     folder = QFileDialog.getExistingDirectory(window, "Choose a diffusers model folder")
     if folder:
-        session.load_model(folder)
+        session.load_model(folder, server_url="")  # a folder on this computer: paint here
 
 
 def _choose_model_file(window: QMainWindow, session: Session) -> None:
     path, _ = QFileDialog.getOpenFileName(window, "Choose a checkpoint", "", "Safetensors (*.safetensors)")
     if path:
-        session.load_model(path)
+        session.load_model(path, server_url="")  # a file on this computer: paint here
 
 
 def _choose_output_dir(window: QMainWindow, session: Session) -> None:
