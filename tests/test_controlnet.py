@@ -174,3 +174,18 @@ def test_controlnet_settings_are_saved_and_read_back():
     text = format_parameters(ResultInfo(p.with_concrete_seed(), 64, 64, "m", "euler"))
     assert "ControlNet 0: " in text and "Weight: 0.8, Guidance Start: 0.1, Guidance End: 0.9" in text
     assert parse_parameters(text).params.control == p.control
+
+
+def test_generate_keeps_the_lines_from_the_command_line(capsys, tmp_path, controlnet_files, tiny_model_dir, stick_figure):
+    from sketchpad.cli import main
+    from sketchpad.core.storage import read_png_parameters
+
+    stick_figure.save(tmp_path / "stick.png")
+    out = tmp_path / "out.png"
+    code = main(["generate", str(tmp_path / "stick.png"), "--prompt", "a knight", "--model", str(tiny_model_dir),
+                 "--device", "cpu", "--steps", "2", "--seed", "3", "--out", str(out),
+                 "--control", str(controlnet_files / "scribble"), "--control-strength", "0.8",
+                 "--control-range", "0:0.5"])
+    assert code == 0, capsys.readouterr().err
+    control = read_png_parameters(out).params.control
+    assert control == ControlSpec(str(controlnet_files / "scribble"), 0.8, 0.0, 0.5)
