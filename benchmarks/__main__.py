@@ -84,7 +84,8 @@ def plan(args):
         ui_restart=[(Setup("full-size", 256, 4, 0, 0), [0.5])],
         ui_canvas=False,
         pools=[Setup("full-size", 256, 4, rounds=2, heavy_rounds=0)],
-        live=[LiveSetup("full-size", 256, rounds=3 if args.full else 2, control_rounds=4)],
+        live=[LiveSetup("full-size", 256, rounds=3 if args.full else 2, control_rounds=4),
+              LiveSetup("full-size", 512, rounds=2, control_rounds=2)],
     )
     if args.full:
         full["restart"].append((Setup("full-size", 512, 4, 0, 0), [0.1, 0.5, 0.9]))
