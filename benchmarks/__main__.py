@@ -270,7 +270,7 @@ def main(argv=None) -> int:
         from . import comfy_bench
 
         run.section("ComfyUI server", lambda: comfy_bench.run(args.server, args.server_model, 128, 6, 6,
-                                                              emit=run.emit, say=run.say))
+                                                              emit=run.emit, say=run.say, local="same"))
 
     for entry in plan(args):
         model = entry["model"]

@@ -1,6 +1,7 @@
 """ComfyUI backend figures against a real server (loopback):
 
     python -m benchmarks.comfy_bench --server http://127.0.0.1:8188 [--model CKPT] [--size 128] [--steps 6]
+        [--local same|tiny|none]
 
 (or `python -m benchmarks --server URL`, which adds these figures to BENCHMARKS.md).
 Client overhead: a job's wall time in generate() outside the server's execution (until its
@@ -9,6 +10,11 @@ work, the POST /prompt round trip and the server's pick-up. Bytes per preview fr
 Live restart: a stale job is stopped (should_stop) after its first preview and a denoise-only
 request follows at once; from that request to the server saying the stale job was interrupted, and
 to the new job's first preview. A dial-only change must upload nothing.
+Side by side, in the same run: the local engine at the same size, steps, sampler and denoise changes.
+`--local same` (default) builds, with random weights, the architecture of the smallest checkpoint a
+ComfyUI server takes as SD1.5 (a UNet with one 320-channel level, the full-size VAE and CLIP text
+encoder: what tests/comfy_recordings' server runs); `tiny` the tests' tiny model. Weights do not change
+the time a step takes, only the architecture does.
 """
 
 from __future__ import annotations
@@ -31,7 +37,7 @@ def _sketch(size: int) -> Image.Image:
     return image
 
 
-def run(server: str, model: str | None, size: int, steps: int, rounds: int, emit, say) -> None:
+def run(server: str, model: str | None, size: int, steps: int, rounds: int, emit, say, local: str = "none") -> None:
     from sketchpad.backends.comfy.client import ComfyBackend
     from sketchpad.core.params import GenerationParams
 
@@ -43,7 +49,7 @@ def run(server: str, model: str | None, size: int, steps: int, rounds: int, emit
     backend.generate(base.replace(strength=0.45), sketch)  # warm-up: load the checkpoint, encode prompt and sketch
 
     overhead, frame_bytes, step_times = [], [], []
-    own, posting, pickup = [], [], []
+    own, posting, pickup, server_jobs = [], [], [], []
     uploads_before = backend.uploads
     for i in range(rounds):
         # each round a new denoise: the server re-runs the sampler and decoder, nothing else
@@ -55,6 +61,7 @@ def run(server: str, model: str | None, size: int, steps: int, rounds: int, emit
         own.append((t["submitted"] - t["started"] - t["posted"]) + (t["finished"] - t["server_ended"]))
         posting.append(t["posted"])
         pickup.append(t["server_started"] - t["submitted"])
+        server_jobs.append(t["finished"] - t["started"])
 
         frame_bytes += t["preview_bytes"]
         times = t["preview_times"]
@@ -70,6 +77,17 @@ def run(server: str, model: str | None, size: int, steps: int, rounds: int, emit
     emit(Figure(SECTION, setup, "bytes per preview frame", [round(b / 1024, 1) for b in frame_bytes], "KiB",
                 note="JPEG at the server's --preview-size"))
     emit(Figure(SECTION, setup, "server step time (between previews)", step_times, "s"))
+    emit(Figure(SECTION, setup, "server: wall time per denoise change (call -> picture)", server_jobs, "s"))
+    if local != "none":
+        say(f"local engine ({local} architecture) on this computer, the same jobs")
+        local_jobs, local_steps = _local_jobs(local, base, sketch, rounds)
+        local_setup = f"local {_LOCAL_LABELS[local]}, {size}x{size}, {steps} steps"
+        emit(Figure(SECTION, local_setup, "local engine step time (between previews)", local_steps, "s"))
+        emit(Figure(SECTION, local_setup, "local engine: wall time per denoise change (call -> picture)", local_jobs,
+                    "s"))
+        emit(Figure(SECTION, setup, "server wall time per job / local engine's", [
+            statistics.median(server_jobs) / statistics.median(local_jobs)], "x", reference=local_setup,
+            note="above 1: the server (here on the same CPU) takes longer than this computer would"))
     emit(Figure(SECTION, setup, "sketches uploaded by dial-only changes", [float(uploads)], "x",
                 target="0", passed=uploads == 0, note=f"{rounds} denoise changes"))
 
@@ -107,6 +125,59 @@ def run(server: str, model: str | None, size: int, steps: int, rounds: int, emit
     backend.close()
 
 
+_LOCAL_LABELS = {"same": "one-level SD1.5 (the server checkpoint's architecture, random weights)",
+                 "tiny": "tiny random model"}
+
+
+def _local_jobs(kind: str, base, sketch: Image.Image, rounds: int) -> tuple[list[float], list[float]]:
+    """The local engine's wall time per denoise change and its step times, for the same requests."""
+    from sketchpad.backends.local.img2img import Img2ImgEngine
+
+    engine = Img2ImgEngine(_local_pipeline(kind), model_name=f"local-{kind}")
+    engine.generate(base.replace(strength=0.45), sketch)  # warm-up, as on the server
+    jobs, steps = [], []
+    for i in range(rounds):
+        times = []
+        started = time.perf_counter()
+        engine.generate(base.replace(strength=0.5 + 0.04 * i), sketch, on_step=lambda _: times.append(time.perf_counter()))
+        jobs.append(time.perf_counter() - started)
+        steps += [b - a for a, b in zip(times, times[1:])]
+    return jobs, steps
+
+
+def _local_pipeline(kind: str):
+    import tempfile
+
+    import torch
+    from diffusers import AutoencoderKL, PNDMScheduler, StableDiffusionImg2ImgPipeline, UNet2DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    from sketchpad import tiny_model
+
+    if kind == "tiny":
+        with tempfile.TemporaryDirectory() as folder:
+            tiny_model.write_tiny_model(folder)
+            pipe = StableDiffusionImg2ImgPipeline.from_pretrained(folder, use_safetensors=True, safety_checker=None,
+                                                                  feature_extractor=None, requires_safety_checker=False)
+        pipe.set_progress_bar_config(disable=True)
+        return pipe
+    torch.manual_seed(0)
+    tokenizer = tiny_model._load_tokenizer()
+    # the UNet of tests/comfy_recordings' server checkpoint (comfy-tools make_ckpt.py), full VAE and CLIP
+    unet = UNet2DConditionModel(
+        sample_size=64, in_channels=4, out_channels=4, layers_per_block=1, block_out_channels=(320,),
+        down_block_types=("CrossAttnDownBlock2D",), up_block_types=("CrossAttnUpBlock2D",), cross_attention_dim=768,
+        attention_head_dim=8, norm_num_groups=32, act_fn="silu", flip_sin_to_cos=True, freq_shift=0)
+    text = CLIPTextModel(CLIPTextConfig(**tiny_model._text_config(
+        True, len(tokenizer), tokenizer.bos_token_id, tokenizer.eos_token_id, tokenizer.pad_token_id)))
+    pipe = StableDiffusionImg2ImgPipeline(
+        vae=AutoencoderKL(**tiny_model._vae_config(True)), text_encoder=text, tokenizer=tokenizer, unet=unet,
+        scheduler=PNDMScheduler.from_config(tiny_model.SD15_SCHEDULER_CONFIG), safety_checker=None, feature_extractor=None,
+        requires_safety_checker=False)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe.to(torch.float32)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.comfy_bench", description=__doc__.split("\n\n")[0])
     parser.add_argument("--server", required=True)
@@ -114,9 +185,12 @@ def main(argv=None) -> int:
     parser.add_argument("--size", type=int, default=128)
     parser.add_argument("--steps", type=int, default=6)
     parser.add_argument("--rounds", type=int, default=6)
+    parser.add_argument("--local", choices=("same", "tiny", "none"), default="same",
+                        help="the local engine side by side (default: the server checkpoint's architecture)")
     args = parser.parse_args(argv)
     run(args.server, args.model, args.size, args.steps, args.rounds,
-        emit=lambda fig: print(console_line(fig), flush=True), say=lambda line: print(line, flush=True))
+        emit=lambda fig: print(console_line(fig), flush=True), say=lambda line: print(line, flush=True),
+        local=args.local)
     return 0
 
 
