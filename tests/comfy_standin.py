@@ -37,8 +37,10 @@ from PIL import Image
 RECORDINGS = Path(__file__).resolve().parent / "comfy_recordings"
 _WS_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 # the order a real server ran our graph's nodes in (recorded); a node not in the graph is skipped.
-# The chained LoraLoaders (nodes 10, 11, ...) ran between the latent and the prompts (lora_img2img).
-EXECUTION_ORDER = ("1", "4", "5", "LORAS", "3", "2", "6", "7", "8")
+# The chained LoraLoaders (nodes 10, 11, ...) ran between the latent and the prompts (lora_img2img);
+# the ControlNet's picture (21) and loader (20) after the latent, its applier (22) before the sampler
+# (control_img2img, recorded with nodes 1-3 cached, so where 2 and 3 fall among 20-22 is not known).
+EXECUTION_ORDER = ("1", "4", "5", "LORAS", "21", "20", "3", "2", "22", "6", "7", "8")
 NEVER_CACHED = {"SaveImageWebsocket"}  # its IS_CHANGED returns the time
 SAMPLERS = {"KSampler", "KSamplerAdvanced"}
 MAX_LISTED_CHOICES = 20  # past this a real server says "(list of length N)"
@@ -49,7 +51,8 @@ def _recorded(name: str) -> dict:
 
 
 class StandIn:
-    def __init__(self, checkpoints=("standin-sd15.safetensors",), *, loras=(), step_seconds=0.01, previews=True,
+    def __init__(self, checkpoints=("standin-sd15.safetensors",), *, loras=(), controlnets=(), step_seconds=0.01,
+                 previews=True,
                  preview_size=64, websocket_output=True, preview_metadata=True, auth: str | None = None,
                  port: int = 0):
         self.checkpoints = list(checkpoints)
@@ -63,6 +66,8 @@ class StandIn:
         nodes["CheckpointLoaderSimple"]["input"]["required"]["ckpt_name"][0] = self.checkpoints
         nodes.update(json.loads(json.dumps(_recorded("object_info_lora")["body"])))
         self.loras = nodes["LoraLoader"]["input"]["required"]["lora_name"][0] = list(loras)  # models/loras
+        nodes.update(json.loads(json.dumps(_recorded("object_info_control")["body"])))
+        self.controlnets = nodes["ControlNetLoader"]["input"]["required"]["control_net_name"][0] = list(controlnets)
         if not websocket_output:
             nodes.pop("SaveImageWebsocket")
         self.nodes = nodes
@@ -222,7 +227,9 @@ class StandIn:
                 errors.append({"type": "value_not_in_list", "message": "Value not in list",
                                "details": f"{name}: '{value}' not in {shown}",
                                "extra_info": {"input_name": name,
-                                              "input_config": config if len(choices) <= MAX_LISTED_CHOICES else None,
+                                              # a real server pads a bare [choices] with {} here
+                                              "input_config": ([choices, config[1] if len(config) > 1 else {}]
+                                                               if len(choices) <= MAX_LISTED_CHOICES else None),
                                               "received_value": value}})
         return errors
 
@@ -430,6 +437,17 @@ class StandIn:
             if image is not None:
                 self._send_image(sid, image, png, meta)
 
+    def _control(self, graph, link) -> list[int]:
+        """The ControlNet steering the sampler (model, strength, range and its picture), as numbers."""
+        node = graph[link[0]]
+        if node["class_type"] != "ControlNetApplyAdvanced":
+            return []
+        inputs = node["inputs"]
+        hint = self.uploads[graph[inputs["image"][0]]["inputs"]["image"]]
+        model = graph[inputs["control_net"][0]]["inputs"]["control_net_name"]
+        key = f"{model}:{float(inputs['strength'])!r}:{inputs['start_percent']!r}:{inputs['end_percent']!r}".encode()
+        return [int.from_bytes(hashlib.sha256(key + hint).digest()[:4], "big")]
+
     def _value(self, graph, link) -> Image.Image:
         """The decoded picture a VAEDecode link stands for: the sketch mixed with seeded noise."""
         decode = graph[link[0]]
@@ -437,7 +455,8 @@ class StandIn:
         inputs = sampler["inputs"]
         seed = int(inputs.get("seed", inputs.get("noise_seed", 0)))
         latent = graph[inputs["latent_image"][0]]
-        noise_rng = np.random.default_rng([seed, *_lora_chain(graph, inputs["model"])])
+        noise_rng = np.random.default_rng([seed, *_lora_chain(graph, inputs["model"]),
+                                           *self._control(graph, inputs["positive"])])
         if latent["class_type"] == "EmptyLatentImage":
             size = (int(latent["inputs"]["width"]), int(latent["inputs"]["height"]))
             return Image.fromarray(noise_rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8))

@@ -121,11 +121,3 @@ def test_a_lora_removed_before_the_job_reaches_the_server_is_the_same_one_line(s
     with pytest.raises(SketchpadError) as caught:
         backend.generate(params(loras=(LoraSpec("a", 1.0),)), sketch())
     assert str(caught.value).startswith("the ComfyUI server has no LoRA a; it has: sketchpad-random-lora")
-
-
-def test_the_controlnet_is_still_refused_on_a_server_in_one_line(server):
-    from sketchpad.core.params import ControlSpec
-    backend = ComfyBackend(server.url, MODEL)
-    with pytest.raises(SketchpadError, match="ControlNet .* runs only on this computer"):
-        backend.generate(params(control=ControlSpec("lllyasviel/control_v11p_sd15_scribble")), sketch())
-    assert server.prompts == []

@@ -12,7 +12,7 @@ from PIL import Image, ImageDraw
 
 from sketchpad.backends.comfy.client import ComfyBackend
 from sketchpad.core.errors import SketchpadError
-from sketchpad.core.params import GenerationParams, LoraSpec
+from sketchpad.core.params import ControlSpec, GenerationParams, LoraSpec
 
 if not os.environ.get("SKETCHPAD_COMFY_URL"):  # only when this file is named on the command line
     pytest.skip("set SKETCHPAD_COMFY_URL to a ComfyUI server's address to run these", allow_module_level=True)
@@ -94,3 +94,15 @@ def test_a_lora_on_the_server_changes_the_picture(backend):
 def test_a_lora_the_server_lacks_is_one_line(backend):
     with pytest.raises(SketchpadError, match="has no LoRA no-such-lora; it has"):
         backend.generate(params(loras=(LoraSpec("no-such-lora", 1.0),)), sketch())
+
+
+def test_the_controlnet_on_the_server_changes_the_picture_and_strength_zero_does_not(backend):
+    """Needs one ControlNet matching the checkpoint in the server's models/controlnet
+    (tests/comfy_recordings/make_server_controlnet.py makes one)."""
+    if not backend.controlnets:
+        pytest.fail("put a ControlNet matching the checkpoint into the server's models/controlnet folder")
+    plain = backend.generate(params(seed=31), sketch())
+    steered = backend.generate(params(seed=31, control=ControlSpec(backend.controlnets[0], 1.0)), sketch())
+    zero = backend.generate(params(seed=31, control=ControlSpec(backend.controlnets[0], 0.0)), sketch())
+    assert not np.array_equal(np.asarray(plain.image), np.asarray(steered.image))
+    assert np.array_equal(np.asarray(plain.image), np.asarray(zero.image))

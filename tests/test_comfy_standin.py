@@ -10,12 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.comfy_recordings.record import record_all, record_lora
+from tests.comfy_recordings.record import Recorder, record_all, record_control, record_lora, sketch_png
 from tests.comfy_standin import StandIn
 
 RECORDINGS = Path(__file__).resolve().parent / "comfy_recordings"
 CHECKPOINT = "sketchpad-tiny-sd15.safetensors"  # the one the real server had when recording
 LORA = "sketchpad-random-lora.safetensors"  # the LoRA in its models/loras (make_server_lora.py)
+CONTROLNET = "sketchpad-random-controlnet.safetensors"  # in its models/controlnet (make_server_controlnet.py)
 JOBS = ("img2img_first", "img2img_denoise_only", "img2img_legacy_frames", "txt2img", "advanced_start_at_step",
         "preview_image_output", "execution_error_out_of_memory")
 REJECTED = ("error_400_missing_checkpoint", "error_400_unknown_sampler", "error_400_unknown_node",
@@ -148,3 +149,34 @@ def test_a_job_through_chained_lora_loaders_matches_the_real_server(replayed_lor
 
 def test_a_missing_lora_gets_the_same_answer(replayed_lora):
     assert replayed_lora["error_400_missing_lora"]["response"] == recorded("error_400_missing_lora")["response"]
+
+
+@pytest.fixture(scope="module")
+def replayed_control():
+    records = {}
+    with StandIn([CHECKPOINT], controlnets=[CONTROLNET], step_seconds=0.02) as server:
+        # the real server had the checkpoint and both prompts cached from a job before: so does this one
+        warm = Recorder(server.url, CHECKPOINT, "stand-in")
+        name = warm.upload("warm.png", sketch_png(1))[1]["name"]
+        ws, _ = warm.connect("warm-up", preview_metadata=True)
+        warm.post_prompt(warm.graph(name, {"seed": 1, "steps": 1, "denoise": 0.5}), "warm-up-job", "warm-up")
+        warm.until_done(ws, "warm-up-job")
+        ws.close()
+        record_control(server.url, CHECKPOINT, "stand-in", CONTROLNET,
+                       sink=lambda name, record: records.__setitem__(name, json.loads(json.dumps(record))))
+    return records
+
+
+def test_controlnet_nodes_are_listed_like_the_real_server(replayed_control):
+    assert replayed_control["object_info_control"]["body"] == recorded("object_info_control")["body"]
+
+
+def test_a_controlnet_job_matches_the_real_server(replayed_control):
+    real, standin = recorded("control_img2img"), replayed_control["control_img2img"]
+    assert standin["response"]["status"] == real["response"]["status"] == 200
+    assert sequence(standin["messages"]) == sequence(real["messages"])
+
+
+def test_a_missing_controlnet_gets_the_same_answer(replayed_control):
+    assert replayed_control["error_400_missing_controlnet"]["response"] == \
+        recorded("error_400_missing_controlnet")["response"]

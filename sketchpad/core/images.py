@@ -168,3 +168,8 @@ def _wide_grey_to_rgb(image: Image.Image) -> Image.Image:
 def _first_line(error: BaseException) -> str:
     text = str(error).strip().splitlines()
     return text[0] if text else type(error).__name__
+
+
+def scribble_image(sketch: Image.Image) -> Image.Image:
+    """The sketch as scribble ControlNets expect it: white lines on black, three channels."""
+    return ImageOps.invert(sketch.convert("L")).convert("RGB")

@@ -11,6 +11,10 @@ LoRA scenarios:
 
     python tests/comfy_recordings/record.py http://127.0.0.1:8188 CHECKPOINT.safetensors COMMIT --lora LORA.safetensors
 
+and with a ControlNet in its models/controlnet (make_server_controlnet.py), the ControlNet scenarios:
+
+    python tests/comfy_recordings/record.py http://127.0.0.1:8188 CHECKPOINT.safetensors COMMIT --control CN.safetensors
+
 It talks raw HTTP and websocket (not Sketchpad's client), so the fixtures say what the server does,
 not what the client expects. Binary frames are summarised (header fields, byte count, decoded image
 size), never stored whole.
@@ -282,6 +286,35 @@ def record_lora(base: str, ckpt: str, commit: str, lora: str, sink=write_fixture
     ws.close()
 
 
+def record_control(base: str, ckpt: str, commit: str, controlnet: str, sink=write_fixture) -> None:
+    """The ControlNet scenarios: the loader's and applier's /object_info entries, an img2img job steered
+    by ControlNetApplyAdvanced fed with a second uploaded picture, and a ControlNet the server lacks."""
+    r = Recorder(base, ckpt, commit)
+    nodes = {}
+    for node in ("ControlNetLoader", "ControlNetApplyAdvanced"):
+        status, info = r.http("GET", f"/object_info/{node}")
+        nodes.update(info)
+    sink("object_info_control", {"comfyui_commit": commit, "status": status, "body": nodes})
+    name = r.upload(f"sketchpad-{uuid.uuid4().hex[:8]}.png", sketch_png(3))[1]["name"]
+    hint = r.upload(f"sketchpad-{uuid.uuid4().hex[:8]}.png", sketch_png(4))[1]["name"]
+    client = uuid.uuid4().hex
+    ws, _ = r.connect(client, preview_metadata=True)
+    for label, model in (("control_img2img", controlnet), ("error_400_missing_controlnet", "no-such-controlnet.safetensors")):
+        graph = r.graph(name, {"seed": 1, "steps": 3, "denoise": 0.5})
+        graph["20"] = {"class_type": "ControlNetLoader", "inputs": {"control_net_name": model}}
+        graph["21"] = {"class_type": "LoadImage", "inputs": {"image": hint}}
+        graph["22"] = {"class_type": "ControlNetApplyAdvanced", "inputs": {
+            "positive": ["2", 0], "negative": ["3", 0], "control_net": ["20", 0], "image": ["21", 0],
+            "strength": 0.8, "start_percent": 0.0, "end_percent": 1.0}}
+        graph["6"]["inputs"]["positive"], graph["6"]["inputs"]["negative"] = ["22", 0], ["22", 1]
+        pid = str(uuid.uuid4())
+        status, response = r.post_prompt(graph, pid, client)
+        messages = r.until_done(ws, pid) if status == 200 else []
+        sink(label, {"comfyui_commit": commit, "prompt_id": pid, "client_id": client, "graph": graph,
+                     "response": {"status": status, "body": response}, "messages": messages})
+    ws.close()
+
+
 def summarise_queue(response):
     """Queue entries as [number, prompt_id, client_id]: the graphs themselves are long and known."""
     status, body = response
@@ -290,7 +323,9 @@ def summarise_queue(response):
 
 
 if __name__ == "__main__":
-    if "--lora" in sys.argv:
+    if "--control" in sys.argv:
+        record_control(*sys.argv[1:4], controlnet=sys.argv[sys.argv.index("--control") + 1])
+    elif "--lora" in sys.argv:
         record_lora(*sys.argv[1:4], lora=sys.argv[sys.argv.index("--lora") + 1])
     else:
         record_all(*sys.argv[1:4])

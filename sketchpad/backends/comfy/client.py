@@ -20,14 +20,14 @@ from PIL import Image, UnidentifiedImageError
 
 from ...core.backend import GenerationResult, OnStep, ShouldStop, StepPreview
 from ...core.errors import SketchpadError
-from ...core.images import prepare_sketch
+from ...core.images import prepare_sketch, scribble_image
 from ...core.params import GenerationParams
 from ...core.schedule import plan_steps
 from . import failures
 from .connection import Connection, ConnectionLost, ServerError, parse_server_url
 from .frames import parse_frame
-from .loras import missing_lora, server_lora_name, with_local_hash
-from .workflow import FILE_OUTPUT, WEBSOCKET_OUTPUT, Graph, build_graph, comfy_sampler, our_scheduler
+from .loras import missing_lora, missing_model, server_file, server_lora_name, with_local_hash
+from .workflow import FILE_OUTPUT, WEBSOCKET_OUTPUT, Graph, ServerControl, build_graph, comfy_sampler, our_scheduler
 
 POLL = 0.02  # seconds between should_stop checks while waiting for the server
 RECONNECT_DELAYS = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0)  # backoff after a dropped websocket
@@ -66,9 +66,11 @@ class ComfyBackend:
         self._post_seconds = 0.0
 
         self._connect()
-        info = self._node_info("CheckpointLoaderSimple", "KSampler", "KSamplerAdvanced", WEBSOCKET_OUTPUT, "LoraLoader")
+        info = self._node_info("CheckpointLoaderSimple", "KSampler", "KSamplerAdvanced", WEBSOCKET_OUTPUT, "LoraLoader",
+                               "ControlNetLoader")
         self.checkpoints = _choices(info, "CheckpointLoaderSimple", "ckpt_name")
         self.loras = _choices(info, "LoraLoader", "lora_name")
+        self.controlnets = _choices(info, "ControlNetLoader", "control_net_name")
         self._samplers = _choices(info, "KSampler", "sampler_name")
         self._schedulers = _choices(info, "KSampler", "scheduler")
         self._output_class = WEBSOCKET_OUTPUT if WEBSOCKET_OUTPUT in info else FILE_OUTPUT
@@ -89,10 +91,8 @@ class ComfyBackend:
         self.last_timing = {}
         params = params.validated().with_concrete_seed()
         stop = should_stop or (lambda: False)
-        if params.control is not None:
-            raise SketchpadError("the ControlNet (Keep my lines) runs only on this computer for now; "
-                                 "leave it out with a server")
         server_loras = self._server_loras(params)
+        control_model = self._server_controlnet(params)
         params = params.replace(loras=tuple(with_local_hash(lora) for lora in params.loras))
         sketch = prepare_sketch(sketch)
         plan = plan_steps(params)
@@ -103,17 +103,23 @@ class ComfyBackend:
         if stop():
             return None
         self._ensure_socket()
-        image_name = None if plan.from_pure_noise else self._upload(sketch)
-        graph = build_graph(params, plan, self.model_name, sampler, sketch.size, image_name, self._output_class,
-                            server_loras)
+
+        def upload_and_build() -> Graph:
+            image_name = None if plan.from_pure_noise else self._upload(sketch)
+            control = None
+            if control_model is not None:  # the lines it keeps: the sketch inverted, sent like the sketch
+                control = ServerControl(control_model, self._upload(scribble_image(sketch)), params.control.strength)
+            return build_graph(params, plan, self.model_name, sampler, sketch.size, image_name, self._output_class,
+                               server_loras, control)
+
+        graph = upload_and_build()
         prompt_id = str(uuid.uuid4())
         try:
             self._submit(graph, prompt_id, params.preview_method)
         except _SketchGone:
-            # the server lost its input folder (a restart, a clean-up): send the sketch again, once
+            # the server lost its input folder (a restart, a clean-up): send the pictures again, once
             self._uploaded.clear()
-            graph = build_graph(params, plan, self.model_name, sampler, sketch.size, self._upload(sketch),
-                                self._output_class, server_loras)
+            graph = upload_and_build()
             self._submit(graph, prompt_id, params.preview_method, retry=False)
         submitted = time.perf_counter()
         try:
@@ -157,6 +163,26 @@ class ComfyBackend:
             if name is None:
                 raise missing_lora(lora, self.loras)
         return tuple((name, float(lora.weight)) for lora, name in zip(params.loras, names))
+
+    def _server_controlnet(self, params: GenerationParams) -> str | None:
+        """The server's file for the request's ControlNet; None without one or at strength 0 (then the
+        graph is exactly the one without it)."""
+        spec = params.control
+        if spec is None or spec.strength == 0:
+            return None
+        if (spec.start, spec.end) != (0.0, 1.0):
+            # ComfyUI's start/end percent count along the whole noise schedule, ours along the steps
+            # that run: with a denoise below 1 they differ, so only the full range means the same
+            raise SketchpadError(f"on a ComfyUI server the ControlNet steers every step for now: use the range 0:1 "
+                                 f"(got {spec.start:g}:{spec.end:g})")
+        name = server_file(spec.model, self.controlnets)
+        if name is None:
+            self.controlnets = _choices(self._conn.get("/object_info/ControlNetLoader") or {}, "ControlNetLoader",
+                                        "control_net_name")
+            name = server_file(spec.model, self.controlnets)
+        if name is None:
+            raise missing_model("ControlNet", spec.model, self.controlnets, "models/controlnet")
+        return name
 
     # -- connecting -----------------------------------------------------------------------------
     def _connect(self) -> None:
@@ -225,7 +251,7 @@ class ComfyBackend:
         if status == 400:
             if retry and failures.names_missing_image(answer):
                 raise _SketchGone()
-            raise failures.rejected_prompt(answer, self.checkpoints, self.loras)
+            raise failures.rejected_prompt(answer, self.checkpoints, self.loras, self.controlnets)
 
     def _follow(self, job: "_Job", on_step: OnStep, stop: ShouldStop) -> Image.Image | None:
         while True:

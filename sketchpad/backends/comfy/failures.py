@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from ...core.errors import SketchpadError
-from ...core.params import LoraSpec
-from .loras import missing_lora
+from .loras import missing_model
 
 _OUT_OF_MEMORY = ("out of memory", "outofmemory", "can't allocate memory", "not enough memory", "cannot allocate memory")
 
 
-def rejected_prompt(body, checkpoints: list[str] | None = None, loras: list[str] | None = None) -> SketchpadError:
+def rejected_prompt(body, checkpoints: list[str] | None = None, loras: list[str] | None = None,
+                    controlnets: list[str] | None = None) -> SketchpadError:
     """HTTP 400 from POST /prompt: the first node error in plain words."""
     body = body if isinstance(body, dict) else {}
     for node_id, node in (body.get("node_errors") or {}).items():
@@ -18,9 +18,11 @@ def rejected_prompt(body, checkpoints: list[str] | None = None, loras: list[str]
             name = (error.get("extra_info") or {}).get("input_name")
             if name == "ckpt_name":
                 return missing_checkpoint((error.get("extra_info") or {}).get("received_value", "?"), checkpoints or [])
-            if name == "lora_name":  # removed from the server between our look and the job
-                gone = str((error.get("extra_info") or {}).get("received_value", "?"))
-                return missing_lora(LoraSpec(gone), [lora for lora in loras or [] if lora != gone])
+            for field, kind, listed, folder in (("lora_name", "LoRA", loras, "models/loras"),
+                                                ("control_net_name", "ControlNet", controlnets, "models/controlnet")):
+                if name == field:  # removed from the server between our look and the job
+                    gone = str((error.get("extra_info") or {}).get("received_value", "?"))
+                    return missing_model(kind, gone, [item for item in listed or [] if item != gone], folder)
             return SketchpadError(f"the ComfyUI server rejected the request: {node.get('class_type', 'node ' + node_id)}: "
                                   f"{_first_line(details)}")
     error = body.get("error")

@@ -1,4 +1,5 @@
-"""A request's LoRAs on a ComfyUI server: nothing is uploaded; each must be a file the server has.
+"""A request's LoRAs (and ControlNet) on a ComfyUI server: nothing is uploaded; each must be a file the
+server has (its models/loras, models/controlnet).
 
 ComfyUI reads LoRAs from its own models/loras folder and lists them in /object_info (LoraLoader's
 lora_name). A request names a LoRA by a local path, a Hugging Face id or a server file name; all three
@@ -19,9 +20,14 @@ SHOWN = 5  # server LoRAs named in the error line
 
 def server_lora_name(spec: LoraSpec, available: list[str]) -> str | None:
     """The server's file for this LoRA, or None when it has none by that name."""
-    if spec.source in available:
-        return spec.source
-    wanted = spec.name.lower()
+    return server_file(spec.source, available)
+
+
+def server_file(source: str, available: list[str]) -> str | None:
+    """The server's .safetensors file named like `source` (a path, a Hub id or a server name), or None."""
+    if source in available:
+        return source
+    wanted = _stem(source).lower()
     for name in available:
         if _stem(name).lower() == wanted:
             return name
@@ -29,12 +35,17 @@ def server_lora_name(spec: LoraSpec, available: list[str]) -> str | None:
 
 
 def missing_lora(spec: LoraSpec, available: list[str]) -> SketchpadError:
-    asked = spec.name if spec.source in (spec.name, spec.name + ".safetensors") else f"{spec.name} ({spec.source})"
+    return missing_model("LoRA", spec.source, available, "models/loras")
+
+
+def missing_model(kind: str, source: str, available: list[str], folder: str) -> SketchpadError:
+    name = _stem(source)
+    asked = name if source in (name, name + ".safetensors") else f"{name} ({source})"
     if not available:
-        return SketchpadError(f"the ComfyUI server has no LoRA {asked}; it has none: put {spec.name}.safetensors "
-                              "in its models/loras folder")
+        return SketchpadError(f"the ComfyUI server has no {kind} {asked}; it has none: put {name}.safetensors "
+                              f"in its {folder} folder")
     shown = ", ".join(available[:SHOWN]) + (f" (and {len(available) - SHOWN} more)" if len(available) > SHOWN else "")
-    return SketchpadError(f"the ComfyUI server has no LoRA {asked}; it has: {shown}")
+    return SketchpadError(f"the ComfyUI server has no {kind} {asked}; it has: {shown}")
 
 
 def with_local_hash(spec: LoraSpec) -> LoraSpec:

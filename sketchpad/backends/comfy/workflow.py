@@ -2,7 +2,9 @@
 
 Only built-in nodes: CheckpointLoaderSimple, one LoraLoader per LoRA (chained: each takes the model
 and CLIP of the one before), CLIPTextEncode, LoadImage + VAEEncode (or EmptyLatentImage for
-text-to-image), KSampler or KSamplerAdvanced, VAEDecode, and the output node
+text-to-image), for "Keep my lines" ControlNetLoader + a second LoadImage (the inverted sketch) +
+ControlNetApplyAdvanced between the prompts and the sampler, KSampler or KSamplerAdvanced,
+VAEDecode, and the output node
 (SaveImageWebsocket where the server has it, else PreviewImage, whose files go to the server's
 temp folder and not its output folder).
 """
@@ -29,6 +31,18 @@ DEFAULT_SCHEDULER = "euler"  # a server has no "model's own" scheduler; Euler is
 SAMPLER_NODE = "6"
 OUTPUT_NODE = "8"
 FIRST_LORA_NODE = 10  # LoRA i is node str(10 + i)
+CONTROL_LOADER, CONTROL_IMAGE, CONTROL_APPLY = "20", "21", "22"
+
+
+@dataclass(frozen=True)
+class ServerControl:
+    """The ControlNet as the server runs it: its file there and the uploaded control picture."""
+
+    model: str
+    image: str
+    strength: float
+    start: float = 0.0
+    end: float = 1.0
 WEBSOCKET_OUTPUT = "SaveImageWebsocket"
 FILE_OUTPUT = "PreviewImage"
 
@@ -71,12 +85,14 @@ def build_graph(
     image_name: str | None,
     output_class: str = WEBSOCKET_OUTPUT,
     loras: tuple[tuple[str, float], ...] = (),
+    control: ServerControl | None = None,
 ) -> Graph:
     """The prompt for a validated request with a concrete seed and a plan that runs steps.
 
     `image_name` is the uploaded sketch; it is not used (and may be None) for text-to-image.
     `loras`: (server file name, weight) pairs; the weight goes to both the UNet and the text encoder,
     as the local engine fuses it. A weight of 0 changes nothing, so it adds no node.
+    `control`: the ControlNet; at strength 0 the graph has none of its nodes (exactly the picture without it).
     """
     if plan.run_steps == 0:
         raise ValueError("a plan that runs no steps needs no server")
@@ -101,13 +117,23 @@ def build_graph(
             raise ValueError("image-to-image needs the uploaded sketch")
         nodes["4"] = _node("LoadImage", image=image_name)
         nodes["5"] = _node("VAEEncode", pixels=["4", 0], vae=["1", 2])
-    nodes[SAMPLER_NODE] = _sampler_node(params, plan, sampler, model)
+    conditioning = (["2", 0], ["3", 0])
+    if control is not None and control.strength > 0:
+        nodes[CONTROL_LOADER] = _node("ControlNetLoader", control_net_name=control.model)
+        nodes[CONTROL_IMAGE] = _node("LoadImage", image=control.image)
+        nodes[CONTROL_APPLY] = _node(
+            "ControlNetApplyAdvanced", positive=["2", 0], negative=["3", 0], control_net=[CONTROL_LOADER, 0],
+            image=[CONTROL_IMAGE, 0], strength=float(control.strength), start_percent=float(control.start),
+            end_percent=float(control.end))
+        conditioning = ([CONTROL_APPLY, 0], [CONTROL_APPLY, 1])
+    nodes[SAMPLER_NODE] = _sampler_node(params, plan, sampler, model, conditioning)
     return Graph(nodes, SAMPLER_NODE, OUTPUT_NODE, output_class)
 
 
-def _sampler_node(params: GenerationParams, plan: StepPlan, sampler: tuple[str, str], model: list) -> dict:
+def _sampler_node(params: GenerationParams, plan: StepPlan, sampler: tuple[str, str], model: list,
+                  conditioning: tuple[list, list]) -> dict:
     common = dict(
-        model=model, positive=["2", 0], negative=["3", 0], latent_image=["5", 0],
+        model=model, positive=conditioning[0], negative=conditioning[1], latent_image=["5", 0],
         cfg=float(params.cfg), sampler_name=sampler[0], scheduler=sampler[1],
     )
     if plan.from_pure_noise:

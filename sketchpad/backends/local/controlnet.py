@@ -12,9 +12,10 @@ import os
 from pathlib import Path
 
 import torch
-from PIL import Image, ImageOps
+from PIL import Image
 
 from ...core.errors import SketchpadError
+from ...core.images import scribble_image  # noqa: F401 (shared with the server backend)
 from ...core.params import ControlSpec
 from ...core.sources import ModelSource
 
@@ -78,11 +79,6 @@ def load_controlnet(source: ModelSource, device, dtype):
             text = "it is not in the Hugging Face cache and Sketchpad is offline"
         raise SketchpadError(f"could not load the ControlNet {source.location}: {text}") from None
     return model.to(device).eval()
-
-
-def scribble_image(sketch: Image.Image) -> Image.Image:
-    """The sketch as scribble ControlNets expect it: white lines on black, three channels."""
-    return ImageOps.invert(sketch.convert("L")).convert("RGB")
 
 
 class ControlNetSlot:
