@@ -587,3 +587,54 @@ def test_model_control_offers_recent_models(panel):
     combo.activated.emit(1)  # as a person picks it from the list
     combo.activated.emit(0)  # the one in use: nothing to do
     assert chosen == ["stable-diffusion-v1-5/stable-diffusion-v1-5"]
+
+
+# ---- GenerationPanel: "Keep my lines" -----------------------------------------------------
+def test_keep_my_lines_row_writes_params_control(panel, tmp_path):
+    from sketchpad.core.params import ControlSpec
+    assert panel.params().control is None  # off by default
+    model = str(tmp_path / "scribble.safetensors")
+    panel.control_model_edit.setText(model)
+    panel.control_strength_spin.setValue(0.8)
+    panel.control_start_spin.setValue(0.1)
+    panel.control_end_spin.setValue(0.9)
+    assert panel.params().control is None  # unchecked: no ControlNet whatever the row says
+    with qtbot_signal(panel):
+        panel.control_checkbox.setChecked(True)
+    assert panel.params().control == ControlSpec(model=model, strength=0.8, start=0.1, end=0.9)
+    panel.control_strength_spin.setValue(0.0)
+    assert panel.params().control is None  # strength 0 means no ControlNet
+
+
+def test_keep_my_lines_restored_by_set_params(panel):
+    from sketchpad.core.params import ControlSpec
+    spec = ControlSpec(model="lllyasviel/control_v11p_sd15_scribble", strength=1.5, start=0.2, end=0.7)
+    panel.set_params(GenerationParams(prompt="a", control=spec))
+    assert panel.control_checkbox.isChecked() and not panel._control_model_row.isHidden()
+    assert panel.params().control == spec
+    panel.set_params(GenerationParams(prompt="a"))
+    assert not panel.control_checkbox.isChecked() and panel.params().control is None
+
+
+def test_keep_my_lines_checked_without_model_says_so(panel):
+    from sketchpad.core.errors import SketchpadError
+    panel.control_checkbox.setChecked(True)
+    with pytest.raises(SketchpadError, match="ControlNet needs a model"):
+        panel.params()
+
+
+class qtbot_signal:
+    """Asserts the panel says params_changed inside the block."""
+
+    def __init__(self, panel):
+        self.panel, self.seen = panel, []
+
+    def __enter__(self):
+        self.panel.params_changed.connect(self._seen)
+
+    def _seen(self):
+        self.seen.append(1)
+
+    def __exit__(self, *exc):
+        self.panel.params_changed.disconnect(self._seen)
+        assert self.seen, "params_changed was not emitted"

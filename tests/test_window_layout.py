@@ -84,3 +84,14 @@ def test_a_successful_save_clears_an_old_error(qtbot, window):  # noqa: F811
     assert window.preview.error_text()
     window.report("Saved /tmp/out/sketchpad-0001.png")
     assert window.preview.error_text() == "" and window.preview.error_bar.isHidden()
+
+
+@pytest.mark.parametrize("width, height", [(1280, 800), (1024, 640)])
+def test_keep_my_lines_row_fits_without_sideways_scrolling(qtbot, tmp_path, width, height):
+    win = make_window(qtbot, tmp_path, "someone/not-loaded")
+    win.panel.control_checkbox.setChecked(True)  # shows the model's row too
+    win.panel.control_model_edit.setText("/a/rather/long/path/to/models/controlnet/control_v11p_sd15_scribble.safetensors")
+    _settle(qtbot, win, width, height)
+    for area in win.findChildren(QScrollArea):
+        assert not area.horizontalScrollBar().isVisible(), area
+    assert win.panel.control_choose_button.isVisible()

@@ -13,13 +13,14 @@ import random
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QFont, QFontDatabase, QFontMetrics
-from PySide6.QtWidgets import (QButtonGroup, QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QFrame,
-                               QGridLayout, QGroupBox, QHBoxLayout, QLabel, QPlainTextEdit, QProgressBar,
+from PySide6.QtWidgets import (QButtonGroup, QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout,
+                               QFrame, QGridLayout, QGroupBox, QHBoxLayout, QLabel, QLineEdit, QPlainTextEdit,
+                               QProgressBar,
                                QPushButton, QRadioButton, QScrollArea, QSizePolicy, QSpinBox, QStyle,
                                QToolButton, QVBoxLayout, QWidget)
 
-from sketchpad.core.params import (MAX_SEED, MAX_STEPS, PREVIEW_METHODS, RANDOM_SEED,
-                                     SCHEDULERS, GenerationParams)
+from sketchpad.core.params import (MAX_CONTROL_STRENGTH, MAX_SEED, MAX_STEPS, PREVIEW_METHODS, RANDOM_SEED,
+                                     SCHEDULERS, ControlSpec, GenerationParams)
 from sketchpad.core.presets import PRESET_TABLE, apply_preset
 from sketchpad.core.registry import SCHEDULER_LABELS
 
@@ -66,9 +67,8 @@ class GenerationPanel(QWidget):
         super().__init__(parent)
         self._quiet = 0  # > 0 while values are restored or derived: params_changed held back
         self._used_seed: int | None = None
-        # shown by no widget yet (LoRAs, ControlNet): kept so a loaded request round-trips
+        # shown by no widget yet (LoRAs): kept so a loaded request round-trips
         self._loras: tuple = ()
-        self._control = None
         self._glyph = _glyphs()
         self.backend_picker = BackendPicker(self)  # the window binds it to the session
         self.model_picker = ModelPicker(self)
@@ -123,6 +123,7 @@ class GenerationPanel(QWidget):
         form.addRow("Preset", self.preset_combo)
         form.addRow("Steps", _row(self.steps_spin, QLabel("CFG", self), self.cfg_spin, stretch=(0, 2)))
         form.addRow("Sampler", _row(self.scheduler_combo, self.preview_combo, stretch=(0, 1)))
+        self._build_control(form)
         col.addLayout(form)
         col.addStretch(1)
         self.settings_area.setWidget(settings)
@@ -146,8 +147,13 @@ class GenerationPanel(QWidget):
         for signal in (self.prompt_edit.textChanged, self.negative_edit.textChanged,
                        self.steps_spin.valueChanged, self.cfg_spin.valueChanged,
                        self.scheduler_combo.currentIndexChanged, self.preview_combo.currentIndexChanged,
-                       self.dial.valueChanged, self.start_spin.valueChanged):
+                       self.dial.valueChanged, self.start_spin.valueChanged,
+                       self.control_checkbox.toggled, self.control_strength_spin.valueChanged,
+                       self.control_model_edit.textChanged, self.control_start_spin.valueChanged,
+                       self.control_end_spin.valueChanged):
             signal.connect(self._changed)
+        self.control_checkbox.toggled.connect(self._show_control)
+        self.control_choose_button.clicked.connect(self._choose_control_model)
         self.seed_box.valueChanged.connect(self._seed_edited)
         self.lock_button.clicked.connect(self.set_locked)
         self.preset_combo.activated.connect(self._preset_chosen)
@@ -179,8 +185,18 @@ class GenerationPanel(QWidget):
             start_at_step=None if use_denoise else self.start_spin.value(),
             steps=self.steps_spin.value(), cfg=round(self.cfg_spin.value(), 2), seed=seed,
             scheduler=self.scheduler_combo.currentData(), preview_method=self.preview_combo.currentData(),
-            loras=self._loras, preset=self.preset_combo.currentData(), control=self._control,
+            loras=self._loras, preset=self.preset_combo.currentData(), control=self.control(),
         ).validated()
+
+    def control(self) -> ControlSpec | None:
+        """"Keep my lines" as the row says it; unchecked or strength 0 means no ControlNet.
+        Checked with no model is an error the person should see (validated() says so)."""
+        strength = round(self.control_strength_spin.value(), 2)
+        if not self.control_checkbox.isChecked() or strength == 0:
+            return None
+        return ControlSpec(model=self.control_model_edit.text().strip(), strength=strength,
+                           start=round(self.control_start_spin.value(), 2),
+                           end=round(self.control_end_spin.value(), 2)).validated()
 
     def set_params(self, p: GenerationParams, *, emit: bool = False) -> None:
         """Show a request (from a saved PNG or the history). A concrete seed is kept, so Generate
@@ -202,7 +218,13 @@ class GenerationPanel(QWidget):
             else:
                 self.start_spin.setValue(p.start_at_step)
                 self.start_radio.setChecked(True)
-            self._loras, self._control = p.loras, p.control
+            self._loras = p.loras
+            self.control_checkbox.setChecked(p.control is not None)
+            if p.control is not None:  # without one the row keeps its model, so re-checking restores it
+                self.control_model_edit.setText(p.control.model)
+                self.control_strength_spin.setValue(p.control.strength)
+                self.control_start_spin.setValue(p.control.start)
+                self.control_end_spin.setValue(p.control.end)
             self.preset_combo.setCurrentIndex(max(0, self.preset_combo.findData(p.preset)))
             self._show_preset()
         self._quietly(restore, emit=emit)
@@ -307,6 +329,44 @@ class GenerationPanel(QWidget):
         grid.addWidget(self.denoise_label, 2, 0)  # "0.75 · restyle", in the band's colour
         grid.addWidget(self.start_spin, 2, 1)
         return box
+
+    def _build_control(self, form: QFormLayout) -> None:
+        """"Keep my lines": compact rows, so the panel gets no wider."""
+        self.control_checkbox = QCheckBox("Keep my lines", self, toolTip="Steer the picture with the sketch's "
+                                          "lines (a scribble / line-art ControlNet), even at high denoise")
+        self.control_strength_spin = QDoubleSpinBox(self, minimum=0.0, maximum=MAX_CONTROL_STRENGTH, singleStep=0.1,
+                                                    decimals=2, value=1.0, toolTip="How firmly the lines steer "
+                                                    "(0: not at all, the picture without ControlNet)")
+        self.control_start_spin = QDoubleSpinBox(self, minimum=0.0, maximum=1.0, singleStep=0.05, decimals=2,
+                                                 value=0.0, toolTip="From this fraction of the steps")
+        self.control_end_spin = QDoubleSpinBox(self, minimum=0.0, maximum=1.0, singleStep=0.05, decimals=2,
+                                               value=1.0, toolTip="Until this fraction of the steps")
+        self.control_model_edit = QLineEdit(self, placeholderText="ControlNet: id, folder or .safetensors",
+                                            toolTip="A scribble / line-art ControlNet for SD 1.5: a Hugging Face "
+                                            "id, a diffusers folder or a single .safetensors file")
+        self.control_model_edit.setMinimumWidth(60)
+        self.control_choose_button = QToolButton(self, text="Choose…", toolTip="Choose a ControlNet file")
+        form.addRow("Lines", _row(self.control_checkbox, self.control_strength_spin, self.control_start_spin,
+                                  QLabel("–", self), self.control_end_spin, stretch=()))
+        # the model's row only while the lines are kept: unchecked, the settings fit 1280x800 unscrolled
+        self._control_model_row = QWidget(self)
+        model_row = _row(self.control_model_edit, self.control_choose_button)
+        model_row.setContentsMargins(0, 0, 0, 0)
+        self._control_model_row.setLayout(model_row)
+        form.addRow("", self._control_model_row)
+        self._show_control()
+
+    def _show_control(self, *_) -> None:
+        on = self.control_checkbox.isChecked()
+        for widget in (self.control_strength_spin, self.control_start_spin, self.control_end_spin):
+            widget.setEnabled(on)
+        self._control_model_row.setVisible(on)
+
+    def _choose_control_model(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Choose a ControlNet", self.control_model_edit.text(),
+                                              "ControlNet (*.safetensors);;All files (*)")
+        if path:
+            self.control_model_edit.setText(path)
 
     def _fit_settings_width(self) -> None:
         """The scroll area never scrolls sideways: it is as wide as its content needs, plus room
