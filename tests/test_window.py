@@ -176,3 +176,27 @@ def test_nothing_per_result_outlives_the_history_bound(qtbot, window, monkeypatc
     gc.collect()
     # the worker's outcomes (picture + sketch) are not kept: the session keeps its own bounded entries
     assert len([o for o in gc.get_objects() if type(o) is Outcome]) <= 1  # the last signal's, at most
+
+
+def test_live_dial_turn_shows_a_draft_then_refines_it_with_the_full_vae(qtbot, window):
+    finished = []
+    window.worker.result_ready.connect(lambda outcome: finished.append(window.session.run.params))
+    window.panel.set_live(True)
+    window.panel.set_denoise(0.6)  # a dial turn
+    first = wait_for_new_run(qtbot, window, 0)
+    assert window.session.run.params.draft is True  # while the dial moves: the tiny decoder
+    qtbot.waitUntil(lambda: any(p is not None and not p.draft for p in finished), timeout=WAIT_MS)
+    draft, refined = finished[0], finished[-1]
+    assert draft.draft and not refined.draft
+    assert refined == draft.replace(draft=False)  # the same request, only decoded in full
+    wait_until_idle(qtbot, window)
+    assert window.session.run.request_id > first and not window.session.shown.key.params.draft
+    qtbot.wait(600)  # at rest nothing more is sent
+    assert len(finished) == 2
+
+
+def test_a_plain_generate_is_never_a_draft(qtbot, window):
+    window.panel.set_live(True)
+    assert window.generate() > 0
+    assert window.session.run.params.draft is False
+    wait_until_idle(qtbot, window)

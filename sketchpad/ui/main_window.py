@@ -40,6 +40,9 @@ from .tool_bar import ToolPanel
 from .window_menus import build_menus
 
 LIVE_DEBOUNCE_MS = 120
+# Live sends drafts (TAESD decode) while things change; this long at rest, the last one is refined
+# with the full VAE (the engine reuses its latents: one decode)
+LIVE_REFINE_MS = 400
 NO_MODEL_HELP = (
     "Choose a model with Choose… beside Model, above the prompt. To try everything without a download, "
     "write the tiny test model with `python -m sketchpad.tiny_model ~/tiny` and choose that folder."
@@ -82,6 +85,9 @@ class MainWindow(QMainWindow):
 
         self._live_timer = QTimer(self, singleShot=True, interval=LIVE_DEBOUNCE_MS)
         self._live_timer.timeout.connect(lambda: self.generate(live=True))
+        self._refine_timer = QTimer(self, singleShot=True, interval=LIVE_REFINE_MS)
+        self._refine_timer.timeout.connect(self._refine_draft)
+        self._last_draft = None  # (params, sketch) of the newest Live draft, until it is refined
         self._bind_widgets()
         self._bind_session()
         bind_worker(self.session, worker)
@@ -264,23 +270,51 @@ class MainWindow(QMainWindow):
 
     # ---- generating ----------------------------------------------------------------------
     def generate(self, live: bool = False) -> int:
-        """Post the panel's request; in Live mode one equal to the picture shown or on its way is
-        skipped (returns 0). A request made while the model loads waits for it in the worker."""
+        """Post the panel's request; in Live mode it is a draft (refined once things rest), and one
+        equal to the picture shown or on its way is skipped (returns 0). A request made while the
+        model loads waits for it in the worker. A plain Generate is never a draft."""
         try:
-            params = self.panel.params(for_live=live)
+            params = self.panel.params(for_live=live).replace(draft=live)
         except SketchpadError as error:  # the panel validates; say what is wrong and keep going
             self.report(str(error), error=True)
             return 0
         sketch = self.canvas.image()
+        if live:  # a concrete seed, so the refine makes the same picture as the draft
+            params = params.with_concrete_seed()
+            self._last_draft = (params, sketch)
+            self._refine_timer.start()
+        else:
+            self._last_draft = None
+            self._refine_timer.stop()
+        return self._post(params, sketch, skip_redundant=live)
+
+    def _post(self, params, sketch: QImage, skip_redundant: bool) -> int:
         key = RequestKey.of(params, pixel_digest(sketch))
-        if live and self.session.is_redundant(key):
+        if skip_redundant and self.session.is_redundant(key):
             return 0
         request_id = self.worker.request(params, sketch)
         self.session.run_started(request_id, params, key)
         return request_id
 
+    def _refine_draft(self) -> None:
+        """The same request as the newest draft with the full VAE: after the draft has finished
+        (a refine posted earlier would abort it and redo every step) and while no change is pending.
+        A draft that failed or was cancelled is not refined."""
+        if self._last_draft is None or self._live_timer.isActive():
+            return  # the pending change sends a new draft, which restarts this timer
+        if self.session.run.active:
+            self._refine_timer.start()  # look again once the draft had time to finish
+            return
+        params, sketch = self._last_draft
+        self._last_draft = None
+        shown = self.session.shown
+        if shown is not None and shown.key == RequestKey.of(params, pixel_digest(sketch)):
+            self._post(params.replace(draft=False), sketch, skip_redundant=True)
+
     def cancel(self) -> None:
         self._live_timer.stop()
+        self._refine_timer.stop()
+        self._last_draft = None
         self.worker.cancel()
 
     def _request_edited(self) -> None:
@@ -384,6 +418,7 @@ class MainWindow(QMainWindow):
             event.ignore()
             return
         self._live_timer.stop()
+        self._refine_timer.stop()
         self._note_request()
         save_session(self.settings, self.session)
         save_layout(self.settings, self, self.splitter, self.panel)
