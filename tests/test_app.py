@@ -177,3 +177,20 @@ def test_a_random_seed_is_still_random_after_a_restart(qtbot, window, tmp_path, 
     assert again.panel.seed_box.text() == "random" and not again.panel.is_locked()
     assert again.panel.params().seed == -1
     again.worker.stop()
+
+
+def test_preset_loras_and_keep_my_lines_survive_a_restart(qtbot, window, tmp_path, tiny_model_dir):
+    from sketchpad.core.params import ControlSpec, LoraSpec
+    from sketchpad.core.presets import apply_preset
+    chosen = apply_preset(window.panel.params(), "lcm")
+    chosen = chosen.replace(loras=(*chosen.loras, LoraSpec(str(tmp_path / "ink style.safetensors"), 0.6)),
+                            control=ControlSpec("lllyasviel/control_v11p_sd15_scribble", 1.2, 0.1, 0.8))
+    window.panel.set_params(chosen, emit=True)
+    before = window.panel.params()
+    assert before.preset == "lcm" and len(before.loras) >= 1 and before.control is not None
+    window.close()
+    again = make_window(qtbot, tmp_path, None)
+    restored = again.panel.params()
+    assert (restored.preset, restored.loras, restored.control) == (before.preset, before.loras, before.control)
+    assert again.panel.control_checkbox.isChecked()
+    again.worker.stop()

@@ -8,19 +8,25 @@ from pathlib import Path
 from PySide6.QtCore import QSettings
 from PySide6.QtWidgets import QMainWindow, QSplitter
 
-from ..core.params import GenerationParams
+from ..core.params import ControlSpec, GenerationParams, LoraSpec
 from .generation_panel import GenerationPanel
 from .session import Session
 
 _PARAM_FIELDS = ("prompt", "negative_prompt", "strength", "start_at_step", "steps", "cfg", "seed", "scheduler",
-                 "preview_method")
+                 "preview_method", "preset", "loras", "control")
 
 
 DEFAULT_ARCHIVE_BYTES = 1 << 30  # the space kept results take by default: ~1000 results at 512x512
 
 
 def params_to_dict(params: GenerationParams) -> dict:
-    return {name: getattr(params, name) for name in _PARAM_FIELDS}
+    """Plain JSON values: LoRAs as [{source, weight}], the ControlNet as {model, strength, start, end} or None."""
+    values = {name: getattr(params, name) for name in _PARAM_FIELDS}
+    values["loras"] = [{"source": lora.source, "weight": lora.weight} for lora in params.loras]
+    control = params.control
+    values["control"] = None if control is None else {"model": control.model, "strength": control.strength,
+                                                      "start": control.start, "end": control.end}
+    return values
 
 
 def params_to_json(params: GenerationParams) -> str:
@@ -37,7 +43,12 @@ def params_from_json(text: str) -> GenerationParams | None:
 
 def params_from_dict(values) -> GenerationParams | None:
     try:
-        return GenerationParams(**{k: values[k] for k in _PARAM_FIELDS if k in values}).validated()
+        fields = {k: values[k] for k in _PARAM_FIELDS if k in values}
+        if "loras" in fields:
+            fields["loras"] = tuple(LoraSpec(source=lora["source"], weight=lora["weight"]) for lora in fields["loras"])
+        if fields.get("control") is not None:
+            fields["control"] = ControlSpec(**{k: fields["control"][k] for k in ("model", "strength", "start", "end")})
+        return GenerationParams(**fields).validated()
     except Exception:  # an old or hand-edited settings file must never stop the app from opening
         return None
 
