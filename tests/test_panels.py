@@ -638,3 +638,29 @@ class qtbot_signal:
     def __exit__(self, *exc):
         self.panel.params_changed.disconnect(self._seen)
         assert self.seen, "params_changed was not emitted"
+
+
+# ---- GenerationPanel: LoRAs -----------------------------------------------------------------
+def test_lora_line_writes_params_loras_and_set_params_shows_them(panel):
+    from sketchpad.core.errors import SketchpadError
+    from sketchpad.core.params import LoraSpec
+    panel.lora_edit.setText(r"C:\loras\ink.safetensors:0.6, owner/style-lora")
+    assert panel.params().loras == (LoraSpec(r"C:\loras\ink.safetensors", 0.6), LoraSpec("owner/style-lora", 1.0))
+    panel.lora_edit.setText("")
+    assert panel.params().loras == ()
+    loaded = (LoraSpec("/m/detail.safetensors", 0.25),)
+    panel.set_params(GenerationParams(prompt="a", loras=loaded))
+    assert panel.params().loras == loaded
+    panel.lora_edit.setText("ink.safetensors:heavy")
+    with pytest.raises(SketchpadError, match="weight after ':' must be a number"):
+        panel.params()
+    panel.lora_edit.setText("old.ckpt")
+    with pytest.raises(SketchpadError, match="pickled"):
+        panel.params()
+
+
+def test_choosing_a_few_step_preset_shows_its_lora_in_the_line(panel):
+    index = panel.preset_combo.findData("lcm")
+    panel.preset_combo.setCurrentIndex(index)
+    panel.preset_combo.activated.emit(index)
+    assert panel.params().preset == "lcm" and panel.params().loras and panel.lora_edit.text()

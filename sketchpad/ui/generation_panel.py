@@ -21,6 +21,7 @@ from PySide6.QtWidgets import (QButtonGroup, QCheckBox, QComboBox, QDoubleSpinBo
 
 from sketchpad.core.params import (MAX_CONTROL_STRENGTH, MAX_SEED, MAX_STEPS, PREVIEW_METHODS, RANDOM_SEED,
                                      SCHEDULERS, ControlSpec, GenerationParams)
+from sketchpad.core.lora_text import format_loras, parse_loras
 from sketchpad.core.presets import PRESET_TABLE, apply_preset
 from sketchpad.core.registry import SCHEDULER_LABELS
 
@@ -67,8 +68,6 @@ class GenerationPanel(QWidget):
         super().__init__(parent)
         self._quiet = 0  # > 0 while values are restored or derived: params_changed held back
         self._used_seed: int | None = None
-        # shown by no widget yet (LoRAs): kept so a loaded request round-trips
-        self._loras: tuple = ()
         self._glyph = _glyphs()
         self.backend_picker = BackendPicker(self)  # the window binds it to the session
         self.model_picker = ModelPicker(self)
@@ -120,7 +119,11 @@ class GenerationPanel(QWidget):
         form.addRow(self._build_knobs())  # right under the prompt: the dial stays in view longest
         form.addRow("Seed", _row(self.seed_box, self.lock_button, self.dice_button))
         form.addRow("", _row(self.used_seed_label, self.recycle_button))
-        form.addRow("Preset", self.preset_combo)
+        self.lora_edit = QLineEdit(self, placeholderText="LoRAs: file_or_id:weight, …",
+                                   toolTip="LoRAs, comma-separated: a .safetensors file or a Hugging Face id, "
+                                   "each with an optional :weight (1 when left out)")
+        self.lora_edit.setMinimumWidth(60)
+        form.addRow("Preset", _row(self.preset_combo, self.lora_edit, stretch=(1,)))  # a preset's LoRA shows here
         form.addRow("Steps", _row(self.steps_spin, QLabel("CFG", self), self.cfg_spin, stretch=(0, 2)))
         form.addRow("Sampler", _row(self.scheduler_combo, self.preview_combo, stretch=(0, 1)))
         self._build_control(form)
@@ -150,7 +153,7 @@ class GenerationPanel(QWidget):
                        self.dial.valueChanged, self.start_spin.valueChanged,
                        self.control_checkbox.toggled, self.control_strength_spin.valueChanged,
                        self.control_model_edit.textChanged, self.control_start_spin.valueChanged,
-                       self.control_end_spin.valueChanged):
+                       self.control_end_spin.valueChanged, self.lora_edit.textChanged):
             signal.connect(self._changed)
         self.control_checkbox.toggled.connect(self._show_control)
         self.control_choose_button.clicked.connect(self._choose_control_model)
@@ -185,7 +188,7 @@ class GenerationPanel(QWidget):
             start_at_step=None if use_denoise else self.start_spin.value(),
             steps=self.steps_spin.value(), cfg=round(self.cfg_spin.value(), 2), seed=seed,
             scheduler=self.scheduler_combo.currentData(), preview_method=self.preview_combo.currentData(),
-            loras=self._loras, preset=self.preset_combo.currentData(), control=self.control(),
+            loras=parse_loras(self.lora_edit.text()), preset=self.preset_combo.currentData(), control=self.control(),
         ).validated()
 
     def control(self) -> ControlSpec | None:
@@ -218,7 +221,7 @@ class GenerationPanel(QWidget):
             else:
                 self.start_spin.setValue(p.start_at_step)
                 self.start_radio.setChecked(True)
-            self._loras = p.loras
+            self.lora_edit.setText(format_loras(p.loras))
             self.control_checkbox.setChecked(p.control is not None)
             if p.control is not None:  # without one the row keeps its model, so re-checking restores it
                 self.control_model_edit.setText(p.control.model)
