@@ -250,3 +250,17 @@ def test_a_model_folder_from_the_file_menu_on_a_server_paints_on_this_computer(q
     assert window.worker.model_name == tiny_model_dir.name and not window.session.model.on_server
     assert window.session.model.server_model == ""  # the server's checkpoint was not overwritten by a path
     window.close()
+
+
+def test_live_on_a_server_sends_no_draft_so_a_dial_turn_runs_once(qtbot, tmp_path):
+    with StandIn([MODEL]) as server:
+        window = open_window(qtbot, tmp_path, server=server.url)
+        with qtbot.waitSignal(window.worker.model_ready, timeout=WAIT_MS):
+            window.start()
+        window.panel.set_live(True)
+        with qtbot.waitSignal(window.worker.result_ready, timeout=WAIT_MS):
+            window.panel.dial.setValue(window.panel.dial.value() - 10)
+        assert window.session.run.params.draft is False
+        qtbot.wait(800)  # past the local engine's refine delay: the server's picture is already final
+        assert server.number == 1 and not window.session.run.active
+        window.close()

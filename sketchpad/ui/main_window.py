@@ -270,16 +270,18 @@ class MainWindow(QMainWindow):
 
     # ---- generating ----------------------------------------------------------------------
     def generate(self, live: bool = False) -> int:
-        """Post the panel's request; in Live mode it is a draft (refined once things rest), and one
-        equal to the picture shown or on its way is skipped (returns 0). A request made while the
-        model loads waits for it in the worker. A plain Generate is never a draft."""
+        """Post the panel's request; in Live mode on this computer it is a draft (refined once things
+        rest), and one equal to the picture shown or on its way is skipped (returns 0). A request
+        made while the model loads waits for it in the worker. A plain Generate is never a draft."""
         try:
-            params = self.panel.params(for_live=live).replace(draft=live)
+            # a server decodes in full anyway: a draft there would only make its refine a second run
+            draft = live and not self.session.model.on_server
+            params = self.panel.params(for_live=live).replace(draft=draft)
         except SketchpadError as error:  # the panel validates; say what is wrong and keep going
             self.report(str(error), error=True)
             return 0
         sketch = self.canvas.image()
-        if live:  # a concrete seed, so the refine makes the same picture as the draft
+        if draft:  # a concrete seed, so the refine makes the same picture as the draft
             params = params.with_concrete_seed()
             self._last_draft = (params, sketch)
             self._refine_timer.start()
