@@ -127,6 +127,15 @@ class Recorder:
                 "extra_data": {"preview_method": "latent2rgb"}}
         return self.http("POST", "/prompt", body)
 
+    def job(self, ws, client_id: str, label: str, graph: dict, sink) -> str:
+        """Post one prompt, collect its messages until it is done, and hand the record to sink."""
+        pid = str(uuid.uuid4())
+        status, response = self.post_prompt(graph, pid, client_id)
+        messages = self.until_done(ws, pid) if status == 200 else []
+        sink(label, {"comfyui_commit": self.commit, "prompt_id": pid, "client_id": client_id, "graph": graph,
+                     "response": {"status": status, "body": response}, "messages": messages})
+        return pid
+
 
 def summarise(opcode: int, data: bytes) -> dict:
     if opcode == websocket.ABNF.OPCODE_TEXT:
@@ -189,12 +198,7 @@ def record_all(base: str, ckpt: str, commit: str, sink=write_fixture) -> None:
     save("hello", {"with_preview_metadata": hello, "without": legacy_hello}, commit)
 
     def job(label, graph, ws=ws, client=client):
-        pid = str(uuid.uuid4())
-        status, response = r.post_prompt(graph, pid, client)
-        messages = r.until_done(ws, pid) if status == 200 else []
-        save(label, {"prompt_id": pid, "client_id": client, "graph": graph,
-                     "response": {"status": status, "body": response}, "messages": messages}, commit)
-        return pid
+        return r.job(ws, client, label, graph, sink)
 
     job("img2img_first", r.graph(name, {"seed": 1, "steps": 3, "denoise": 0.5}))
     job("img2img_denoise_only", r.graph(name, {"seed": 1, "steps": 3, "denoise": 0.6}))
@@ -278,11 +282,7 @@ def record_lora(base: str, ckpt: str, commit: str, lora: str, sink=write_fixture
     for label, loras in (("lora_img2img", [(lora, 0.8), (lora, -0.5)]),
                          ("error_400_missing_lora", [("no-such-lora.safetensors", 1.0)])):
         graph = r.graph(name, {"seed": 1, "steps": 3, "denoise": 0.5}, loras=loras)
-        pid = str(uuid.uuid4())
-        status, response = r.post_prompt(graph, pid, client)
-        messages = r.until_done(ws, pid) if status == 200 else []
-        sink(label, {"comfyui_commit": commit, "prompt_id": pid, "client_id": client, "graph": graph,
-                     "response": {"status": status, "body": response}, "messages": messages})
+        r.job(ws, client, label, graph, sink)
     ws.close()
 
 
@@ -307,11 +307,7 @@ def record_control(base: str, ckpt: str, commit: str, controlnet: str, sink=writ
             "positive": ["2", 0], "negative": ["3", 0], "control_net": ["20", 0], "image": ["21", 0],
             "strength": 0.8, "start_percent": 0.0, "end_percent": 1.0}}
         graph["6"]["inputs"]["positive"], graph["6"]["inputs"]["negative"] = ["22", 0], ["22", 1]
-        pid = str(uuid.uuid4())
-        status, response = r.post_prompt(graph, pid, client)
-        messages = r.until_done(ws, pid) if status == 200 else []
-        sink(label, {"comfyui_commit": commit, "prompt_id": pid, "client_id": client, "graph": graph,
-                     "response": {"status": status, "body": response}, "messages": messages})
+        r.job(ws, client, label, graph, sink)
     ws.close()
 
 
