@@ -30,6 +30,7 @@ from .core.storage import ResultInfo
 from .ui.images import numpy_to_qimage, pil_to_qimage, qimage_to_pil  # noqa: F401  (re-exported)
 
 LOAD_POLL_SECONDS = 0.05  # how often a waiting load checks for stop(): well inside the 2 s quit budget
+IDLE_CHECK_MS = 1000  # how often an idle server backend looks at its connection, so the status line is true
 
 
 @dataclass(frozen=True)
@@ -182,9 +183,13 @@ class GenerationWorker(QThread):
     def run(self) -> None:
         try:
             while True:
+                watch_idle = getattr(self._engine, "check_idle", None)  # a server backend's; None locally
                 with QMutexLocker(self._mutex):
                     while not self._abort and self._job is None and self._model_request is None:
-                        self._wake.wait(self._mutex)
+                        if watch_idle is None:
+                            self._wake.wait(self._mutex)
+                        elif not self._wake.wait(self._mutex, IDLE_CHECK_MS):
+                            break  # nothing asked for a while: time to look at the server
                     if self._abort:
                         return
                     choice, self._model_request = self._model_request, None
@@ -196,8 +201,16 @@ class GenerationWorker(QThread):
                     self._load(choice)
                 elif job is not None:
                     self._generate(job)
+                elif watch_idle is not None:
+                    self._check_idle(watch_idle)
         finally:
             self._drop_backend()
+
+    def _check_idle(self, check) -> None:
+        try:
+            check()  # between jobs, on this thread: the backend is never used by two threads at once
+        except Exception:  # a watcher must never end the worker
+            traceback.print_exc(file=sys.stderr)
 
     def _drop_backend(self) -> None:
         backend, self._engine = self._engine, None

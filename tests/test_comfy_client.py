@@ -423,3 +423,57 @@ def test_the_picture_is_returned_without_waiting_for_the_servers_last_messages(s
     assert held and done[0].image.size == (64, 48)
     assert wait_for(lambda: len(server.finished) == 1)
     assert backend.generate(params(strength=0.6), sketch()) is not None  # its late messages confuse nothing
+
+
+def test_an_idle_client_notices_the_server_going_and_coming_back(slow_server, monkeypatch):
+    monkeypatch.setattr("sketchpad.backends.comfy.client.IDLE_RETRY", 0.05)
+    states = []
+    backend = ComfyBackend(slow_server.url, MODEL, on_state=states.append)
+    backend.check_idle()
+    assert backend.state == "connected"  # a quiet, healthy server stays connected
+    slow_server.kill()
+    assert wait_for(lambda: (backend.check_idle(), backend.state)[1] == "offline")
+    slow_server.restart()
+    assert wait_for(lambda: (backend.check_idle(), backend.state)[1] == "connected")
+    assert states[-2:] == ["offline", "connected"]
+    assert backend.generate(params(steps=2), sketch()) is not None  # and it paints again
+
+
+def test_an_idle_client_notices_a_server_that_stopped_answering(slow_server, monkeypatch):
+    monkeypatch.setattr("sketchpad.backends.comfy.connection.PING_AFTER", 0.1)
+    backend = ComfyBackend(slow_server.url, MODEL, answer_timeout=0.5)
+    slow_server.hang()  # no pongs any more
+    assert wait_for(lambda: (backend.check_idle(), backend.state)[1] == "offline", limit=5)
+    slow_server.unhang()
+
+
+def test_idle_reads_drain_a_stopped_jobs_tail_so_the_next_job_is_unaffected(slow_server):
+    backend = ComfyBackend(slow_server.url, MODEL)
+    steps = []
+    assert backend.generate(params(steps=30), sketch(), on_step=steps.append, should_stop=lambda: len(steps) >= 1) is None
+    for _ in range(20):
+        backend.check_idle()
+        time.sleep(0.02)
+    fresh = []
+    assert backend.generate(params(steps=3, seed=5), sketch(), on_step=fresh.append) is not None
+    assert [s.step for s in fresh] == [1, 2, 3] and backend.state == "connected"
+
+
+def test_stopping_during_the_reconnect_backoff_returns_at_once(slow_server):
+    backend = ComfyBackend(slow_server.url, MODEL)
+    steps, asked = [], []
+
+    def kill_after_first_step(step):
+        steps.append(step)
+        if len(steps) == 1:
+            threading.Thread(target=slow_server.kill).start()
+
+    def stop_soon_after_the_kill():
+        if backend.state == "reconnecting" and not asked:
+            asked.append(time.monotonic())
+        return bool(asked) and time.monotonic() - asked[0] > 0.3
+
+    assert backend.generate(params(steps=30), sketch(), on_step=kill_after_first_step,
+                            should_stop=stop_soon_after_the_kill) is None
+    assert time.monotonic() - asked[0] < 1.0  # not the seven seconds the whole backoff takes
+    backend.close()

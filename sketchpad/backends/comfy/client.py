@@ -31,6 +31,8 @@ from .workflow import FILE_OUTPUT, WEBSOCKET_OUTPUT, Graph, ServerControl, build
 
 POLL = 0.02  # seconds between should_stop checks while waiting for the server
 RECONNECT_DELAYS = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0)  # backoff after a dropped websocket
+IDLE_RETRY = 2.0  # seconds between connection attempts while idle and offline
+IDLE_DRAIN = 200  # messages read at most per idle look (what arrived since the last job)
 CANCEL_WAIT = 5.0  # how long close() and Ctrl+C wait for the server to confirm our job is gone
 # ComfyUI's --preview-method values, asked for per prompt (servers that take extra_data.preview_method;
 # older ones use their own setting). It has no full-VAE preview: TAESD is the closest.
@@ -64,6 +66,7 @@ class ComfyBackend:
         self.last_timing: dict[str, float] = {}
         self._stopped: list[str] = []  # prompts we asked the server to drop
         self._post_seconds = 0.0
+        self._next_idle_try = 0.0
 
         self._connect()
         info = self._node_info("CheckpointLoaderSimple", "KSampler", "KSamplerAdvanced", WEBSOCKET_OUTPUT, "LoraLoader",
@@ -100,9 +103,8 @@ class ComfyBackend:
         sampler = comfy_sampler(scheduler, self._samplers, self._schedulers)
         if plan.run_steps == 0:  # denoise 0 / start = steps: the sketch itself, no server involved
             return GenerationResult(sketch.copy(), params, scheduler, 0, time.perf_counter() - started)
-        if stop():
+        if stop() or not self._ensure_socket(stop):
             return None
-        self._ensure_socket()
 
         def upload_and_build() -> Graph:
             image_name = None if plan.from_pure_noise else self._upload(sketch)
@@ -189,23 +191,44 @@ class ComfyBackend:
         self._conn.open_socket()
         self._set_state("connected")
 
-    def _ensure_socket(self) -> None:
-        if self._conn.connected:
-            return
-        self._reconnect()
+    def _ensure_socket(self, stop: ShouldStop) -> bool:
+        return self._conn.connected or self._reconnect(stop)
 
-    def _reconnect(self) -> None:
+    def _reconnect(self, stop: ShouldStop) -> bool:
+        """Connect again with backoff; False if stop() asked us to give up first (a quit never waits
+        out the backoff). Raises ServerError once every attempt failed."""
         self._set_state("reconnecting")
         last: SketchpadError | None = None
         for delay in RECONNECT_DELAYS:
-            time.sleep(delay)
+            if _sleep_unless(stop, delay):
+                return False
             try:
                 self._connect()
-                return
+                return True
             except ServerError as error:
                 last = error
         self._set_state("offline")
         raise last or ServerError(f"cannot reach the ComfyUI server at {self.server}")
+
+    def check_idle(self) -> None:
+        """Between jobs: notice a server that went away, stopped answering or came back, so the
+        status line tells the truth before the next request. Reading the socket also answers the
+        idle pings that tell a hung server from a quiet one."""
+        if self._conn.connected:
+            try:
+                for _ in range(IDLE_DRAIN):  # status broadcasts, the tail of a job we stopped
+                    if self._conn.receive(0.0) is None:
+                        break
+            except (ConnectionLost, ServerError):
+                self._set_state("offline")
+            return
+        if time.monotonic() < self._next_idle_try:
+            return
+        self._next_idle_try = time.monotonic() + IDLE_RETRY
+        try:
+            self._connect()
+        except ServerError:
+            self._set_state("offline")
 
     def _set_state(self, state: str) -> None:
         if state != self.state:
@@ -262,8 +285,8 @@ class ComfyBackend:
                 return None
             try:
                 message = self._conn.receive(POLL)
-            except ConnectionLost as lost:
-                self._resume(job, str(lost))
+            except ConnectionLost:
+                self._resume(job, stop)
                 continue
             if message is None:
                 continue
@@ -279,10 +302,12 @@ class ComfyBackend:
             if done:
                 return self._result(job)
 
-    def _resume(self, job: "_Job", reason: str) -> None:
-        """The websocket dropped mid-job: reconnect; go on if the server still has our job."""
+    def _resume(self, job: "_Job", stop: ShouldStop) -> None:
+        """The websocket dropped mid-job: reconnect; go on if the server still has our job.
+        Stopped meanwhile, it returns at once and _follow's stop check ends the job."""
         try:
-            self._reconnect()
+            if not self._reconnect(stop):
+                return
         except ServerError as error:
             raise ServerError(f"lost the ComfyUI server at {self.server} while generating: {error}") from None
         if not self._is_queued(job.prompt_id):
@@ -434,6 +459,18 @@ class _Job:
     def _emit(self, step: int, image, on_step: OnStep) -> None:
         self.steps_seen += 1
         on_step(StepPreview(min(max(step, 1), self.total), self.total, image))
+
+
+def _sleep_unless(stop: ShouldStop, seconds: float) -> bool:
+    """Sleep, looking at stop() every POLL seconds; True if it said stop."""
+    deadline = time.monotonic() + seconds
+    while True:
+        if stop():
+            return True
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return False
+        time.sleep(min(POLL, left))
 
 
 def _choices(info: dict, node: str, name: str) -> list[str]:

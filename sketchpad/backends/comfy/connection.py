@@ -24,6 +24,7 @@ from ...core.errors import SketchpadError
 TOKEN_ENV = "SKETCHPAD_SERVER_TOKEN"  # a bearer token for a server behind a proxy (kept off the command line)
 HTTP_TIMEOUT = 15.0  # seconds for one HTTP call; a busy server still answers HTTP at once
 PING_AFTER = 2.0  # websocket silence after which we ping (the server's event loop answers while it computes)
+CONNECT_TIMEOUT = 5.0  # for opening the websocket: a reconnect (and a quit waiting on it) never hangs longer
 ANSWER_TIMEOUT = 10.0  # no frame at all, not even a pong, for this long: the server stopped answering
 
 
@@ -164,7 +165,7 @@ class Connection:
         url = f"{self.address.websocket_base}/ws?clientId={self.client_id}"
         try:
             ws = websocket.create_connection(
-                url, timeout=self.http_timeout, header=[f"{k}: {v}" for k, v in self.address.headers],
+                url, timeout=min(self.http_timeout, CONNECT_TIMEOUT), header=[f"{k}: {v}" for k, v in self.address.headers],
                 enable_multithread=True,
             )
             ws.send(json.dumps({"type": "feature_flags", "data": {"supports_preview_metadata": True}}))
