@@ -3,9 +3,11 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from PIL import Image
-from PySide6.QtCore import QSettings
+from PySide6.QtCore import QSettings, QTimer
 
 from sketchpad.core.storage import read_png_parameters
 from sketchpad.ui.main_window import MainWindow
@@ -206,18 +208,21 @@ def test_a_server_gone_while_idle_shows_unreachable_and_offers_this_computer(qtb
         window = open_window(qtbot, tmp_path, server=server.url)
         with qtbot.waitSignal(window.worker.model_ready, timeout=WAIT_MS):
             window.start()
-        server.kill()  # between two pictures: nothing tells the client until it asks
+        server.kill()  # between two pictures: the idle worker notices without being asked
+        unreachable = f"ComfyUI {server.url} · standin · unreachable"
+        qtbot.waitUntil(lambda: window.device_label.text() == unreachable, timeout=WAIT_MS)
+        picker = window.panel.backend_picker
+        assert picker.problem_row.isVisibleTo(window) and picker.local_button.isVisibleTo(window)
         with qtbot.waitSignal(window.worker.request_failed, timeout=WAIT_MS):
             window.generate()
-        picker = window.panel.backend_picker
-        assert window.device_label.text() == f"ComfyUI {server.url} · standin · unreachable"
-        assert picker.problem_row.isVisibleTo(window) and picker.local_button.isVisibleTo(window)
+        assert window.device_label.text() == unreachable
         assert len(window.state_text()) < 60  # the progress bar's one line, the whole error is above it
 
-        server.restart()
-        generate_and_wait(qtbot, window)
-        assert window.device_label.text() == f"ComfyUI {server.url} · standin · ready"
+        server.restart()  # back without a request, too: the status line says so by itself
+        qtbot.waitUntil(lambda: window.device_label.text() == f"ComfyUI {server.url} · standin · ready",
+                        timeout=WAIT_MS)
         assert not picker.problem_row.isVisibleTo(window)
+        generate_and_wait(qtbot, window)
         window.close()
 
 
@@ -232,7 +237,8 @@ def test_connecting_to_a_server_that_is_down_changes_nothing(qtbot, tmp_path, ti
     picker.combo.activated.emit(picker.combo.currentIndex())
     picker.url_edit.setText(url)
     picker.connect_button.click()
-    assert window.statusBar().currentMessage().startswith(f"cannot reach the ComfyUI server at {url}")
+    qtbot.waitUntil(lambda: window.statusBar().currentMessage().startswith(f"cannot reach the ComfyUI server at {url}"),
+                    timeout=WAIT_MS)
     assert not window.session.model.on_server and window.worker.model_name == tiny_model_dir.name
     assert picker.combo.currentData() == "local" and window.device_label.text() == "Device: cpu"
     window.close()
@@ -263,4 +269,42 @@ def test_live_on_a_server_sends_no_draft_so_a_dial_turn_runs_once(qtbot, tmp_pat
         assert window.session.run.params.draft is False
         qtbot.wait(800)  # past the local engine's refine delay: the server's picture is already final
         assert server.number == 1 and not window.session.run.active
+        window.close()
+
+
+def test_connect_never_freezes_the_window_while_a_server_is_slow_to_answer(qtbot, tmp_path, tiny_model_dir):
+    with StandIn([MODEL]) as server:
+        window = open_window(qtbot, tmp_path, model=str(tiny_model_dir))
+        with qtbot.waitSignal(window.worker.model_ready, timeout=WAIT_MS):
+            window.start()
+        picker = window.panel.backend_picker
+        picker.combo.setCurrentIndex(picker.combo.findData("comfyui"))
+        picker.url_edit.setText(server.url)
+        server.hang()  # it holds every HTTP answer
+        started = time.monotonic()
+        picker.connect_button.click()
+        assert time.monotonic() - started < 0.5  # the click returned; the question waits on its own thread
+        assert window.statusBar().currentMessage() == f"Asking {server.url} for its checkpoints…"
+        ticks = []
+        QTimer.singleShot(50, lambda: ticks.append(1))
+        qtbot.waitUntil(lambda: ticks == [1], timeout=1000)  # the window's event loop keeps running
+        with qtbot.waitSignal(window.worker.model_ready, timeout=WAIT_MS):
+            server.unhang()
+        assert window.session.model.on_server and listed(window) == [MODEL]
+        window.close()
+
+
+def test_only_the_newest_connect_is_answered(qtbot, tmp_path, tiny_model_dir):
+    with StandIn([MODEL]) as first, StandIn([SECOND]) as second:
+        window = open_window(qtbot, tmp_path, model=str(tiny_model_dir))
+        with qtbot.waitSignal(window.worker.model_ready, timeout=WAIT_MS):
+            window.start()
+        first.hang()
+        window.choose_server(first.url)  # slow to answer
+        with qtbot.waitSignal(window.worker.model_ready, timeout=WAIT_MS) as ready:
+            window.choose_server(second.url)  # the person changed their mind
+        assert ready.args[0] == SECOND
+        first.unhang()
+        qtbot.wait(300)  # the first server's late answer arrives and is dropped
+        assert window.session.model.server_url == second.url and listed(window) == [SECOND]
         window.close()

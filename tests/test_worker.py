@@ -249,10 +249,15 @@ def test_a_model_that_fails_to_load_leaves_no_model_and_says_why(qtbot, worker, 
     assert "no model" in refused.args[1]
 
 
-def test_a_server_is_refused_in_one_line_until_the_client_exists():
+def test_a_server_that_is_not_running_is_one_line():
+    import socket
+
+    with socket.socket() as probe:  # a port nothing listens on (8188 may hold a real server)
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
     with pytest.raises(SketchpadError) as error:
-        loading.open_backend(None, "cpu", lambda line: None, server="http://127.0.0.1:8188")
-    assert "\n" not in str(error.value) and "127.0.0.1:8188" in str(error.value)
+        loading.open_backend(None, "cpu", lambda line: None, server=f"http://127.0.0.1:{port}")
+    assert "\n" not in str(error.value) and f"127.0.0.1:{port}" in str(error.value)
 
 
 # --- results kept --------------------------------------------------------------------------------------------

@@ -33,6 +33,7 @@ from .history_strip import HistoryStrip
 from .images import pixel_digest, qimage_to_pil
 from .kept_results import kept_entries
 from .preview_panel import PreviewPanel
+from .server_lookup import CheckpointLookup
 from .session import HistoryEntry, ModelState, ModelStatus, RequestKey, Run, RunStatus, Session, bind_worker
 from .settings_store import (archive_budget, params_from_dict, params_to_dict, restore_layout, restore_session,
                              save_layout, save_session)
@@ -77,6 +78,7 @@ class MainWindow(QMainWindow):
         self.panel = GenerationPanel()
         self.history = HistoryStrip()
         self.files = FileActions(self.session, self.canvas, self)
+        self.server_lookup = CheckpointLookup(self)
         self._build_layout()
         self._build_status_bar()
         self.actions = build_menus(self, self.session, self.files, self.canvas, self.panel, self.generate,
@@ -157,6 +159,7 @@ class MainWindow(QMainWindow):
         panel.model_chosen.connect(self.load_model)
         panel.backend_picker.local_chosen.connect(lambda: self.session.load_model(server_url=""))
         panel.backend_picker.server_chosen.connect(self.choose_server)
+        self.server_lookup.answered.connect(self._server_answered)
         panel.params_changed.connect(self._request_edited)
         self.canvas.content_changed.connect(self._schedule_live)  # strokes, undo, clear, paste, open, resize
         self.canvas.content_changed.connect(self._show_canvas_size)
@@ -242,19 +245,15 @@ class MainWindow(QMainWindow):
         self.session.load_model(model, device)
 
     def choose_server(self, url: str) -> None:
-        """Ask the server for its checkpoints, then load one: the remembered one if it has it, else its
-        first. A server that does not answer is one line, and the current backend stays."""
-        from ..backends.comfy.checkpoints import list_checkpoints  # torch-free, a short HTTP look-up
-
+        """Ask the server for its checkpoints (off the GUI thread), then load one: the remembered
+        one if it has it, else its first. A server that does not answer is one line, and the
+        current backend stays."""
         self.statusBar().showMessage(f"Asking {display_address(url)} for its checkpoints…")
-        self.setCursor(Qt.CursorShape.WaitCursor)
-        try:
-            names, problem = list_checkpoints(url), None
-        except SketchpadError as error:
-            names, problem = [], str(error)
-        self.unsetCursor()
+        self.server_lookup.ask(url)
+
+    def _server_answered(self, url: str, names: list, problem: str) -> None:
         self.statusBar().clearMessage()  # the question is answered either way
-        if problem is not None:
+        if problem:
             self.report(problem, error=True)
             self._show_model(self.session.model)  # the picker goes back to what is in use
             return
