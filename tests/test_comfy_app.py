@@ -96,7 +96,7 @@ def test_back_to_this_computer_loads_the_local_model_again(qtbot, tmp_path, serv
     window.close()
 
 
-def test_the_server_is_remembered_and_credentials_are_never_shown(qtbot, tmp_path):
+def test_the_server_is_remembered_but_its_credentials_are_never_shown_nor_saved(qtbot, tmp_path):
     with StandIn([MODEL, SECOND], auth="Basic YWxpY2U6czNjcmV0") as server:  # alice:s3cret
         url = server.url.replace("http://", "http://alice:s3cret@")
         window = open_window(qtbot, tmp_path, server=url, model=SECOND)
@@ -107,11 +107,22 @@ def test_the_server_is_remembered_and_credentials_are_never_shown(qtbot, tmp_pat
         assert not any("s3cret" in text or "alice" in text for text in shown)
         window.close()
 
-        again = open_window(qtbot, tmp_path)  # no --server: the remembered one, with its checkpoint
-        with qtbot.waitSignal(again.worker.model_ready, timeout=WAIT_MS) as ready:
+        saved = (tmp_path / "settings.ini").read_text()
+        assert server.url in saved and "s3cret" not in saved and "alice" not in saved  # the address, never the password
+
+        again = open_window(qtbot, tmp_path)  # no --server: the remembered one, which asks who we are
+        with qtbot.waitSignal(again.worker.model_failed, timeout=WAIT_MS) as failed:
             again.start()
-        assert ready.args[0] == SECOND and again.device_label.text().startswith(f"ComfyUI {server.url} ·")
+        assert failed.args[0] == (f"the ComfyUI server at {server.url} asks for credentials (HTTP 401): put "
+                                  "user:password@ in the address or a token in SKETCHPAD_SERVER_TOKEN")
+        assert again.session.model.server_model == SECOND  # remembered, for when the credentials come
         again.close()
+
+        third = open_window(qtbot, tmp_path, server=url)  # given again: the remembered checkpoint loads
+        with qtbot.waitSignal(third.worker.model_ready, timeout=WAIT_MS) as ready:
+            third.start()
+        assert ready.args[0] == SECOND and third.device_label.text().startswith(f"ComfyUI {server.url} ·")
+        third.close()
 
 
 def test_a_remembered_server_that_is_down_says_so_and_offers_this_computer(qtbot, tmp_path, tiny_model_dir):

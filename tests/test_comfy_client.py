@@ -342,8 +342,10 @@ def test_bearer_token_and_url_credentials_are_sent_and_never_shown():
     with StandIn([MODEL], auth="Bearer tok-123") as guarded:
         backend = ComfyBackend(guarded.url, MODEL, token="tok-123")
         assert backend.generate(params(), sketch()) is not None
-        with pytest.raises(SketchpadError, match="refused the credentials"):
+        with pytest.raises(SketchpadError, match="asks for credentials .* or a token in SKETCHPAD_SERVER_TOKEN"):
             ComfyBackend(guarded.url, MODEL)
+        with pytest.raises(SketchpadError, match="refused the credentials"):
+            ComfyBackend(guarded.url, MODEL, token="wrong")
     import base64
 
     with StandIn([MODEL], auth="Basic " + base64.b64encode(b"ann:s3cret").decode()) as basic:

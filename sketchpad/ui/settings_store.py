@@ -8,6 +8,7 @@ from pathlib import Path
 from PySide6.QtCore import QSettings
 from PySide6.QtWidgets import QMainWindow, QSplitter
 
+from ..backends.comfy.connection import display_address
 from ..core.params import ControlSpec, GenerationParams, LoraSpec
 from .generation_panel import GenerationPanel
 from .session import Session
@@ -57,10 +58,10 @@ def save_session(settings: QSettings, session: Session) -> None:
     model = session.model
     settings.setValue("model", model.model)
     settings.setValue("device", model.device)
-    # the server's URL as the person gave it (credentials included, as typed; a token from the
-    # environment is never written); the window only ever shows it without them
+    # the server's address without any user:password: a settings file is readable by more than its
+    # owner and gets copied around; credentials last for the session (or come from the token variable)
     settings.setValue("backend", model.backend)
-    settings.setValue("server_url", model.server_url)
+    settings.setValue("server_url", display_address(model.server_url) if model.server_url else "")
     settings.setValue("server_model", model.server_model)
     settings.setValue("output_dir", str(session.output_dir))
     settings.setValue("last_folder", str(session.last_folder or ""))

@@ -117,8 +117,7 @@ class Connection:
         except (urllib.error.URLError, OSError) as error:
             raise self._unreachable(error) from None
         if status in (401, 403):
-            raise ServerError(f"the ComfyUI server at {self.address.base} refused the credentials (HTTP {status}); "
-                              "check the token or the user:password in the address")
+            raise self._refused(status)
         decoded = _json_or_none(payload)
         if status not in accept_statuses:
             raise ServerError(f"the ComfyUI server at {self.address.base} answered {method} {path} with HTTP {status}")
@@ -171,8 +170,7 @@ class Connection:
             ws.send(json.dumps({"type": "feature_flags", "data": {"supports_preview_metadata": True}}))
         except websocket.WebSocketBadStatusException as error:
             if error.status_code in (401, 403):
-                raise ServerError(f"the ComfyUI server at {self.address.base} refused the credentials "
-                                  f"(HTTP {error.status_code}); check the token or the user:password in the address") from None
+                raise self._refused(error.status_code) from None
             raise ServerError(f"the ComfyUI server at {self.address.base} refused the websocket (HTTP {error.status_code})") from None
         except (websocket.WebSocketException, OSError) as error:
             raise self._unreachable(error) from None
@@ -231,6 +229,13 @@ class Connection:
                 ws.close(timeout=0.2)
             except (websocket.WebSocketException, OSError):
                 pass
+
+    def _refused(self, status: int) -> ServerError:
+        if not self.address.headers:  # e.g. a remembered address: its credentials are never saved
+            return ServerError(f"the ComfyUI server at {self.address.base} asks for credentials (HTTP {status}): put "
+                               f"user:password@ in the address or a token in {TOKEN_ENV}")
+        return ServerError(f"the ComfyUI server at {self.address.base} refused the credentials (HTTP {status}); "
+                           "check the token or the user:password in the address")
 
     def _unreachable(self, error: BaseException) -> ServerError:
         reason = getattr(error, "reason", None) or error
