@@ -319,3 +319,20 @@ def test_only_the_newest_connect_is_answered(qtbot, tmp_path, tiny_model_dir):
         qtbot.wait(300)  # the first server's late answer arrives and is dropped
         assert window.session.model.server_url == second.url and listed(window) == [SECOND]
         window.close()
+
+
+def test_the_connection_going_and_coming_back_leaves_the_shown_result_and_its_caption(qtbot, tmp_path):
+    with StandIn([MODEL]) as server:
+        window = open_window(qtbot, tmp_path, server=server.url)
+        with qtbot.waitSignal(window.worker.model_ready, timeout=WAIT_MS):
+            window.start()
+        generate_and_wait(qtbot, window)
+        caption = window.preview.caption_text()
+        assert caption.startswith("result · ")
+        server.kill()
+        qtbot.waitUntil(lambda: window.device_label.text().endswith("· unreachable"), timeout=WAIT_MS)
+        assert window.preview.caption_text() == caption
+        server.restart()
+        qtbot.waitUntil(lambda: window.device_label.text().endswith("· ready"), timeout=WAIT_MS)
+        assert window.preview.caption_text() == caption
+        window.close()

@@ -79,6 +79,7 @@ class MainWindow(QMainWindow):
         self.history = HistoryStrip()
         self.files = FileActions(self.session, self.canvas, self)
         self.server_lookup = CheckpointLookup(self)
+        self._model_said: tuple | None = None  # the model state the preview last spoke of
         self._build_layout()
         self._build_status_bar()
         self.actions = build_menus(self, self.session, self.files, self.canvas, self.panel, self.generate,
@@ -373,8 +374,13 @@ class MainWindow(QMainWindow):
         self.model_label.setText(f"Model: {model.display_name}")
         self.device_label.setText(server_line(model) if model.on_server
                                   else f"Device: {model.loaded_device or model.device}")
+        # only a change of the model's own state speaks in the preview: a server's connection going
+        # and coming back must not overwrite the caption of a run or a result, nor clear an error
+        said, self._model_said = self._model_said, (model.status, model.message)
         if model.status is ModelStatus.LOADING:
             self.preview.show_message(model.message or f"Loading {model.display_name}…")
+        elif said == self._model_said:
+            return
         elif model.status is ModelStatus.READY:
             self.preview.show_message(READY_HINT)
         elif model.status is ModelStatus.FAILED:
