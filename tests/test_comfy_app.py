@@ -336,3 +336,14 @@ def test_the_connection_going_and_coming_back_leaves_the_shown_result_and_its_ca
         qtbot.waitUntil(lambda: window.device_label.text().endswith("· ready"), timeout=WAIT_MS)
         assert window.preview.caption_text() == caption
         window.close()
+
+
+def test_a_server_that_connects_is_on_disk_at_once_so_a_killed_window_starts_there_again(qtbot, tmp_path, server,
+                                                                                          tiny_model_dir):
+    window = open_window(qtbot, tmp_path, model=str(tiny_model_dir))
+    with qtbot.waitSignal(window.worker.model_ready, timeout=WAIT_MS):
+        window.start()
+    choose_server(qtbot, window, server.url)
+    on_disk = (tmp_path / "settings.ini").read_text().splitlines()  # what a fresh process reads
+    assert {"backend=comfyui", f"server_url={server.url}", f"server_model={MODEL}"} <= set(on_disk)
+    window.close()

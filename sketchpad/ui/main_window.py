@@ -46,7 +46,8 @@ LIVE_DEBOUNCE_MS = 120
 LIVE_REFINE_MS = 400
 NO_MODEL_HELP = (
     "Choose a model with Choose… beside Model, above the prompt. To try everything without a download, "
-    "write the tiny test model with `python -m sketchpad.tiny_model ~/tiny` and choose that folder."
+    "write the tiny test model with `python -m sketchpad.tiny_model ~/tiny` and choose that folder. "
+    "Or paint on a GPU server: set Runs on to ComfyUI server."
 )
 SERVER_HELP = ("Start the server (or check its address) and press Connect, or press “Use this computer” "
                "to paint here.")
@@ -80,6 +81,7 @@ class MainWindow(QMainWindow):
         self.files = FileActions(self.session, self.canvas, self)
         self.server_lookup = CheckpointLookup(self)
         self._model_said: tuple | None = None  # the model state the preview last spoke of
+        self._model_remembered: tuple | None = None  # the model choice last written to settings
         self._build_layout()
         self._build_status_bar()
         self.actions = build_menus(self, self.session, self.files, self.canvas, self.panel, self.generate,
@@ -174,6 +176,7 @@ class MainWindow(QMainWindow):
         s = self.session
         s.request_loaded.connect(self.panel.set_params)
         s.model_changed.connect(self._show_model)
+        s.model_changed.connect(self._remember_model)
         s.run_changed.connect(self._show_run)
         s.status_changed.connect(self._show_status)
         s.step_shown.connect(self._show_step)
@@ -387,6 +390,16 @@ class MainWindow(QMainWindow):
             help_text = SERVER_HELP if model.on_server else NO_MODEL_HELP
             self.preview.show_message("")  # the last loading line no longer applies
             self.preview.show_message(f"{model.message}\n\n{help_text}", error=True)
+
+    def _remember_model(self, model: ModelState) -> None:
+        """A model or server that loads is written to the settings at once, so a crash or a kill
+        (which the recovered drawing survives) does not send the next start back to another one."""
+        choice = (model.backend, display_address(model.server_url) if model.server_url else "", model.server_model,
+                  model.model, model.device)
+        if model.status is ModelStatus.READY and choice != self._model_remembered:
+            self._model_remembered = choice
+            save_session(self.settings, self.session)
+            self.settings.sync()  # on disk now, not when Qt gets round to it
 
     def _show_canvas_size(self) -> None:
         size = self.canvas.canvas_size()
