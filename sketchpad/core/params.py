@@ -85,6 +85,11 @@ class ControlSpec:
             raise SketchpadError(f"the ControlNet range must start before it ends (got {self.start!r}:{self.end!r})")
         return self
 
+    def steers(self, index: int, total: int) -> bool:
+        """Whether the range covers executed step `index` (0-based) of `total`: diffusers' and
+        AUTOMATIC1111's guidance start/end rule, the one every backend follows."""
+        return not (index / total < self.start or (index + 1) / total > self.end)
+
 
 @dataclass(frozen=True)
 class GenerationParams:

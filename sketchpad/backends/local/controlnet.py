@@ -127,4 +127,4 @@ def control_active(spec: ControlSpec | None, index: int, total: int) -> bool:
     guidance start/end rule); never at strength 0, so that is exactly the picture without it."""
     if spec is None or spec.strength == 0:
         return False
-    return not (index / total < spec.start or (index + 1) / total > spec.end)
+    return spec.steers(index, total)
