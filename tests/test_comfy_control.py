@@ -1,6 +1,7 @@
 """"Keep my lines" on a ComfyUI server (the stand-in, checked against a real server's ControlNet job):
 ControlNetLoader + ControlNetApplyAdvanced fed with the inverted sketch, uploaded once by content;
-strength 0 is exactly the graph without it; a ControlNet the server lacks is one line."""
+strength 0, or a range that steers none of the steps that run, is exactly the graph without it; a
+partial range steers the same steps as locally; a ControlNet the server lacks is one line."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ import pytest
 from PIL import Image, ImageDraw, ImageOps
 
 from sketchpad.backends.comfy.client import ComfyBackend
+from sketchpad.backends.comfy.control_range import executed_sigmas, sigma_at
+from sketchpad.backends.local.controlnet import control_active
 from sketchpad.core.errors import SketchpadError
 from sketchpad.core.params import ControlSpec, GenerationParams
 from tests.comfy_standin import StandIn
@@ -93,8 +96,31 @@ def test_a_controlnet_the_server_lacks_is_one_line_and_nothing_is_sent(server):
     assert server.prompts == [] and server.upload_requests == 0
 
 
-def test_a_partial_range_is_refused_on_a_server_in_one_line(server):
+def test_a_partial_range_steers_on_the_server_the_steps_it_steers_locally(server):
     backend = ComfyBackend(server.url, MODEL)
-    with pytest.raises(SketchpadError, match=r"steers every step for now: use the range 0:1 \(got 0.2:0.8\)"):
-        backend.generate(params(control=ControlSpec(SCRIBBLE, 1.0, 0.2, 0.8)), sketch())
-    assert server.prompts == [] and server.upload_requests == 0
+    control = ControlSpec(SCRIBBLE, 1.0, 0.2, 0.8)
+    full = backend.generate(params(control=ControlSpec(SCRIBBLE, 1.0)), sketch())
+    partial = backend.generate(params(control=control), sketch())
+    graph = server.prompts[-1]["prompt"]
+    sent = graph["22"]["inputs"]
+    # 4 steps of a 8-step schedule (denoise 0.5): 0.2:0.8 steers the middle two; ComfyUI's percents count
+    # the whole schedule, so 0.2 and 0.8 as they are would name other noise levels
+    sigmas = executed_sigmas(graph["6"])
+    upper, lower = sigma_at((1 - sent["start_percent"]) * 999), sigma_at((1 - sent["end_percent"]) * 999)
+    assert [bool(lower <= s <= upper) for s in sigmas] == [control_active(control, i, 4) for i in range(4)]
+    assert [control_active(control, i, 4) for i in range(4)] == [False, True, True, False]
+    assert (sent["start_percent"], sent["end_percent"]) != (0.2, 0.8)
+    assert not np.array_equal(np.asarray(partial.image), np.asarray(full.image))
+    assert partial.params.control == control  # saved with the result as locally
+
+
+def test_a_range_that_steers_no_step_that_runs_sends_no_controlnet(server):
+    backend = ComfyBackend(server.url, MODEL)
+    plain = backend.generate(params(), sketch())
+    plain_graph = server.prompts[-1]["prompt"]
+    control = ControlSpec(SCRIBBLE, 1.0, 0.3, 0.31)  # no step of 4 lies within 30% to 31%
+    none_steered = backend.generate(params(control=control), sketch())
+    assert server.prompts[-1]["prompt"] == plain_graph
+    assert backend.uploads == 1  # nor is the control picture sent
+    assert np.array_equal(np.asarray(none_steered.image), np.asarray(plain.image))
+    assert none_steered.params.control == control

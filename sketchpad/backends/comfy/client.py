@@ -27,7 +27,8 @@ from . import failures
 from .connection import Connection, ConnectionLost, ServerError, parse_server_url
 from .frames import parse_frame
 from .loras import missing_lora, missing_model, server_file, server_lora_name, with_local_hash
-from .workflow import FILE_OUTPUT, WEBSOCKET_OUTPUT, Graph, ServerControl, build_graph, comfy_sampler, our_scheduler
+from .workflow import (FILE_OUTPUT, WEBSOCKET_OUTPUT, Graph, ServerControl, build_graph, comfy_sampler, control_window,
+                       our_scheduler)
 
 POLL = 0.02  # seconds between should_stop checks while waiting for the server
 RECONNECT_DELAYS = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0)  # backoff after a dropped websocket
@@ -109,8 +110,9 @@ class ComfyBackend:
         def upload_and_build() -> Graph:
             image_name = None if plan.from_pure_noise else self._upload(sketch)
             control = None
-            if control_model is not None:  # the lines it keeps: the sketch inverted, sent like the sketch
-                control = ServerControl(control_model, self._upload(scribble_image(sketch)), params.control.strength)
+            # the lines it keeps: the sketch inverted, sent like the sketch (not when no step that runs uses it)
+            if control_model is not None and control_window(params.control, params, plan, sampler) is not None:
+                control = ServerControl(control_model, self._upload(scribble_image(sketch)), params.control)
             return build_graph(params, plan, self.model_name, sampler, sketch.size, image_name, self._output_class,
                                server_loras, control)
 
@@ -172,11 +174,6 @@ class ComfyBackend:
         spec = params.control
         if spec is None or spec.strength == 0:
             return None
-        if (spec.start, spec.end) != (0.0, 1.0):
-            # ComfyUI's start/end percent count along the whole noise schedule, ours along the steps
-            # that run: with a denoise below 1 they differ, so only the full range means the same
-            raise SketchpadError(f"on a ComfyUI server the ControlNet steers every step for now: use the range 0:1 "
-                                 f"(got {spec.start:g}:{spec.end:g})")
         name = server_file(spec.model, self.controlnets)
         if name is None:
             self.controlnets = _choices(self._conn.get("/object_info/ControlNetLoader") or {}, "ControlNetLoader",

@@ -3,7 +3,8 @@
 Only built-in nodes: CheckpointLoaderSimple, one LoraLoader per LoRA (chained: each takes the model
 and CLIP of the one before), CLIPTextEncode, LoadImage + VAEEncode (or EmptyLatentImage for
 text-to-image), for "Keep my lines" ControlNetLoader + a second LoadImage (the inverted sketch) +
-ControlNetApplyAdvanced between the prompts and the sampler, KSampler or KSamplerAdvanced,
+ControlNetApplyAdvanced between the prompts and the sampler (its range turned into the percents that
+steer the same executed steps, control_range.py), KSampler or KSamplerAdvanced,
 VAEDecode, and the output node
 (SaveImageWebsocket where the server has it, else PreviewImage, whose files go to the server's
 temp folder and not its output folder).
@@ -14,8 +15,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ...core.errors import SketchpadError
-from ...core.params import GenerationParams
+from ...core.params import ControlSpec, GenerationParams
 from ...core.schedule import StepPlan
+from .control_range import control_percents
 
 # Our scheduler names -> ComfyUI (sampler_name, scheduler). PNDM has no ComfyUI counterpart.
 COMFY_SAMPLERS = {
@@ -36,13 +38,14 @@ CONTROL_LOADER, CONTROL_IMAGE, CONTROL_APPLY = "20", "21", "22"
 
 @dataclass(frozen=True)
 class ServerControl:
-    """The ControlNet as the server runs it: its file there and the uploaded control picture."""
+    """The ControlNet as the server runs it: its file there, the uploaded control picture, and the
+    request's spec (strength, and the range as fractions of the steps that run)."""
 
     model: str
     image: str
-    strength: float
-    start: float = 0.0
-    end: float = 1.0
+    spec: ControlSpec
+
+
 WEBSOCKET_OUTPUT = "SaveImageWebsocket"
 FILE_OUTPUT = "PreviewImage"
 
@@ -92,7 +95,8 @@ def build_graph(
     `image_name` is the uploaded sketch; it is not used (and may be None) for text-to-image.
     `loras`: (server file name, weight) pairs; the weight goes to both the UNet and the text encoder,
     as the local engine fuses it. A weight of 0 changes nothing, so it adds no node.
-    `control`: the ControlNet; at strength 0 the graph has none of its nodes (exactly the picture without it).
+    `control`: the ControlNet; at strength 0, or with a range that steers none of the steps that run,
+    the graph has none of its nodes (exactly the picture without it).
     """
     if plan.run_steps == 0:
         raise ValueError("a plan that runs no steps needs no server")
@@ -118,16 +122,26 @@ def build_graph(
         nodes["4"] = _node("LoadImage", image=image_name)
         nodes["5"] = _node("VAEEncode", pixels=["4", 0], vae=["1", 2])
     conditioning = (["2", 0], ["3", 0])
-    if control is not None and control.strength > 0:
+    percents = control_window(control.spec if control else None, params, plan, sampler)
+    if percents is not None:
         nodes[CONTROL_LOADER] = _node("ControlNetLoader", control_net_name=control.model)
         nodes[CONTROL_IMAGE] = _node("LoadImage", image=control.image)
         nodes[CONTROL_APPLY] = _node(
             "ControlNetApplyAdvanced", positive=["2", 0], negative=["3", 0], control_net=[CONTROL_LOADER, 0],
-            image=[CONTROL_IMAGE, 0], strength=float(control.strength), start_percent=float(control.start),
-            end_percent=float(control.end))
+            image=[CONTROL_IMAGE, 0], strength=float(control.spec.strength), start_percent=percents[0],
+            end_percent=percents[1])
         conditioning = ([CONTROL_APPLY, 0], [CONTROL_APPLY, 1])
     nodes[SAMPLER_NODE] = _sampler_node(params, plan, sampler, model, conditioning)
     return Graph(nodes, SAMPLER_NODE, OUTPUT_NODE, output_class)
+
+
+def control_window(spec: ControlSpec | None, params: GenerationParams, plan: StepPlan,
+                   sampler: tuple[str, str]) -> tuple[float, float] | None:
+    """ControlNetApplyAdvanced's (start_percent, end_percent) for this request's sampler node, or None
+    when the ControlNet steers no step that runs (or has strength 0)."""
+    if spec is None or spec.strength == 0:
+        return None
+    return control_percents(spec, _sampler_node(params, plan, sampler, None, (None, None)))
 
 
 def _sampler_node(params: GenerationParams, plan: StepPlan, sampler: tuple[str, str], model: list,
