@@ -106,3 +106,21 @@ def test_the_controlnet_on_the_server_changes_the_picture_and_strength_zero_does
     zero = backend.generate(params(seed=31, control=ControlSpec(backend.controlnets[0], 0.0)), sketch())
     assert not np.array_equal(np.asarray(plain.image), np.asarray(steered.image))
     assert np.array_equal(np.asarray(plain.image), np.asarray(zero.image))
+
+
+def test_a_controlnet_range_steers_only_its_steps_on_the_server(backend):
+    """4 steps at denoise 0.5 (the last 4 of an 8-step schedule): 0.8:1 steers none of them (exactly the
+    picture without a ControlNet), 0.5:1 the last two (a picture unlike both the full range and none).
+    Sent as they are, ComfyUI's percents would steer the last two and all four steps instead."""
+    if not backend.controlnets:
+        pytest.fail("put a ControlNet matching the checkpoint into the server's models/controlnet folder")
+    model = backend.controlnets[0]
+    request = dict(seed=41, steps=4)
+    plain = backend.generate(params(**request), sketch())
+    full = backend.generate(params(**request, control=ControlSpec(model, 1.0)), sketch())
+    none = backend.generate(params(**request, control=ControlSpec(model, 1.0, 0.8, 1.0)), sketch())
+    late = backend.generate(params(**request, control=ControlSpec(model, 1.0, 0.5, 1.0)), sketch())
+    assert np.array_equal(np.asarray(none.image), np.asarray(plain.image))
+    assert not np.array_equal(np.asarray(full.image), np.asarray(plain.image))
+    assert not np.array_equal(np.asarray(late.image), np.asarray(plain.image))
+    assert not np.array_equal(np.asarray(late.image), np.asarray(full.image))
