@@ -411,8 +411,13 @@ class StandIn:
     def _sample(self, sid, prompt_id, graph, node_id, states):
         inputs = graph[node_id]["inputs"]
         steps = int(inputs["steps"])
+        if inputs.get("scheduler") == "ddim_uniform":
+            # ComfyUI's ddim_uniform takes every (1000 // steps)-th level from 1 until it runs out:
+            # one more step than asked when steps does not divide 1000 (test_comfy_real checks this)
+            steps = len(range(1, 1000, max(1000 // steps, 1))) if steps else 0
         if graph[node_id]["class_type"] == "KSampler":
-            run = steps if float(inputs.get("denoise", 1.0)) > 0 else 0
+            denoise = float(inputs.get("denoise", 1.0))
+            run = 0 if denoise <= 0 else steps if denoise > 0.9999 else int(inputs["steps"])
         else:
             run = max(0, min(int(inputs["end_at_step"]), steps) - int(inputs["start_at_step"]))
         preview = Image.new("RGB", (self.preview_size, self.preview_size), (90, 120, 150))

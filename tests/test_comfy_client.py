@@ -479,3 +479,14 @@ def test_stopping_during_the_reconnect_backoff_returns_at_once(slow_server):
                             should_stop=stop_soon_after_the_kill) is None
     assert time.monotonic() - asked[0] < 1.0  # not the seven seconds the whole backoff takes
     backend.close()
+
+
+@pytest.mark.parametrize("knobs, seen", [(dict(strength=1.0), 8), (dict(strength=None, start_at_step=3), 5),
+                                         (dict(strength=0.5), 7)])
+def test_ddim_counts_the_steps_the_server_really_runs(server, knobs, seen):
+    """ComfyUI's ddim_uniform runs 8 steps for 7 from pure noise or a start step (not at denoise < 1)."""
+    steps = []
+    result = ComfyBackend(server.url, MODEL).generate(params(scheduler="ddim", steps=7, **knobs), sketch(),
+                                                      on_step=steps.append)
+    assert [(s.step, s.total) for s in steps] == [(n, seen) for n in range(1, seen + 1)]
+    assert result.steps_run == seen

@@ -124,3 +124,13 @@ def test_a_controlnet_range_steers_only_its_steps_on_the_server(backend):
     assert not np.array_equal(np.asarray(full.image), np.asarray(plain.image))
     assert not np.array_equal(np.asarray(late.image), np.asarray(plain.image))
     assert not np.array_equal(np.asarray(late.image), np.asarray(full.image))
+
+
+def test_ddim_runs_the_steps_comfyui_schedules_and_the_previews_count_them(backend):
+    steps = []
+    backend.generate(params(scheduler="ddim", steps=7, strength=1.0, seed=int(time.time()) + 7), sketch(), on_step=steps.append)
+    assert [(s.step, s.total) for s in steps] == [(n, 8) for n in range(1, 9)]  # ddim_uniform: 7 asked, 8 run
+    steps.clear()
+    backend.generate(params(scheduler="ddim", steps=7, strength=None, start_at_step=3, seed=int(time.time()) + 8), sketch(),
+                     on_step=steps.append)
+    assert [(s.step, s.total) for s in steps] == [(n, 5) for n in range(1, 6)]  # from step 3 of those 8

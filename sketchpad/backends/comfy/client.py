@@ -24,6 +24,7 @@ from ...core.images import prepare_sketch, scribble_image
 from ...core.params import GenerationParams
 from ...core.schedule import plan_steps
 from . import failures
+from .control_range import executed_sigmas
 from .connection import Connection, ConnectionLost, ServerError, parse_server_url
 from .frames import parse_frame
 from .loras import missing_lora, missing_model, server_file, server_lora_name, with_local_hash
@@ -126,8 +127,11 @@ class ComfyBackend:
             graph = upload_and_build()
             self._submit(graph, prompt_id, params.preview_method, retry=False)
         submitted = time.perf_counter()
+        # the steps the server really runs: ComfyUI's ddim_uniform runs one more than asked when the
+        # count does not divide 1000 (7 -> 8), and the previews should count what happens
+        server_steps = len(executed_sigmas(graph.nodes[graph.sampler_node]))
         try:
-            job = _Job(prompt_id, graph, plan.run_steps, params.preview_method != "none")
+            job = _Job(prompt_id, graph, server_steps, params.preview_method != "none")
             image = self._follow(job, on_step or (lambda preview: None), stop)
         except BaseException:
             # an error, Ctrl+C or a quit: leave nothing of ours queued or running
@@ -145,7 +149,7 @@ class ComfyBackend:
                             "server_execution": job.server_execution, "preview_bytes": job.preview_bytes,
                             "preview_times": job.preview_times, "stale_stopped": job.stale_stopped_at,
                             "posted": self._post_seconds, "server_success": job.success_at, "server_ended": job.ended_at}
-        return GenerationResult(image, params, scheduler, plan.run_steps, finished - started)
+        return GenerationResult(image, params, scheduler, server_steps, finished - started)
 
     def close(self) -> None:
         """Make sure no prompt of ours is left queued or running, then disconnect."""
