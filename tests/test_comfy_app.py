@@ -7,13 +7,11 @@ import time
 
 import pytest
 from PIL import Image
-from PySide6.QtCore import QSettings, QTimer
+from PySide6.QtCore import QTimer
 
 from sketchpad.core.storage import read_png_parameters
-from sketchpad.ui.main_window import MainWindow
-from sketchpad.worker import GenerationWorker
 from tests.comfy_standin import StandIn
-from tests.window_harness import WAIT_MS, draw_line, generate_and_wait
+from tests.window_harness import WAIT_MS, draw_line, generate_and_wait, open_window, started
 
 MODEL = "standin-sd15.safetensors"
 SECOND = "second.safetensors"
@@ -23,20 +21,6 @@ SECOND = "second.safetensors"
 def server():
     with StandIn([MODEL, SECOND]) as running:
         yield running
-
-
-def open_window(qtbot, tmp_path, **kwargs) -> MainWindow:
-    """A window over its own settings file in tmp_path (not yet started)."""
-    settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
-    window = MainWindow(GenerationWorker(), device="cpu", output_dir=tmp_path / "out", settings=settings,
-                        state_dir=tmp_path / "state", **kwargs)
-    qtbot.addWidget(window)
-    window.confirm_discard = lambda: True
-    window.canvas.resize_canvas(64, 64)
-    window.canvas.set_modified(False)
-    window.panel.set_params(window.panel.params().replace(steps=3, scheduler="euler", prompt="a knight"))
-    window.show()
-    return window
 
 
 def choose_server(qtbot, window, url):
@@ -55,9 +39,7 @@ def listed(window) -> list[str]:
 
 
 def test_choose_a_server_in_the_panel_and_generate_on_its_checkpoint(qtbot, tmp_path, server, tiny_model_dir):
-    window = open_window(qtbot, tmp_path, model=str(tiny_model_dir))
-    with qtbot.waitSignal(window.worker.model_ready, timeout=WAIT_MS):
-        window.start()
+    window = started(qtbot, open_window(qtbot, tmp_path, model=str(tiny_model_dir)))
     assert window.panel.backend_picker.combo.currentText() == "This computer"
     choose_server(qtbot, window, server.url)
     assert listed(window) == [MODEL, SECOND]  # the server's checkpoints, not this computer's models
@@ -80,9 +62,7 @@ def test_choose_a_server_in_the_panel_and_generate_on_its_checkpoint(qtbot, tmp_
 
 
 def test_back_to_this_computer_loads_the_local_model_again(qtbot, tmp_path, server, tiny_model_dir):
-    window = open_window(qtbot, tmp_path, model=str(tiny_model_dir))
-    with qtbot.waitSignal(window.worker.model_ready, timeout=WAIT_MS):
-        window.start()
+    window = started(qtbot, open_window(qtbot, tmp_path, model=str(tiny_model_dir)))
     choose_server(qtbot, window, server.url)
     with qtbot.waitSignal(window.worker.model_ready, timeout=WAIT_MS) as ready:
         picker = window.panel.backend_picker
@@ -99,9 +79,7 @@ def test_back_to_this_computer_loads_the_local_model_again(qtbot, tmp_path, serv
 def test_the_server_is_remembered_but_its_credentials_are_never_shown_nor_saved(qtbot, tmp_path):
     with StandIn([MODEL, SECOND], auth="Basic YWxpY2U6czNjcmV0") as server:  # alice:s3cret
         url = server.url.replace("http://", "http://alice:s3cret@")
-        window = open_window(qtbot, tmp_path, server=url, model=SECOND)
-        with qtbot.waitSignal(window.worker.model_ready, timeout=WAIT_MS):
-            window.start()
+        window = started(qtbot, open_window(qtbot, tmp_path, server=url, model=SECOND))
         shown = [window.device_label.text(), window.model_label.text(), window.panel.backend_picker.url_edit.text(),
                  window.state_text(), window.statusBar().currentMessage()]
         assert not any("s3cret" in text or "alice" in text for text in shown)
@@ -148,9 +126,7 @@ def test_a_remembered_server_that_is_down_says_so_and_offers_this_computer(qtbot
 
 def test_a_server_killed_mid_run_is_one_line_and_the_next_request_works(qtbot, tmp_path):
     with StandIn([MODEL], step_seconds=0.3) as server:
-        window = open_window(qtbot, tmp_path, server=server.url)
-        with qtbot.waitSignal(window.worker.model_ready, timeout=WAIT_MS):
-            window.start()
+        window = started(qtbot, open_window(qtbot, tmp_path, server=server.url))
         draw_line(qtbot, window.canvas, (5, 5), (50, 40))
         drawing = window.canvas.image().copy()
         with qtbot.waitSignal(window.worker.step_preview, timeout=WAIT_MS):
@@ -173,9 +149,7 @@ def test_a_server_killed_mid_run_is_one_line_and_the_next_request_works(qtbot, t
 
 def test_live_through_the_server_newest_wins_and_esc_leaves_nothing_queued(qtbot, tmp_path):
     with StandIn([MODEL], step_seconds=0.3) as server:
-        window = open_window(qtbot, tmp_path, server=server.url)
-        with qtbot.waitSignal(window.worker.model_ready, timeout=WAIT_MS):
-            window.start()
+        window = started(qtbot, open_window(qtbot, tmp_path, server=server.url))
         window.panel.set_live(True)
         draw_line(qtbot, window.canvas, (5, 5), (50, 40))
         with qtbot.waitSignal(window.worker.step_preview, timeout=WAIT_MS):
@@ -216,9 +190,7 @@ def test_the_app_takes_a_server_on_its_command_line(capsys):
 
 def test_a_server_gone_while_idle_shows_unreachable_and_offers_this_computer(qtbot, tmp_path):
     with StandIn([MODEL]) as server:
-        window = open_window(qtbot, tmp_path, server=server.url)
-        with qtbot.waitSignal(window.worker.model_ready, timeout=WAIT_MS):
-            window.start()
+        window = started(qtbot, open_window(qtbot, tmp_path, server=server.url))
         server.kill()  # between two pictures: the idle worker notices without being asked
         unreachable = f"ComfyUI {server.url} · standin · unreachable"
         qtbot.waitUntil(lambda: window.device_label.text() == unreachable, timeout=WAIT_MS)
@@ -240,9 +212,7 @@ def test_a_server_gone_while_idle_shows_unreachable_and_offers_this_computer(qtb
 def test_connecting_to_a_server_that_is_down_changes_nothing(qtbot, tmp_path, tiny_model_dir):
     with StandIn([MODEL]) as gone:
         url = gone.url
-    window = open_window(qtbot, tmp_path, model=str(tiny_model_dir))
-    with qtbot.waitSignal(window.worker.model_ready, timeout=WAIT_MS):
-        window.start()
+    window = started(qtbot, open_window(qtbot, tmp_path, model=str(tiny_model_dir)))
     picker = window.panel.backend_picker
     picker.combo.setCurrentIndex(picker.combo.findData("comfyui"))
     picker.combo.activated.emit(picker.combo.currentIndex())
@@ -257,9 +227,7 @@ def test_connecting_to_a_server_that_is_down_changes_nothing(qtbot, tmp_path, ti
 
 def test_a_model_folder_from_the_file_menu_on_a_server_paints_on_this_computer(qtbot, tmp_path, server,
                                                                                  tiny_model_dir, monkeypatch):
-    window = open_window(qtbot, tmp_path, server=server.url)
-    with qtbot.waitSignal(window.worker.model_ready, timeout=WAIT_MS):
-        window.start()
+    window = started(qtbot, open_window(qtbot, tmp_path, server=server.url))
     monkeypatch.setattr("sketchpad.ui.window_menus.QFileDialog.getExistingDirectory",
                         lambda *args, **kwargs: str(tiny_model_dir))
     with qtbot.waitSignal(window.worker.model_ready, timeout=WAIT_MS):
@@ -271,9 +239,7 @@ def test_a_model_folder_from_the_file_menu_on_a_server_paints_on_this_computer(q
 
 def test_live_on_a_server_sends_no_draft_so_a_dial_turn_runs_once(qtbot, tmp_path):
     with StandIn([MODEL]) as server:
-        window = open_window(qtbot, tmp_path, server=server.url)
-        with qtbot.waitSignal(window.worker.model_ready, timeout=WAIT_MS):
-            window.start()
+        window = started(qtbot, open_window(qtbot, tmp_path, server=server.url))
         window.panel.set_live(True)
         with qtbot.waitSignal(window.worker.result_ready, timeout=WAIT_MS):
             window.panel.dial.setValue(window.panel.dial.value() - 10)
@@ -285,16 +251,14 @@ def test_live_on_a_server_sends_no_draft_so_a_dial_turn_runs_once(qtbot, tmp_pat
 
 def test_connect_never_freezes_the_window_while_a_server_is_slow_to_answer(qtbot, tmp_path, tiny_model_dir):
     with StandIn([MODEL]) as server:
-        window = open_window(qtbot, tmp_path, model=str(tiny_model_dir))
-        with qtbot.waitSignal(window.worker.model_ready, timeout=WAIT_MS):
-            window.start()
+        window = started(qtbot, open_window(qtbot, tmp_path, model=str(tiny_model_dir)))
         picker = window.panel.backend_picker
         picker.combo.setCurrentIndex(picker.combo.findData("comfyui"))
         picker.url_edit.setText(server.url)
         server.hang()  # it holds every HTTP answer
-        started = time.monotonic()
+        clicked = time.monotonic()
         picker.connect_button.click()
-        assert time.monotonic() - started < 0.5  # the click returned; the question waits on its own thread
+        assert time.monotonic() - clicked < 0.5  # the click returned; the question waits on its own thread
         assert window.statusBar().currentMessage() == f"Asking {server.url} for its checkpoints…"
         ticks = []
         QTimer.singleShot(50, lambda: ticks.append(1))
@@ -307,9 +271,7 @@ def test_connect_never_freezes_the_window_while_a_server_is_slow_to_answer(qtbot
 
 def test_only_the_newest_connect_is_answered(qtbot, tmp_path, tiny_model_dir):
     with StandIn([MODEL]) as first, StandIn([SECOND]) as second:
-        window = open_window(qtbot, tmp_path, model=str(tiny_model_dir))
-        with qtbot.waitSignal(window.worker.model_ready, timeout=WAIT_MS):
-            window.start()
+        window = started(qtbot, open_window(qtbot, tmp_path, model=str(tiny_model_dir)))
         first.hang()
         window.choose_server(first.url)  # slow to answer
         with qtbot.waitSignal(window.worker.model_ready, timeout=WAIT_MS) as ready:
@@ -323,9 +285,7 @@ def test_only_the_newest_connect_is_answered(qtbot, tmp_path, tiny_model_dir):
 
 def test_the_connection_going_and_coming_back_leaves_the_shown_result_and_its_caption(qtbot, tmp_path):
     with StandIn([MODEL]) as server:
-        window = open_window(qtbot, tmp_path, server=server.url)
-        with qtbot.waitSignal(window.worker.model_ready, timeout=WAIT_MS):
-            window.start()
+        window = started(qtbot, open_window(qtbot, tmp_path, server=server.url))
         generate_and_wait(qtbot, window)
         caption = window.preview.caption_text()
         assert caption.startswith("result · ")
@@ -340,9 +300,7 @@ def test_the_connection_going_and_coming_back_leaves_the_shown_result_and_its_ca
 
 def test_a_server_that_connects_is_on_disk_at_once_so_a_killed_window_starts_there_again(qtbot, tmp_path, server,
                                                                                           tiny_model_dir):
-    window = open_window(qtbot, tmp_path, model=str(tiny_model_dir))
-    with qtbot.waitSignal(window.worker.model_ready, timeout=WAIT_MS):
-        window.start()
+    window = started(qtbot, open_window(qtbot, tmp_path, model=str(tiny_model_dir)))
     choose_server(qtbot, window, server.url)
     on_disk = (tmp_path / "settings.ini").read_text().splitlines()  # what a fresh process reads
     assert {"backend=comfyui", f"server_url={server.url}", f"server_model={MODEL}"} <= set(on_disk)

@@ -15,16 +15,13 @@ from pathlib import Path
 
 import pytest
 from PIL import Image, ImageDraw
-from PySide6.QtCore import QSettings
 
 if not os.environ.get("SKETCHPAD_COMFY_URL"):
     pytest.skip("set SKETCHPAD_COMFY_URL to a ComfyUI server's address to run these", allow_module_level=True)
 
 from sketchpad import cli  # noqa: E402
 from sketchpad.core.storage import read_png_parameters  # noqa: E402
-from sketchpad.ui.main_window import MainWindow  # noqa: E402
-from sketchpad.worker import GenerationWorker  # noqa: E402
-from tests.window_harness import WAIT_MS, draw_line, generate_and_wait  # noqa: E402
+from tests.window_harness import WAIT_MS, draw_line, generate_and_wait, open_window, started  # noqa: E402
 
 URL = os.environ["SKETCHPAD_COMFY_URL"].rstrip("/")
 ROOT = Path(__file__).resolve().parent.parent
@@ -101,17 +98,7 @@ def test_ctrl_c_in_generate_leaves_nothing_on_the_server(tmp_path, drawing):
 
 @pytest.fixture
 def window(qtbot, tmp_path):
-    settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
-    made = MainWindow(GenerationWorker(), device="cpu", output_dir=tmp_path / "out", settings=settings,
-                      state_dir=tmp_path / "state", server=URL, model=checkpoint())
-    qtbot.addWidget(made)
-    made.confirm_discard = lambda: True
-    made.canvas.resize_canvas(64, 64)
-    made.canvas.set_modified(False)
-    made.panel.set_params(made.panel.params().replace(steps=3, scheduler="euler", prompt="a knight"))
-    made.show()
-    with qtbot.waitSignal(made.worker.model_ready, timeout=WAIT_MS):
-        made.start()
+    made = started(qtbot, open_window(qtbot, tmp_path, server=URL, model=checkpoint()))
     yield made
     made.close()
 

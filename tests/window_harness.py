@@ -66,3 +66,24 @@ def generate_and_wait(qtbot, window):
     outcome = result.args[0]
     assert outcome.request_id == request
     return outcome, [s for s in steps if s[0] == request]
+
+
+def open_window(qtbot, tmp_path, **kwargs) -> MainWindow:
+    """A window over its own settings file in tmp_path (not yet started)."""
+    settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
+    window = MainWindow(GenerationWorker(), device="cpu", output_dir=tmp_path / "out", settings=settings,
+                        state_dir=tmp_path / "state", **kwargs)
+    qtbot.addWidget(window)
+    window.confirm_discard = lambda: True
+    window.canvas.resize_canvas(64, 64)
+    window.canvas.set_modified(False)
+    window.panel.set_params(window.panel.params().replace(steps=3, scheduler="euler", prompt="a knight"))
+    window.show()
+    return window
+
+
+def started(qtbot, window) -> MainWindow:
+    """The window started, its model (or server) ready."""
+    with qtbot.waitSignal(window.worker.model_ready, timeout=WAIT_MS):
+        window.start()
+    return window
