@@ -110,7 +110,7 @@ class GenerationPanel(QWidget):
                                        "TAESD (tiny decoder), full (the real decoder, slow) or off")
         for name in PREVIEW_METHODS:
             self.preview_combo.addItem(PREVIEW_LABELS.get(name, name), name)
-        for combo in (self.scheduler_combo, self.preview_combo):  # side by side: they may shrink
+        for combo in (self.scheduler_combo, self.preview_combo, self.preset_combo):  # side by side: they may shrink
             combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
             combo.setMinimumContentsLength(9)
         form = QFormLayout()
@@ -123,7 +123,7 @@ class GenerationPanel(QWidget):
                                    toolTip="LoRAs, comma-separated: a .safetensors file or a Hugging Face id, "
                                    "each with an optional :weight (1 when left out)")
         self.lora_edit.setMinimumWidth(60)
-        form.addRow("Preset", _row(self.preset_combo, self.lora_edit, stretch=(1,)))  # a preset's LoRA shows here
+        form.addRow("Preset", _row(self.preset_combo, self.lora_edit, stretch=(0, 1)))  # a preset's LoRA shows here
         form.addRow("Steps", _row(self.steps_spin, QLabel("CFG", self), self.cfg_spin, stretch=(0, 2)))
         form.addRow("Sampler", _row(self.scheduler_combo, self.preview_combo, stretch=(0, 1)))
         self._build_control(form)
@@ -349,8 +349,10 @@ class GenerationPanel(QWidget):
                                             "id, a diffusers folder or a single .safetensors file")
         self.control_model_edit.setMinimumWidth(60)
         self.control_choose_button = QToolButton(self, text="Choose…", toolTip="Choose a ControlNet file")
-        form.addRow("Lines", _row(self.control_checkbox, self.control_strength_spin, self.control_start_spin,
-                                  QLabel("–", self), self.control_end_spin, stretch=()))
+        lines_row = _row(self.control_checkbox, self.control_strength_spin, self.control_start_spin,
+                         QLabel("–", self, sizePolicy=_FIXED), self.control_end_spin, stretch=())
+        lines_row.addStretch(1)  # the spins stay together; the spare room goes to the right
+        form.addRow("Lines", lines_row)
         # the model's row only while the lines are kept: unchecked, the settings fit 1280x800 unscrolled
         self._control_model_row = QWidget(self)
         model_row = _row(self.control_model_edit, self.control_choose_button)
@@ -460,6 +462,9 @@ class GenerationPanel(QWidget):
         for name, low, high, c in BANDS:
             text = f"<span style='color:{c}'>●</span> {name} {band_range_text(low, high)}"
             self._legend[name].setText(f"<b>{text}</b>" if name == band else text)
+
+
+_FIXED = QSizePolicy(QSizePolicy.Policy.Fixed, QSizePolicy.Policy.Fixed)
 
 
 def _row(*widgets: QWidget, stretch: tuple[int, ...] = (0,)) -> QHBoxLayout:
