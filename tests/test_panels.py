@@ -610,7 +610,7 @@ def test_keep_my_lines_restored_by_set_params(panel):
     from sketchpad.core.params import ControlSpec
     spec = ControlSpec(model="lllyasviel/control_v11p_sd15_scribble", strength=1.5, start=0.2, end=0.7)
     panel.set_params(GenerationParams(prompt="a", control=spec))
-    assert panel.control_checkbox.isChecked() and not panel._control_model_row.isHidden()
+    assert panel.control_checkbox.isChecked() and not panel.lines.model_row.isHidden()
     assert panel.params().control == spec
     panel.set_params(GenerationParams(prompt="a"))
     assert not panel.control_checkbox.isChecked() and panel.params().control is None

@@ -5,7 +5,7 @@ from PySide6.QtCore import QRect
 from PySide6.QtGui import QImage
 from PySide6.QtWidgets import QApplication, QFileDialog, QScrollArea
 
-from text_layout import command_lines
+from text_layout import combo_text_is_whole, command_lines, label_is_whole, placeholder_is_whole
 from window_harness import WAIT_MS, make_window, window  # noqa: F401  (fixture)
 
 
@@ -95,3 +95,30 @@ def test_keep_my_lines_row_fits_without_sideways_scrolling(qtbot, tmp_path, widt
     for area in win.findChildren(QScrollArea):
         assert not area.horizontalScrollBar().isVisible(), area
     assert win.panel.control_choose_button.isVisible()
+
+
+@pytest.mark.parametrize("width, height", [(1280, 800), (1024, 640)])
+def test_the_fast_live_texts_are_whole_at_the_panels_narrowest(qtbot, tmp_path, width, height):
+    """The window opens with the panel at its minimum width: the preset's name, both hints and
+    the labels of the Keep my lines numbers must still read in full."""
+    win = make_window(qtbot, tmp_path, "someone/not-loaded")
+    panel = win.panel
+    _settle(qtbot, win, width, height)
+    assert panel.width() <= panel.minimumSizeHint().width() + 24  # the narrowest the window gives it
+    assert placeholder_is_whole(panel.lora_edit), panel.lora_edit.width()
+    panel.lora_edit.setText("")
+    panel.control_checkbox.setChecked(True)
+    index = panel.preset_combo.findData("lcm")
+    panel.preset_combo.setCurrentIndex(index)
+    panel.preset_combo.activated.emit(index)
+    QApplication.processEvents()
+    assert combo_text_is_whole(panel.preset_combo), panel.preset_combo.currentText()
+    assert placeholder_is_whole(panel.control_model_edit), panel.control_model_edit.width()
+    for label in (panel.lines.strength_label, *panel.lines.range_labels, panel.control_checkbox):
+        assert label_is_whole(label), label.text()
+    for spin in (panel.control_strength_spin, panel.control_start_spin, panel.control_end_spin):
+        assert spin.width() >= spin.minimumSizeHint().width(), spin
+    if (width, height) == (1280, 800):  # in view without scrolling
+        for widget in (panel.lines.strength_label, *panel.lines.range_labels, panel.control_end_spin,
+                       panel.control_choose_button):
+            assert _fully_visible(win, widget), widget

@@ -25,3 +25,32 @@ def command_lines(label, width: int) -> list[tuple[str, int]]:
             it += 1
         block = block.next()
     return found
+
+
+def placeholder_is_whole(edit) -> bool:
+    """The line edit's hint fits its text area as QLineEdit paints it (elided to that width)."""
+    from PySide6.QtCore import Qt
+    from PySide6.QtWidgets import QStyle, QStyleOptionFrame
+
+    option = QStyleOptionFrame()
+    edit.initStyleOption(option)
+    area = edit.style().subElementRect(QStyle.SubElement.SE_LineEditContents, option, edit)
+    area = area.marginsRemoved(edit.textMargins()).adjusted(2, 0, -2, 0)  # QLineEdit's own 2 px a side
+    text = edit.placeholderText()
+    return edit.fontMetrics().elidedText(text, Qt.TextElideMode.ElideRight, area.width()) == text
+
+
+def combo_text_is_whole(combo) -> bool:
+    """The combo box's current text fits the field it is drawn in."""
+    from PySide6.QtWidgets import QStyle, QStyleOptionComboBox
+
+    option = QStyleOptionComboBox()
+    combo.initStyleOption(option)
+    field = combo.style().subControlRect(QStyle.ComplexControl.CC_ComboBox, option,
+                                         QStyle.SubControl.SC_ComboBoxEditField, combo)
+    return combo.fontMetrics().horizontalAdvance(combo.currentText()) <= field.width() - 2
+
+
+def label_is_whole(label) -> bool:
+    """A plain label shows all of its text only when it is at least as wide as that text needs."""
+    return label.isVisible() and label.width() >= label.sizeHint().width()

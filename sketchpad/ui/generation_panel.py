@@ -4,7 +4,8 @@ The panel owns no request state beyond its widgets: params() reads them, set_par
 Internal updates (range label, enabled knob, start-step maximum) always run; only the outward
 params_changed signal is held back while set_params restores values.
 Layout: the model on top, the settings in a vertical-only scroll area, and Generate, Cancel, Live
-and the progress pinned below it, so they stay in view however short the window.
+and the progress pinned below it, so they stay in view however short the window. The preset, LoRA
+and "Keep my lines" rows are widgets of their own (fast_live_controls.py).
 """
 
 from __future__ import annotations
@@ -13,20 +14,21 @@ import random
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QFont, QFontDatabase, QFontMetrics
-from PySide6.QtWidgets import (QButtonGroup, QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout,
-                               QFrame, QGridLayout, QGroupBox, QHBoxLayout, QLabel, QLineEdit, QPlainTextEdit,
-                               QProgressBar,
-                               QPushButton, QRadioButton, QScrollArea, QSizePolicy, QSpinBox, QStyle,
-                               QToolButton, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QButtonGroup, QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QFrame, QGridLayout,
+                               QGroupBox, QHBoxLayout, QLabel, QPlainTextEdit, QProgressBar, QPushButton,
+                               QRadioButton, QScrollArea, QSizePolicy, QSpinBox, QStyle, QToolButton, QVBoxLayout,
+                               QWidget)
 
-from sketchpad.core.params import (MAX_CONTROL_STRENGTH, MAX_SEED, MAX_STEPS, PREVIEW_METHODS, RANDOM_SEED,
-                                     SCHEDULERS, ControlSpec, GenerationParams)
-from sketchpad.core.lora_text import format_loras, parse_loras
+from sketchpad.core.errors import SketchpadError
+from sketchpad.core.params import (MAX_SEED, MAX_STEPS, PREVIEW_METHODS, RANDOM_SEED, SCHEDULERS, ControlSpec,
+                                   GenerationParams)
+from sketchpad.core.lora_text import format_loras
 from sketchpad.core.presets import PRESET_TABLE, apply_preset
 from sketchpad.core.registry import SCHEDULER_LABELS
 
 from .backend_picker import BackendPicker
 from .denoise_dial import BANDS, UNCHANGED, DenoiseDial, band_color, band_range_text, denoise_band
+from .fast_live_controls import KeepMyLines, PresetRow
 from .model_picker import ModelPicker
 
 __all__ = ["BANDS", "GenerationPanel", "denoise_band"]
@@ -101,16 +103,11 @@ class GenerationPanel(QWidget):
         self.scheduler_combo.addItem("Model default", None)
         for name in SCHEDULERS:
             self.scheduler_combo.addItem(SCHEDULER_LABELS[name], name)
-        self.preset_combo = QComboBox(self, toolTip="Set sampler, steps, CFG and a few-step LoRA at once")
-        self.preset_combo.addItem("Custom", None)
-        for preset in PRESET_TABLE.values():
-            self.preset_combo.addItem(preset.label, preset.name)
-            self.preset_combo.setItemData(self.preset_combo.count() - 1, preset.note, Qt.ItemDataRole.ToolTipRole)
         self.preview_combo = QComboBox(self, toolTip="How each step's preview is drawn: fast (nearly free), "
                                        "TAESD (tiny decoder), full (the real decoder, slow) or off")
         for name in PREVIEW_METHODS:
             self.preview_combo.addItem(PREVIEW_LABELS.get(name, name), name)
-        for combo in (self.scheduler_combo, self.preview_combo, self.preset_combo):  # side by side: they may shrink
+        for combo in (self.scheduler_combo, self.preview_combo):  # side by side: they may shrink
             combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
             combo.setMinimumContentsLength(9)
         form = QFormLayout()
@@ -119,14 +116,18 @@ class GenerationPanel(QWidget):
         form.addRow(self._build_knobs())  # right under the prompt: the dial stays in view longest
         form.addRow("Seed", _row(self.seed_box, self.lock_button, self.dice_button))
         form.addRow("", _row(self.used_seed_label, self.recycle_button))
-        self.lora_edit = QLineEdit(self, placeholderText="LoRAs: file_or_id:weight, …",
-                                   toolTip="LoRAs, comma-separated: a .safetensors file or a Hugging Face id, "
-                                   "each with an optional :weight (1 when left out)")
-        self.lora_edit.setMinimumWidth(60)
-        form.addRow("Preset", _row(self.preset_combo, self.lora_edit, stretch=(0, 1)))  # a preset's LoRA shows here
+        self.presets = PresetRow(self)
+        self.preset_combo, self.lora_edit = self.presets.preset_combo, self.presets.lora_edit
+        form.addRow("Preset", self.presets)
         form.addRow("Steps", _row(self.steps_spin, QLabel("CFG", self), self.cfg_spin, stretch=(0, 2)))
         form.addRow("Sampler", _row(self.scheduler_combo, self.preview_combo, stretch=(0, 1)))
-        self._build_control(form)
+        self.lines = KeepMyLines(self)
+        for label, row in (("Lines", self.lines), ("", self.lines.range_row), ("", self.lines.model_row)):
+            form.addRow(label, row)
+        # the names the window, the settings and the tests know them by
+        self.control_checkbox, self.control_strength_spin = self.lines.checkbox, self.lines.strength_spin
+        self.control_start_spin, self.control_end_spin = self.lines.start_spin, self.lines.end_spin
+        self.control_model_edit, self.control_choose_button = self.lines.model_edit, self.lines.choose_button
         col.addLayout(form)
         col.addStretch(1)
         self.settings_area.setWidget(settings)
@@ -151,12 +152,8 @@ class GenerationPanel(QWidget):
                        self.steps_spin.valueChanged, self.cfg_spin.valueChanged,
                        self.scheduler_combo.currentIndexChanged, self.preview_combo.currentIndexChanged,
                        self.dial.valueChanged, self.start_spin.valueChanged,
-                       self.control_checkbox.toggled, self.control_strength_spin.valueChanged,
-                       self.control_model_edit.textChanged, self.control_start_spin.valueChanged,
-                       self.control_end_spin.valueChanged, self.lora_edit.textChanged):
+                       self.lines.changed, self.presets.loras_changed):  # the text fields: once finished
             signal.connect(self._changed)
-        self.control_checkbox.toggled.connect(self._show_control)
-        self.control_choose_button.clicked.connect(self._choose_control_model)
         self.seed_box.valueChanged.connect(self._seed_edited)
         self.lock_button.clicked.connect(self.set_locked)
         self.preset_combo.activated.connect(self._preset_chosen)
@@ -188,18 +185,12 @@ class GenerationPanel(QWidget):
             start_at_step=None if use_denoise else self.start_spin.value(),
             steps=self.steps_spin.value(), cfg=round(self.cfg_spin.value(), 2), seed=seed,
             scheduler=self.scheduler_combo.currentData(), preview_method=self.preview_combo.currentData(),
-            loras=parse_loras(self.lora_edit.text()), preset=self.preset_combo.currentData(), control=self.control(),
+            loras=self.presets.loras(for_live), preset=self.presets.preset(), control=self.control(for_live),
         ).validated()
 
-    def control(self) -> ControlSpec | None:
-        """"Keep my lines" as the row says it; unchecked or strength 0 means no ControlNet.
-        Checked with no model is an error the person should see (validated() says so)."""
-        strength = round(self.control_strength_spin.value(), 2)
-        if not self.control_checkbox.isChecked() or strength == 0:
-            return None
-        return ControlSpec(model=self.control_model_edit.text().strip(), strength=strength,
-                           start=round(self.control_start_spin.value(), 2),
-                           end=round(self.control_end_spin.value(), 2)).validated()
+    def control(self, for_live: bool = False) -> ControlSpec | None:
+        """"Keep my lines" as its rows say it; unchecked or strength 0 means no ControlNet."""
+        return self.lines.control(for_live)
 
     def set_params(self, p: GenerationParams, *, emit: bool = False) -> None:
         """Show a request (from a saved PNG or the history). A concrete seed is kept, so Generate
@@ -221,14 +212,9 @@ class GenerationPanel(QWidget):
             else:
                 self.start_spin.setValue(p.start_at_step)
                 self.start_radio.setChecked(True)
-            self.lora_edit.setText(format_loras(p.loras))
-            self.control_checkbox.setChecked(p.control is not None)
-            if p.control is not None:  # without one the row keeps its model, so re-checking restores it
-                self.control_model_edit.setText(p.control.model)
-                self.control_strength_spin.setValue(p.control.strength)
-                self.control_start_spin.setValue(p.control.start)
-                self.control_end_spin.setValue(p.control.end)
-            self.preset_combo.setCurrentIndex(max(0, self.preset_combo.findData(p.preset)))
+            self.presets.set_loras(p.loras)
+            self.lines.set_control(p.control)
+            self.presets.set_preset(p.preset)
             self._show_preset()
         self._quietly(restore, emit=emit)
 
@@ -333,46 +319,6 @@ class GenerationPanel(QWidget):
         grid.addWidget(self.start_spin, 2, 1)
         return box
 
-    def _build_control(self, form: QFormLayout) -> None:
-        """"Keep my lines": compact rows, so the panel gets no wider."""
-        self.control_checkbox = QCheckBox("Keep my lines", self, toolTip="Steer the picture with the sketch's "
-                                          "lines (a scribble / line-art ControlNet), even at high denoise")
-        self.control_strength_spin = QDoubleSpinBox(self, minimum=0.0, maximum=MAX_CONTROL_STRENGTH, singleStep=0.1,
-                                                    decimals=2, value=1.0, toolTip="How firmly the lines steer "
-                                                    "(0: not at all, the picture without ControlNet)")
-        self.control_start_spin = QDoubleSpinBox(self, minimum=0.0, maximum=1.0, singleStep=0.05, decimals=2,
-                                                 value=0.0, toolTip="From this fraction of the steps")
-        self.control_end_spin = QDoubleSpinBox(self, minimum=0.0, maximum=1.0, singleStep=0.05, decimals=2,
-                                               value=1.0, toolTip="Until this fraction of the steps")
-        self.control_model_edit = QLineEdit(self, placeholderText="ControlNet: id, folder or .safetensors",
-                                            toolTip="A scribble / line-art ControlNet for SD 1.5: a Hugging Face "
-                                            "id, a diffusers folder or a single .safetensors file")
-        self.control_model_edit.setMinimumWidth(60)
-        self.control_choose_button = QToolButton(self, text="Choose…", toolTip="Choose a ControlNet file")
-        lines_row = _row(self.control_checkbox, self.control_strength_spin, self.control_start_spin,
-                         QLabel("–", self, sizePolicy=_FIXED), self.control_end_spin, stretch=())
-        lines_row.addStretch(1)  # the spins stay together; the spare room goes to the right
-        form.addRow("Lines", lines_row)
-        # the model's row only while the lines are kept: unchecked, the settings fit 1280x800 unscrolled
-        self._control_model_row = QWidget(self)
-        model_row = _row(self.control_model_edit, self.control_choose_button)
-        model_row.setContentsMargins(0, 0, 0, 0)
-        self._control_model_row.setLayout(model_row)
-        form.addRow("", self._control_model_row)
-        self._show_control()
-
-    def _show_control(self, *_) -> None:
-        on = self.control_checkbox.isChecked()
-        for widget in (self.control_strength_spin, self.control_start_spin, self.control_end_spin):
-            widget.setEnabled(on)
-        self._control_model_row.setVisible(on)
-
-    def _choose_control_model(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Choose a ControlNet", self.control_model_edit.text(),
-                                              "ControlNet (*.safetensors);;All files (*)")
-        if path:
-            self.control_model_edit.setText(path)
-
     def _fit_settings_width(self) -> None:
         """The scroll area never scrolls sideways: it is as wide as its content needs, plus room
         for its vertical scrollbar."""
@@ -391,9 +337,34 @@ class GenerationPanel(QWidget):
 
     # ---- reactions ------------------------------------------------------------------------
     def _preset_chosen(self, index: int) -> None:
+        """Only what a preset sets changes: sampler, steps, CFG, the start step's place, its LoRA. An
+        unfinished entry elsewhere (Keep my lines without a model, a half-typed LoRA) neither blocks
+        it nor is lost; Generate names what is wrong."""
         name = self.preset_combo.itemData(index)
-        if name is not None:
-            self.set_params(apply_preset(self.params(), name), emit=True)
+        if name is None:
+            return
+        try:
+            loras = self.presets.loras()
+        except SketchpadError:
+            loras = None
+        use_denoise = self.denoise_radio.isChecked()
+        p = apply_preset(GenerationParams(prompt="", steps=self.steps_spin.value(), loras=loras or (),
+                                          strength=self.denoise() if use_denoise else None,
+                                          start_at_step=None if use_denoise else self.start_spin.value()), name)
+
+        def show():
+            self.steps_spin.setValue(p.steps)  # first: the start step's maximum follows it
+            self.cfg_spin.setValue(p.cfg)
+            self.scheduler_combo.setCurrentIndex(max(0, self.scheduler_combo.findData(p.scheduler)))
+            if p.start_at_step is not None:
+                self.start_spin.setValue(p.start_at_step)
+            if loras is not None:
+                self.presets.set_loras(p.loras)
+            elif PRESET_TABLE[name].lora is not None:  # keep the typed text as it is, add the preset's
+                typed = self.lora_edit.text().strip().rstrip(",")
+                self.lora_edit.setText(", ".join(filter(None, (typed, format_loras((PRESET_TABLE[name].lora,))))))
+            self.presets.set_preset(name)
+        self._quietly(show)
 
     def _show_preset(self, *_) -> None:
         """A preset's name stays only while steps, CFG and sampler are still the preset's own."""
@@ -462,9 +433,6 @@ class GenerationPanel(QWidget):
         for name, low, high, c in BANDS:
             text = f"<span style='color:{c}'>●</span> {name} {band_range_text(low, high)}"
             self._legend[name].setText(f"<b>{text}</b>" if name == band else text)
-
-
-_FIXED = QSizePolicy(QSizePolicy.Policy.Fixed, QSizePolicy.Policy.Fixed)
 
 
 def _row(*widgets: QWidget, stretch: tuple[int, ...] = (0,)) -> QHBoxLayout:
