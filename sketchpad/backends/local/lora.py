@@ -5,6 +5,8 @@ keys and diffusers/peft `unet.…lora_A` keys), from .safetensors only. The LoRA
 the UNet and text encoder weights, so a step costs what it costs without them. Fusing and unfusing
 in floating point does not give back the original weights bit for bit, so the original values of
 every layer a LoRA touches are kept aside while any LoRA is fused and copied back when unfusing.
+Where transformers cannot take a text-encoder LoRA through the installed peft, that part is merged by
+hand (`lora_text_encoder`), kept aside and restored the same way.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from safetensors.torch import load_file
 from ...core.errors import SketchpadError
 from ...core.hashes import lora_short_hash as short_hash
 from ...core.params import LoraSpec
+from .lora_text_encoder import fuse_text_encoder_pairs, text_encoder_pairs
 
 HUB_DEFAULT_FILE = "pytorch_lora_weights.safetensors"
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.\-]*/[\w.\-]+$")  # what diffusers' LoRA repositories call the weights
@@ -87,8 +90,9 @@ def _text_encoder_loras_unsupported() -> str | None:
 
 @dataclass
 class _Loaded:
-    adapter: str
+    adapter: str | None  # the peft adapter, None when the LoRA has only a hand-merged text-encoder part
     short_hash: str
+    text_encoder_pairs: list = dataclasses.field(default_factory=list)  # merged by hand at fuse time
 
 
 class LoraStack:
@@ -131,58 +135,70 @@ class LoraStack:
     def _rebuild(self, wanted, fresh, stale) -> None:
         pipe = self.pipe
         self._unfuse()
-        if self._loaded:
+        if self._peft_adapters():
             pipe.disable_lora()  # until the new set is fused: if loading fails, the plain weights run
         if stale:
-            pipe.delete_adapters([self._loaded.pop(path).adapter for path in stale])
+            gone = [self._loaded.pop(path).adapter for path in stale]
+            if any(gone):
+                pipe.delete_adapters([adapter for adapter in gone if adapter])
         for path, (state, digest) in fresh.items():
             self._counter += 1
-            adapter = f"lora{self._counter}"
             try:
                 with warnings.catch_warnings():  # peft warns that a second adapter joins the first: intended
                     warnings.simplefilter("ignore")
-                    self._load(path, state, adapter)
+                    self._loaded[path] = self._load(path, state, f"lora{self._counter}", digest)
             except SketchpadError:
                 raise
             except Exception as error:
                 raise SketchpadError(f"{path.name} does not fit this model ({' '.join(str(error).split())[:160]})") from None
-            self._loaded[path] = _Loaded(adapter, digest)
         if not self._loaded:
             pipe.unload_lora_weights()  # back to the plain modules
             self._originals.clear()
             return
         if not wanted:
             return  # loaded (weight 0 for now), but disabled: out of every forward pass
-        pipe.enable_lora()
-        names = [self._loaded[path].adapter for path, _ in wanted]
-        pipe.set_adapters(names, [weight for _, weight in wanted])
-        self._keep_originals()
-        pipe.fuse_lora(components=_COMPONENTS, adapter_names=names)
+        peft_wanted = [(self._loaded[path].adapter, weight) for path, weight in wanted if self._loaded[path].adapter]
+        if peft_wanted:
+            pipe.enable_lora()
+            names = [name for name, _ in peft_wanted]
+            pipe.set_adapters(names, [weight for _, weight in peft_wanted])
+            self._keep_originals()
+            pipe.fuse_lora(components=_COMPONENTS, adapter_names=names)
+        pairs = [(weight, pair) for path, weight in wanted for pair in self._loaded[path].text_encoder_pairs]
+        fuse_text_encoder_pairs(pairs, self._originals)
         self._fused = wanted
 
-    def _load(self, path: Path, state: dict, adapter: str) -> None:
+    def _peft_adapters(self) -> list[str]:
+        return [loaded.adapter for loaded in self._loaded.values() if loaded.adapter]
+
+    def _load(self, path: Path, state: dict, adapter: str, digest: str) -> _Loaded:
         pipe = self.pipe
-        unsupported = _text_encoder_loras_unsupported()
-        if unsupported is None:
+        if _text_encoder_loras_unsupported() is None:
             pipe.load_lora_weights(state, adapter_name=adapter)
-            return
+            return _Loaded(adapter, digest)
         # transformers loads text-encoder LoRAs only with a newer peft than may be installed: then
-        # the UNet part (all that few-step LoRAs have) still applies, and we say what is left out
+        # peft takes the UNet part and the text-encoder part is merged by hand at fuse time
         converted, alphas, metadata = pipe.lora_state_dict(dict(state), return_lora_metadata=True)
-        unet_part = {key: value for key, value in converted.items() if not key.startswith("text_encoder.")}
-        if len(unet_part) < len(converted):
-            self.notify(f"LoRA {path.name}: its text-encoder part is left out ({unsupported}); its UNet part applies")
+        pairs, left_out = text_encoder_pairs(pipe.text_encoder, converted, alphas, path.name)  # before any change
+        unet_part = {key: value for key, value in converted.items() if not key.startswith("text_encoder")}
+        if not unet_part and not pairs:
+            raise SketchpadError(f"LoRA {path.name} changes no layer of this model")
+        if left_out:
+            named = ", ".join(left_out[:2]) + (", …" if len(left_out) > 2 else "")
+            self.notify(f"LoRA {path.name}: left out {len(left_out)} text-encoder layer(s) that name nothing in this model ({named})")
         if not unet_part:
-            raise SketchpadError(f"LoRA {path.name} has only a text-encoder part, which cannot load here ({unsupported})")
-        alphas = {key: value for key, value in (alphas or {}).items() if not key.startswith("text_encoder.")}
+            return _Loaded(None, digest, pairs)
+        alphas = {key: value for key, value in (alphas or {}).items() if not key.startswith("text_encoder")}
         pipe.load_lora_into_unet(
             unet_part, alphas or None, pipe.unet, adapter_name=adapter, _pipeline=pipe, metadata=metadata
         )
+        return _Loaded(adapter, digest, pairs)
 
     def _unfuse(self) -> None:
         if not self._fused:
             return
-        self.pipe.unfuse_lora(components=_COMPONENTS)
+        if self._peft_adapters():
+            self.pipe.unfuse_lora(components=_COMPONENTS)
         with torch.no_grad():
             for param, original in self._originals.values():
                 param.copy_(original)  # subtracting the delta again is off by rounding; copying is exact
