@@ -47,7 +47,7 @@ def text_loras(tmp_path_factory, tiny_pipeline):
     stray = kohya(more) | {
         "lora_te_text_projection.lora_down.weight": torch.randn(4, 32),
         "lora_te_text_projection.lora_up.weight": torch.randn(32, 4),
-    }
+    } | {key.replace("lora_te_", "lora_te2_"): value.clone() for key, value in kohya(more).items()}  # SDXL's second encoder
     save_file(stray, folder / "stray_layer.safetensors")
     return folder
 
@@ -143,7 +143,9 @@ def test_only_layers_that_name_nothing_here_are_reported_left_out(tiny_model_dir
     assert notices == []
     applied = embeddings(engine)
     engine.generate(params(spec(text_loras, "stray_layer")), stick_figure)
-    assert notices == ["LoRA stray_layer.safetensors: left out 1 text-encoder layer(s) that name nothing in this model (text_projection)"]
+    # text_projection and the second encoder's q_proj and fc1 in both of its layers: 5 layers, once each
+    assert len(notices) == 1 and notices[0].startswith("LoRA stray_layer.safetensors: left out 5 text-encoder layer(s)")
+    assert "text_encoder_2.encoder.layers.0." in notices[0]
     assert torch.allclose(embeddings(engine), applied, atol=1e-5)  # the rest of it applies
 
 

@@ -55,8 +55,10 @@ def text_encoder_pairs(text_encoder, converted: dict, alphas: dict | None, name:
         found = _module_and_half(key, flattened) if key.startswith(PREFIX) else None
         if found is not None:
             halves.setdefault(found[0], {})[found[1]] = tensor
-        elif key.startswith("text_encoder"):  # also text_encoder_2, which an SD1.5 model does not have
-            left_out[key.split(".lora")[0].split(".to_")[0]] = None
+        elif key.startswith("text_encoder"):  # also text_encoder_2 (kohya `lora_te2_`), which SD1.5 lacks
+            component, _, rest = key.partition(".")
+            layer = _module_and_half(rest, flattened)
+            left_out[f"{component}.{layer[0]}" if layer else key] = None
     module_alphas = {}
     for key, alpha in (alphas or {}).items():
         if key.startswith(PREFIX) and (found := _module_and_half(key.removesuffix(".alpha"), flattened)):
