@@ -122,3 +122,17 @@ def test_the_fast_live_texts_are_whole_at_the_panels_narrowest(qtbot, tmp_path, 
         for widget in (panel.lines.strength_label, *panel.lines.range_labels, panel.control_end_spin,
                        panel.control_choose_button):
             assert _fully_visible(win, widget), widget
+
+
+def test_ticking_keep_my_lines_scrolls_its_rows_into_view(qtbot, tmp_path):
+    win = make_window(qtbot, tmp_path, "someone/not-loaded")
+    win.history.add_entry(QImage(8, 8, QImage.Format.Format_RGB32), object(), "a result")  # less room
+    _settle(qtbot, win, 1280, 800)
+    panel = win.panel
+    panel.control_checkbox.click()  # as a person ticks it: the rows to fill in appear below
+    bar = panel.settings_area.verticalScrollBar()
+    qtbot.waitUntil(lambda: bar.maximum() > 0, timeout=2000)  # the rows overflow the settings' height
+    qtbot.waitUntil(lambda: _fully_visible(win, panel.control_choose_button), timeout=2000)
+    for widget in (panel.control_model_edit, panel.control_end_spin, panel.lines.range_labels[-1],
+                   panel.control_checkbox):
+        assert _fully_visible(win, widget), widget

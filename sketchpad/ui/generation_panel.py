@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import random
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QFont, QFontDatabase, QFontMetrics
 from PySide6.QtWidgets import (QButtonGroup, QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QFrame, QGridLayout,
                                QGroupBox, QHBoxLayout, QLabel, QPlainTextEdit, QProgressBar, QPushButton,
@@ -154,6 +154,7 @@ class GenerationPanel(QWidget):
                        self.dial.valueChanged, self.start_spin.valueChanged,
                        self.lines.changed, self.presets.loras_changed):  # the text fields: once finished
             signal.connect(self._changed)
+        self.control_checkbox.clicked.connect(self._bring_lines_into_view)
         self.seed_box.valueChanged.connect(self._seed_edited)
         self.lock_button.clicked.connect(self.set_locked)
         self.preset_combo.activated.connect(self._preset_chosen)
@@ -373,6 +374,12 @@ class GenerationPanel(QWidget):
             self.steps_spin.value(), round(self.cfg_spin.value(), 2), self.scheduler_combo.currentData()
         ):
             self.preset_combo.setCurrentIndex(0)
+
+    def _bring_lines_into_view(self, checked: bool) -> None:
+        """Ticked by the person: the rows to fill in come into view, though the settings may scroll
+        (a short window, the history strip); after the layout has made room for them."""
+        if checked:
+            QTimer.singleShot(0, lambda: self.settings_area.ensureWidgetVisible(self.lines.model_row, 0, 4))
 
     def _changed(self, *_) -> None:
         if not self._quiet:
