@@ -38,7 +38,7 @@ def test_the_lora_line_takes_effect_on_enter_not_per_keystroke(panel):
     QTest.keyClicks(panel.lora_edit, "ink:")
     assert changes == []  # nothing to regenerate while a person types
     assert panel.params(for_live=True).loras == ()  # Live still sees the last finished line
-    with pytest.raises(SketchpadError, match="weight after ':' must be a number"):
+    with pytest.raises(SketchpadError, match="needs a number after its ':'"):
         panel.params()  # a plain Generate reads what the line says
     QTest.keyClicks(panel.lora_edit, "0.5")
     QTest.keyClick(panel.lora_edit, Qt.Key.Key_Return)
@@ -141,7 +141,7 @@ def test_live_waits_for_a_finished_lora_line_and_says_a_bad_one_once(qtbot, wind
     QTest.keyClick(window.panel.lora_edit, Qt.Key.Key_Return)
     qtbot.waitUntil(lambda: bool(errors), timeout=5000)
     qtbot.wait(LIVE_DEBOUNCE_MS * 2)
-    assert len(errors) == 1 and "the weight after ':' must be a number" in errors[0]  # one clear line
+    assert len(errors) == 1 and "the LoRA 'ink:' needs a number after its ':' (its weight, e.g. ink:0.8)" in errors[0]  # one clear line
     assert "\n" not in errors[0]
     assert window.session.run.request_id == before
 
@@ -182,7 +182,7 @@ def test_a_preset_keeps_a_half_typed_lora_line_and_adds_its_own(panel):
     pick_preset(panel, "hyper")
     assert panel.lora_edit.text().startswith("ink:, ")  # nothing typed is lost
     assert panel.steps_spin.value() == 8 and panel.preset_combo.currentData() == "hyper"
-    with pytest.raises(SketchpadError, match="weight after ':' must be a number"):
+    with pytest.raises(SketchpadError, match="needs a number after its ':'"):
         panel.params()  # Generate names the bad entry
     panel.lora_edit.setText(panel.lora_edit.text().replace("ink:", "ink:0.5"))
     assert panel.params().loras[0] == LoraSpec("ink", 0.5) and len(panel.params().loras) == 2

@@ -21,6 +21,6 @@ def _parse_one(text: str) -> LoraSpec:
         try:
             weight = float(tail)
         except ValueError:
-            raise SketchpadError(f"LoRA {text}: the weight after ':' must be a number") from None
+            raise SketchpadError(f"the LoRA {text!r} needs a number after its ':' (its weight, e.g. {head.strip() or 'name'}:0.8)") from None
         return LoraSpec(head.strip(), weight).validated()
     return LoraSpec(text).validated()
