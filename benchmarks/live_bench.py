@@ -221,7 +221,8 @@ def main(argv=None) -> int:
             print(f"\n== {SECTION_SPEED}, {SECTION_CONTROL}: {setup.label} ==", flush=True)
             bench_live(engine, setup, ctx, models_dir)
         del engine
-    command = "python -m benchmarks.live_bench" + ("" if not argv else " " + " ".join(argv))
+    shown = sys.argv[1:] if argv is None else argv  # what ran, so the report says so
+    command = "python -m benchmarks.live_bench" + ("" if not shown else " " + " ".join(shown))
     rows = eb.machine_rows(ctx) + [("run", f"{(time.perf_counter() - started) / 60:.1f} min")]
     text = render_markdown("Sketchpad live benchmarks", command, rows, figures, INTRO, METHOD, notes)
     Path(args.out).write_text(text, encoding="utf-8")
