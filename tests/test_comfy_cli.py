@@ -20,6 +20,12 @@ MODEL = "standin-sd15.safetensors"
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def sigint_as_at_a_terminal() -> None:
+    """A child started from a background job inherits an ignored SIGINT, and Python then never raises
+    KeyboardInterrupt: give it Ctrl+C's default, as a terminal would."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.fixture
 def drawing(tmp_path):
     path = tmp_path / "sketch.png"
@@ -68,7 +74,7 @@ def test_ctrl_c_removes_our_prompt_from_the_server(tmp_path, drawing):
         process = subprocess.Popen(
             [sys.executable, "main.py", "generate", str(drawing), "--prompt", "a cat", "--server", server.url,
              "--steps", "50", "--out", str(tmp_path / "r.png")],
-            cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True)
+            cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True, preexec_fn=sigint_as_at_a_terminal)
         for line in process.stderr:
             if line.startswith("step 1/"):
                 break

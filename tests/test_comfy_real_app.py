@@ -21,6 +21,7 @@ if not os.environ.get("SKETCHPAD_COMFY_URL"):
 
 from sketchpad import cli  # noqa: E402
 from sketchpad.core.storage import read_png_parameters  # noqa: E402
+from tests.test_comfy_cli import sigint_as_at_a_terminal  # noqa: E402
 from tests.window_harness import WAIT_MS, draw_line, generate_and_wait, open_window, started  # noqa: E402
 
 URL = os.environ["SKETCHPAD_COMFY_URL"].rstrip("/")
@@ -60,6 +61,7 @@ def drawing(tmp_path):
 def run_generate(*args, **popen):
     env = dict(os.environ, HF_HUB_OFFLINE="1")
     return subprocess.Popen([sys.executable, "main.py", "generate", *args], cwd=ROOT, env=env,
+                            preexec_fn=sigint_as_at_a_terminal,
                             stderr=subprocess.PIPE, text=True, **popen)
 
 
