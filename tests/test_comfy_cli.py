@@ -26,6 +26,22 @@ def sigint_as_at_a_terminal() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
+def start_generate(*args: str) -> subprocess.Popen:
+    """`main.py generate ARGS` in a child process, offline, its stderr read as text."""
+    return subprocess.Popen([sys.executable, "main.py", "generate", *args], cwd=ROOT,
+                            env=dict(os.environ, HF_HUB_OFFLINE="1"), stderr=subprocess.PIPE, text=True,
+                            preexec_fn=sigint_as_at_a_terminal)
+
+
+def ctrl_c_after_the_first_step(process: subprocess.Popen) -> str:
+    """Press Ctrl+C once the first step is reported; what it printed after that."""
+    for line in process.stderr:
+        if line.startswith("step 1/"):
+            break
+    process.send_signal(signal.SIGINT)
+    return process.stderr.read()
+
+
 @pytest.fixture
 def drawing(tmp_path):
     path = tmp_path / "sketch.png"
@@ -70,16 +86,9 @@ def test_a_checkpoint_the_server_lacks_exits_2(tmp_path, drawing, capsys):
 
 def test_ctrl_c_removes_our_prompt_from_the_server(tmp_path, drawing):
     with StandIn([MODEL], step_seconds=0.2) as server:
-        env = dict(os.environ, HF_HUB_OFFLINE="1")
-        process = subprocess.Popen(
-            [sys.executable, "main.py", "generate", str(drawing), "--prompt", "a cat", "--server", server.url,
-             "--steps", "50", "--out", str(tmp_path / "r.png")],
-            cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True, preexec_fn=sigint_as_at_a_terminal)
-        for line in process.stderr:
-            if line.startswith("step 1/"):
-                break
-        process.send_signal(signal.SIGINT)
-        rest = process.stderr.read()
+        process = start_generate(str(drawing), "--prompt", "a cat", "--server", server.url, "--steps", "50",
+                                 "--out", str(tmp_path / "r.png"))
+        rest = ctrl_c_after_the_first_step(process)
         assert process.wait(30) == cli.EXIT_INTERRUPTED and "Traceback" not in rest
         assert server.queue_ids() == [] and server.finished[-1][1] == "interrupted"
         assert not (tmp_path / "r.png").exists()

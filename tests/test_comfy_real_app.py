@@ -6,12 +6,8 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import subprocess
-import sys
 import time
 import urllib.request
-from pathlib import Path
 
 import pytest
 from PIL import Image, ImageDraw
@@ -21,11 +17,10 @@ if not os.environ.get("SKETCHPAD_COMFY_URL"):
 
 from sketchpad import cli  # noqa: E402
 from sketchpad.core.storage import read_png_parameters  # noqa: E402
-from tests.test_comfy_cli import sigint_as_at_a_terminal  # noqa: E402
+from tests.test_comfy_cli import ctrl_c_after_the_first_step, start_generate  # noqa: E402
 from tests.window_harness import WAIT_MS, draw_line, generate_and_wait, open_window, started  # noqa: E402
 
 URL = os.environ["SKETCHPAD_COMFY_URL"].rstrip("/")
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def server_json(path: str):
@@ -58,18 +53,11 @@ def drawing(tmp_path):
     return path
 
 
-def run_generate(*args, **popen):
-    env = dict(os.environ, HF_HUB_OFFLINE="1")
-    return subprocess.Popen([sys.executable, "main.py", "generate", *args], cwd=ROOT, env=env,
-                            preexec_fn=sigint_as_at_a_terminal,
-                            stderr=subprocess.PIPE, text=True, **popen)
-
-
 def test_generate_saves_the_servers_picture_with_its_settings_and_a_preview_per_step(tmp_path, drawing):
     out, previews = tmp_path / "result.png", tmp_path / "steps"
-    process = run_generate(str(drawing), "--prompt", "a tent", "--server", URL, "--model", checkpoint(),
-                           "--steps", "4", "--strength", "0.6", "--seed", str(int(time.time())),
-                           "--out", str(out), "--previews", str(previews))
+    process = start_generate(str(drawing), "--prompt", "a tent", "--server", URL, "--model", checkpoint(),
+                             "--steps", "4", "--strength", "0.6", "--seed", str(int(time.time())),
+                             "--out", str(out), "--previews", str(previews))
     err = process.stderr.read()
     assert process.wait(120) == 0, err
     info = read_png_parameters(out)
@@ -79,21 +67,17 @@ def test_generate_saves_the_servers_picture_with_its_settings_and_a_preview_per_
 
 
 def test_generate_with_a_checkpoint_the_server_lacks_is_one_line_and_exit_2(tmp_path, drawing):
-    process = run_generate(str(drawing), "--prompt", "x", "--server", URL, "--model", "nope.safetensors",
-                           "--out", str(tmp_path / "r.png"))
+    process = start_generate(str(drawing), "--prompt", "x", "--server", URL, "--model", "nope.safetensors",
+                             "--out", str(tmp_path / "r.png"))
     err = process.stderr.read()
     assert process.wait(60) == cli.EXIT_ERROR and err.count("\n") == 1 and "nope.safetensors" in err
     assert not (tmp_path / "r.png").exists()
 
 
 def test_ctrl_c_in_generate_leaves_nothing_on_the_server(tmp_path, drawing):
-    process = run_generate(str(drawing), "--prompt", "x", "--server", URL, "--steps", "300",
-                           "--seed", str(int(time.time())), "--out", str(tmp_path / "r.png"))
-    for line in process.stderr:
-        if line.startswith("step 1/"):
-            break
-    process.send_signal(signal.SIGINT)
-    rest = process.stderr.read()
+    process = start_generate(str(drawing), "--prompt", "x", "--server", URL, "--steps", "300",
+                             "--seed", str(int(time.time())), "--out", str(tmp_path / "r.png"))
+    rest = ctrl_c_after_the_first_step(process)
     assert process.wait(30) == cli.EXIT_INTERRUPTED and "Traceback" not in rest
     assert queue_is_empty() and not (tmp_path / "r.png").exists()
 
