@@ -394,8 +394,7 @@ class MainWindow(QMainWindow):
     def _remember_model(self, model: ModelState) -> None:
         """A model or server that loads is written to the settings at once, so a crash or a kill
         (which the recovered drawing survives) does not send the next start back to another one."""
-        choice = (model.backend, display_address(model.server_url) if model.server_url else "", model.server_model,
-                  model.model, model.device)
+        choice = (model.backend, model.server_url, model.server_model, model.model, model.device)
         if model.status is ModelStatus.READY and choice != self._model_remembered:
             self._model_remembered = choice
             save_session(self.settings, self.session)
