@@ -32,8 +32,18 @@ class GenerationResult:
     seconds: float
 
 
+@dataclass(frozen=True)
+class Waiting:
+    """Why a run has shown no step yet: queued behind other jobs on a server, or the server loading
+    the model. Reported on every change; a backend that never waits never reports one."""
+
+    jobs_ahead: int = 0  # prompts the server runs before ours (0: ours is next or running)
+    loading_model: bool = False  # ours runs, but the server is still loading the checkpoint
+
+
 OnStep = Callable[[StepPreview], None]
 ShouldStop = Callable[[], bool]
+OnWaiting = Callable[[Waiting], None]
 
 
 class Backend(Protocol):
@@ -46,4 +56,5 @@ class Backend(Protocol):
         sketch: Image.Image,
         on_step: OnStep | None = None,
         should_stop: ShouldStop | None = None,
+        on_waiting: OnWaiting | None = None,
     ) -> GenerationResult | None: ...

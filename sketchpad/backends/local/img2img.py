@@ -21,7 +21,7 @@ from diffusers.models.resnet import ResnetBlock2D
 from diffusers.utils.torch_utils import randn_tensor
 from PIL import Image
 
-from ...core.backend import GenerationResult, OnStep, ShouldStop, StepPreview  # noqa: F401  (re-exported)
+from ...core.backend import GenerationResult, OnStep, OnWaiting, ShouldStop, StepPreview  # noqa: F401  (re-exported)
 from ...core.images import prepare_sketch
 from ...core.params import GenerationParams
 from ...core.schedule import StepPlan, plan_steps
@@ -119,6 +119,7 @@ class Img2ImgEngine:
         sketch: Image.Image,
         on_step: OnStep | None = None,
         should_stop: ShouldStop | None = None,
+        on_waiting: OnWaiting | None = None,  # noqa: ARG002  (the local engine never waits on others)
     ) -> GenerationResult | None:
         """Run one request. Returns None if `should_stop` said so (checked before every step and
         between the UNet's blocks, so a stale run leaves within a fraction of a step)."""
