@@ -2,7 +2,9 @@
 
 The files are the same PNGs Ctrl+S writes (AUTOMATIC1111 `parameters` chunk, atomic writes), so a
 result survives a quit or a crash and reads back with its settings. Plain Python + PIL: the worker
-writes here on its own thread, the window lists and loads the entries after a restart.
+writes here on its own thread while the window lists entries and changes the budget on its own, so
+adding, pruning and pinning hold one lock. A pinned file is the only copy of a picture the window
+lists (it released the picture from memory): pruning passes it by until it is unpinned.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import itertools
 import os
 import re
+import threading
 import time
 from pathlib import Path
 
@@ -28,6 +31,8 @@ class ResultArchive:
     def __init__(self, folder: Path, max_bytes: int):
         self.folder = Path(folder)
         self.max_bytes = _checked_budget(max_bytes)
+        self._lock = threading.Lock()
+        self._pinned: set[Path] = set()
         clean_leftovers(self.folder)  # temp files of results whose writer was killed mid-save
 
     def add(self, image: Image.Image, info: ResultInfo) -> Path:
@@ -36,8 +41,26 @@ class ResultArchive:
         Raises SketchpadError (one line) when it cannot be written; nothing half-written is left.
         """
         path = save_result(image, info, self.folder / _new_name())
-        self._prune(keep=path)
+        with self._lock:
+            self._prune(keep=path)
         return path
+
+    def pin(self, path: Path) -> bool:
+        """Keep this entry whatever the budget until unpin(); False (nothing pinned) if it is gone."""
+        path = Path(path)
+        with self._lock:
+            try:
+                kept = path.parent == self.folder and path.stat().st_size > 0
+            except OSError:
+                return False
+            if kept:
+                self._pinned.add(path)
+            return kept
+
+    def unpin(self, path: Path) -> None:
+        """The picture is in memory again, or no longer listed: the budget applies to it again."""
+        with self._lock:
+            self._pinned.discard(Path(path))
 
     def entries(self) -> list[Path]:
         """The kept results, newest first."""
@@ -63,8 +86,9 @@ class ResultArchive:
         return image, info
 
     def set_max_bytes(self, max_bytes: int) -> None:
-        self.max_bytes = _checked_budget(max_bytes)
-        self._prune(keep=None)
+        with self._lock:
+            self.max_bytes = _checked_budget(max_bytes)
+            self._prune(keep=None)
 
     def total_bytes(self) -> int:
         return sum(size for _, size in self._sizes())
@@ -84,7 +108,7 @@ class ResultArchive:
         for path, size in reversed(sized):  # oldest first
             if total <= self.max_bytes:
                 break
-            if path == keep:
+            if path == keep or path in self._pinned:
                 continue
             try:
                 path.unlink()
