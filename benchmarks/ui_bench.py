@@ -22,7 +22,8 @@ from PySide6.QtWidgets import QApplication, QWidget  # noqa: E402
 
 from sketchpad.core.params import GenerationParams  # noqa: E402
 from sketchpad.ui.canvas import SketchCanvas  # noqa: E402
-from sketchpad.worker import GenerationWorker, pil_to_qimage  # noqa: E402
+from sketchpad.qimages import pil_to_qimage  # noqa: E402
+from sketchpad.worker import GenerationWorker  # noqa: E402
 
 from . import engine_bench as eb  # noqa: E402  (torch-only helpers; no Qt there)
 from .report import Figure, percentile  # noqa: E402

@@ -1,4 +1,5 @@
-"""QImage <-> PIL/numpy conversions, and a fingerprint of a picture's pixels (no torch here)."""
+"""QImage <-> PIL/numpy conversions, and a fingerprint of a picture's pixels: Qt's side of the pictures, shared by
+the worker and the widgets (no torch here)."""
 
 from __future__ import annotations
 

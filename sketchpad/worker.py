@@ -12,24 +12,28 @@ loading after that is closed unused.
 
 from __future__ import annotations
 
+import logging
 import queue
-import sys
 import threading
-import traceback
 from dataclasses import dataclass
 from pathlib import Path
 
+from PIL import Image
 from PySide6.QtCore import QMutex, QMutexLocker, QThread, QWaitCondition, Signal
 from PySide6.QtGui import QImage
 
 from .backends import loading
-from .core.errors import SketchpadError
+from .core.backend import Waiting
+from .core.errors import Failure, FailureKind, ServerState, SketchpadError
 from .core.params import GenerationParams
 from .core.result_archive import ResultArchive
 from .core.storage import ResultInfo
-from .ui.images import numpy_to_qimage, pil_to_qimage, qimage_to_pil  # noqa: F401  (re-exported)
+from .qimages import numpy_to_qimage, pil_to_qimage, qimage_to_pil
+
+log = logging.getLogger(__name__)
 
 LOAD_POLL_SECONDS = 0.05  # how often a waiting load checks for stop(): well inside the 2 s quit budget
+NO_MODEL_LOADED = "no model is loaded yet: choose one with Choose… beside Model"
 IDLE_CHECK_MS = 1000  # how often an idle server backend looks at its connection, so the status line is true
 
 
@@ -67,7 +71,7 @@ class _Load:
         self.done = threading.Event()
         self.progress: queue.SimpleQueue[str] = queue.SimpleQueue()  # lines for the worker to emit
         self.backend = None
-        self.error: str | None = None
+        self.failure: Failure | None = None
         self._lock = threading.Lock()
         self._abandoned = False
         self.thread = threading.Thread(target=self._run, name="sketchpad-model-load", daemon=True)
@@ -81,11 +85,12 @@ class _Load:
                                            server=self.choice.server, notify=self.notify,
                                            on_state=self.on_state)
         except SketchpadError as error:
-            self.error = str(error)
+            log.info("loading %s failed: %s", self.choice.model, error, exc_info=error.__cause__ is not None)
+            self.failure = Failure.of(error)
         except Exception as error:  # keep the app alive whatever the libraries throw
-            if not self._abandoned:
-                traceback.print_exc(file=sys.stderr)
-            self.error = f"could not load the model: {' '.join(str(error).split())[:200]}"
+            log.exception("loading %s failed", self.choice.model)
+            text = " ".join(str(error).split())[:200] or type(error).__name__
+            self.failure = Failure(Failure.of(error).kind, f"could not load the model: {text}")
         else:
             with self._lock:
                 if not self._abandoned:
@@ -103,13 +108,14 @@ class _Load:
 class GenerationWorker(QThread):
     model_loading = Signal(str)  # a progress line
     model_ready = Signal(str, str)  # model name, device name
-    model_failed = Signal(str)  # one-line reason
+    model_failed = Signal(object)  # Failure
     step_preview = Signal(int, int, int, QImage)  # request id, step (1-based), total, preview
     result_ready = Signal(object)  # Outcome
-    request_failed = Signal(int, str)  # request id, one-line reason
+    request_waiting = Signal(int, object)  # request id, Waiting (queued on a server, the model loading there)
+    request_failed = Signal(int, object)  # request id, Failure
     request_cancelled = Signal(int)  # request id (replaced by a newer one, or cancelled)
     notice = Signal(str)
-    server_state = Signal(str)  # a server backend's connection: connected / reconnecting / offline
+    server_state = Signal(object)  # a server backend's connection: a ServerState
     server_checkpoints = Signal(list)  # a server backend's checkpoints, once it is ready
 
     def __init__(self, parent=None, *, archive: ResultArchive | None = None):
@@ -125,7 +131,6 @@ class GenerationWorker(QThread):
         self._engine = None  # the active backend; only the worker thread touches it
         self._archive = archive
         self._abandoned_loads: list[_Load] = []
-        self.model_name = ""
 
     # ---- called from the GUI thread ------------------------------------------------------
     def load_model(self, model: str | None, device: str = "auto", server: str | None = None) -> None:
@@ -210,23 +215,22 @@ class GenerationWorker(QThread):
         try:
             check()  # between jobs, on this thread: the backend is never used by two threads at once
         except Exception:  # a watcher must never end the worker
-            traceback.print_exc(file=sys.stderr)
+            log.exception("watching the server between jobs failed")
 
     def _drop_backend(self) -> None:
         backend, self._engine = self._engine, None
-        self.model_name = ""
         if backend is None:
             return
         try:
             loading.close_backend(backend)
         except Exception:  # a failing close must not keep the next model from loading
-            traceback.print_exc(file=sys.stderr)
+            log.exception("closing the backend failed")
         del backend  # the last reference: the weights go now, before the next model arrives
         loading.release_cached_memory()
 
     def _load(self, choice: _ModelChoice) -> None:
         self._drop_backend()  # free the old weights before the new ones arrive
-        load = _Load(choice, self.notice.emit, self.server_state.emit)
+        load = _Load(choice, self.notice.emit, self._server_state)
         load.start()
         while not load.done.wait(LOAD_POLL_SECONDS):
             self._emit_progress(load)
@@ -235,8 +239,8 @@ class GenerationWorker(QThread):
                 self._abandoned_loads.append(load)
                 return
         self._emit_progress(load)
-        if load.error is not None:
-            self.model_failed.emit(load.error)
+        if load.failure is not None:
+            self.model_failed.emit(load.failure)
             return
         with QMutexLocker(self._mutex):
             superseded = self._model_request is not None or self._abort
@@ -244,7 +248,6 @@ class GenerationWorker(QThread):
             loading.close_backend(load.backend)
             return
         self._engine = load.backend
-        self.model_name = self._engine.model_name
         checkpoints = getattr(self._engine, "checkpoints", None)  # a server's; the local engine has none
         if checkpoints is not None:
             self.server_checkpoints.emit(list(checkpoints))
@@ -258,9 +261,12 @@ class GenerationWorker(QThread):
                 return
             self.model_loading.emit(line)
 
+    def _server_state(self, state) -> None:
+        self.server_state.emit(state if isinstance(state, ServerState) else _OLD_STATES.get(state, ServerState.READY))
+
     def _generate(self, job: _Job) -> None:
         if self._engine is None:
-            self.request_failed.emit(job.request_id, "no model is loaded; choose one under Model")
+            self.request_failed.emit(job.request_id, Failure(FailureKind.MODEL, NO_MODEL_LOADED))
             return
 
         def should_stop() -> bool:
@@ -270,23 +276,25 @@ class GenerationWorker(QThread):
             image = numpy_to_qimage(step.image) if step.image is not None else QImage()
             self.step_preview.emit(job.request_id, step.step, step.total, image)
 
+        def on_waiting(waiting: Waiting) -> None:
+            self.request_waiting.emit(job.request_id, waiting)
+
         try:
-            result = self._engine.generate(job.params, qimage_to_pil(job.sketch), on_step, should_stop)
-        except SketchpadError as error:
-            self.request_failed.emit(job.request_id, str(error))
-            return
+            result = self._engine.generate(job.params, qimage_to_pil(job.sketch), on_step, should_stop,
+                                           on_waiting=on_waiting)
         except Exception as error:
-            traceback.print_exc(file=sys.stderr)
-            self.request_failed.emit(job.request_id, _describe_failure(error))
+            if not isinstance(error, SketchpadError) or error.__cause__ is not None:
+                log.error("request %d failed", job.request_id, exc_info=error)
+            self.request_failed.emit(job.request_id, Failure.of(error))
             return
         if result is None:
             self.request_cancelled.emit(job.request_id)
             return
-        image = result.image
-        info = ResultInfo(result.params, image.width, image.height, self._engine.model_name, result.sampler)
-        archived = self._keep(image, info)
+        info = ResultInfo.of(result, self._engine.model_name)
+        # a Live draft is shown, never kept: its refine (the same picture, fully decoded) is the result
+        archived = None if result.params.draft else self._keep(result.image, info)
         self.result_ready.emit(
-            Outcome(job.request_id, pil_to_qimage(image), info, job.sketch, result.seconds, archived))
+            Outcome(job.request_id, pil_to_qimage(result.image), info, job.sketch, result.seconds, archived))
 
     def _keep(self, image: Image.Image, info: ResultInfo) -> Path | None:
         """Write the result to the archive here, off the GUI thread; a failure costs a notice, not the result."""
@@ -295,16 +303,12 @@ class GenerationWorker(QThread):
             return None
         try:
             return archive.add(image, info)
-        except SketchpadError as error:
-            self.notice.emit(f"This result was not kept on disk: {error}")
         except Exception as error:
-            traceback.print_exc(file=sys.stderr)
-            self.notice.emit(f"This result was not kept on disk: {' '.join(str(error).split())[:200]}")
+            log.warning("keeping a result failed", exc_info=error)
+            self.notice.emit(f"This result was not kept on disk: {Failure.of(error).message}")
         return None
 
 
-def _describe_failure(error: Exception) -> str:
-    text = " ".join(str(error).split())[:200]
-    if "out of memory" in text.lower():
-        return "out of memory: try a smaller canvas, fewer steps, or the CPU device"
-    return f"generation failed: {text or type(error).__name__}"
+# the connection states as a client not yet speaking ServerState names them
+_OLD_STATES = {"connected": ServerState.READY, "reconnecting": ServerState.RECONNECTING,
+               "offline": ServerState.UNREACHABLE, "closed": ServerState.CLOSED}

@@ -6,7 +6,7 @@ from PySide6.QtCore import QSettings
 from PySide6.QtGui import QImage
 
 from sketchpad.core.storage import read_png_parameters
-from sketchpad.ui.images import qimage_to_pil
+from sketchpad.qimages import qimage_to_pil
 from sketchpad.ui.main_window import MainWindow
 from sketchpad.worker import GenerationWorker
 from window_harness import WAIT_MS, draw_line, generate_and_wait, make_window, window  # noqa: F401  (window: a fixture)
@@ -147,7 +147,12 @@ def test_missing_model_keeps_the_window_usable_and_says_what_to_do(qtbot, tmp_pa
     with qtbot.waitSignal(worker.model_failed, timeout=WAIT_MS):
         window.start()
     assert window.state_text().startswith("error")
-    assert "offline" in window.preview.caption_text() and "tiny_model" in window.preview.caption_text()
+    guidance = window.preview.caption_text()
+    assert "offline" in guidance and "tiny_model ~/sketchpad-tiny" in guidance and "Choose…" in guidance
+    assert "--model" not in guidance  # the window's own controls, not the command line's flags
+    # Generate is off, and Ctrl+Return leaves the guidance as it is
+    assert not window.panel.generate_button.isEnabled()
+    assert window.generate() == 0 and window.preview.caption_text() == guidance
     draw_line(qtbot, window.canvas, (5, 5), (60, 60))  # drawing still works
     assert window.canvas.is_modified()
     window.confirm_discard = lambda: True

@@ -10,7 +10,7 @@ from PySide6.QtWidgets import QApplication, QFileDialog
 from sketchpad.core.errors import SketchpadError
 from sketchpad.core.params import ControlSpec, GenerationParams, LoraSpec
 from sketchpad.ui.generation_panel import GenerationPanel
-from sketchpad.ui.main_window import LIVE_DEBOUNCE_MS
+from sketchpad.ui.run_controller import LIVE_DEBOUNCE_MS
 from window_harness import WAIT_MS, window  # noqa: F401  (fixture)
 
 
@@ -37,13 +37,13 @@ def test_the_lora_line_takes_effect_on_enter_not_per_keystroke(panel):
     changes = changes_of(panel)
     QTest.keyClicks(panel.lora_edit, "ink:")
     assert changes == []  # nothing to regenerate while a person types
-    assert panel.params(for_live=True).loras == ()  # Live still sees the last finished line
+    assert panel.params(finished=True).loras == ()  # Live still sees the last finished line
     with pytest.raises(SketchpadError, match="needs a number after its ':'"):
         panel.params()  # a plain Generate reads what the line says
     QTest.keyClicks(panel.lora_edit, "0.5")
     QTest.keyClick(panel.lora_edit, Qt.Key.Key_Return)
     assert changes == [1]
-    assert panel.params(for_live=True).loras == (LoraSpec("ink", 0.5),) == panel.params().loras
+    assert panel.params(finished=True).loras == (LoraSpec("ink", 0.5),) == panel.params().loras
     QTest.keyClick(panel.lora_edit, Qt.Key.Key_Return)  # Enter again, nothing new: no second change
     assert changes == [1]
 
@@ -55,23 +55,23 @@ def test_the_controlnet_field_takes_effect_when_focus_leaves_it(panel, tmp_path)
     QTest.keyClicks(panel.control_model_edit, model)
     assert changes == []
     with pytest.raises(SketchpadError, match="ControlNet needs a model"):
-        panel.params(for_live=True)  # checked, and no model finished yet: said once Live runs
+        panel.params(finished=True)  # checked, and no model finished yet: said once Live runs
     leave(panel.control_model_edit)
     assert changes == [1]
-    assert panel.params(for_live=True).control == ControlSpec(model=model)
+    assert panel.params(finished=True).control == ControlSpec(model=model)
 
 
 def test_text_set_from_code_takes_effect_at_once_and_shows_its_start(panel):
     long_id = "someone/a-rather-long-lora-repository-name-that-does-not-fit"
     panel.set_params(GenerationParams(prompt="a", loras=(LoraSpec(long_id, 0.8),),
                                       control=ControlSpec(model="lllyasviel/control_v11p_sd15_scribble")))
-    assert panel.params(for_live=True).loras == (LoraSpec(long_id, 0.8),)
-    assert panel.params(for_live=True).control.model == "lllyasviel/control_v11p_sd15_scribble"
+    assert panel.params(finished=True).loras == (LoraSpec(long_id, 0.8),)
+    assert panel.params(finished=True).control.model == "lllyasviel/control_v11p_sd15_scribble"
     assert panel.lora_edit.cursorPosition() == 0  # the line shows the id's start, not its tail
     index = panel.preset_combo.findData("lcm")
     panel.preset_combo.setCurrentIndex(index)
     panel.preset_combo.activated.emit(index)  # the preset writes its LoRA into the line
-    assert panel.params(for_live=True).loras[-1].source == "latent-consistency/lcm-lora-sdv1-5"
+    assert panel.params(finished=True).loras[-1].source == "latent-consistency/lcm-lora-sdv1-5"
     assert panel.lora_edit.cursorPosition() == 0
 
 
@@ -87,9 +87,9 @@ def test_choose_offers_a_safetensors_file_and_a_diffusers_folder(panel, monkeypa
     assert set(actions) == {"A .safetensors file…", "A diffusers folder…"}
     changes = changes_of(panel)
     actions["A diffusers folder…"].trigger()
-    assert panel.params(for_live=True).control.model == str(folder) and changes == [1]
+    assert panel.params(finished=True).control.model == str(folder) and changes == [1]
     actions["A .safetensors file…"].trigger()
-    assert panel.params(for_live=True).control.model == str(file) and changes == [1, 1]
+    assert panel.params(finished=True).control.model == str(file) and changes == [1, 1]
     assert asked == ["folder", "file"]
 
 
@@ -130,9 +130,7 @@ def _settled_live(qtbot, window):  # noqa: F811
 def test_live_waits_for_a_finished_lora_line_and_says_a_bad_one_once(qtbot, window):  # noqa: F811
     before = _settled_live(qtbot, window)
     errors = []
-    show_message = window.preview.show_message
-    window.preview.show_message = lambda text, error=False: (errors.append(text) if error else None,
-                                                             show_message(text, error=error))
+    window.session.problem_changed.connect(lambda text: errors.append(text) if text else None)
     for key in "ink:":  # a person typing, slower than the debounce
         QTest.keyClicks(window.panel.lora_edit, key)
         qtbot.wait(LIVE_DEBOUNCE_MS * 2)

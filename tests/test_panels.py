@@ -132,6 +132,30 @@ def test_steps_change_params_valid_inside_signal(panel, qtbot):
     assert [p.start_at_step for p in seen] == [8]
 
 
+# ---- the panel edits the session ------------------------------------------------------------
+def test_every_edit_is_the_sessions_request(panel, qtbot):
+    """The session holds the one request: Generate, Live, autosave and settings read it there."""
+    session = panel.session
+    assert session.request == panel.params()  # the defaults, from the start
+    changes = []
+    session.request_changed.connect(changes.append)
+    qtbot.keyClicks(panel.prompt_edit, "a cat")
+    panel.dial.triggerAction(panel.dial.SliderAction.SliderPageStepAdd)
+    assert session.request.prompt == "a cat" and session.request.strength == 0.85 and changes[-1] == session.request
+    # a LoRA being typed counts once finished; a finished entry that makes no request says why
+    panel.lora_edit.setFocus()
+    qtbot.keyClicks(panel.lora_edit, "ink:")
+    assert session.request.loras == () and session.request_problem == ""
+    panel.finish_editing()  # what Generate does first
+    assert "ink:" in session.request_problem and session.request.prompt == "a cat"
+    panel.lora_edit.setText("ink:0.5")
+    assert session.request_problem == "" and session.request.loras[0].weight == 0.5
+    # a request from outside (a PNG, the history) is shown, and is the session's
+    session.load_request(GenerationParams(prompt="a dog", seed=12, strength=0.3))
+    assert panel.prompt_edit.toPlainText() == "a dog" and panel.seed() == 12
+    assert session.request == panel.params()
+
+
 # ---- params_changed ------------------------------------------------------------------------
 def test_params_changed_on_prompt_edit(panel, qtbot):
     panel.prompt_edit.setFocus()
@@ -229,14 +253,14 @@ def test_lock_semantics(panel):
     """The field always says what the next Generate uses; Keep is on exactly while it holds a seed."""
     assert not panel.is_locked() and panel.params().seed == RANDOM_SEED
     # before any run Live is random too; after one it reuses the used seed, shown beside
-    assert panel.params(for_live=True).seed == RANDOM_SEED
-    panel.set_used_seed(777)
+    assert panel.session.live_request().seed == RANDOM_SEED
+    panel.session.note_last_seed(777)
     assert panel.used_seed_label.text() == "last: 777" and panel.seed_box.text() == "random"
-    assert panel.params().seed == RANDOM_SEED and panel.params(for_live=True).seed == 777
+    assert panel.session.request.seed == RANDOM_SEED and panel.session.live_request().seed == 777
     # Keep on: the last run's seed goes into the field and every run uses it
     panel.lock_button.click()
     assert panel.is_locked() and panel.seed() == 777 and panel.seed_box.text() == "777"
-    assert panel.params().seed == 777 and panel.params(for_live=True).seed == 777
+    assert panel.session.request.seed == 777 and panel.session.live_request().seed == 777
     # a typed seed is kept and used
     type_seed(panel, "42")
     assert panel.lock_button.isChecked() and panel.params().seed == 42
@@ -270,7 +294,7 @@ def test_restart_restore_shows_random_when_random_is_meant(panel):
 
 def test_recycle_needs_a_run(panel):
     assert not panel.recycle_button.isEnabled()
-    panel.set_used_seed(5)
+    panel.session.note_last_seed(5)
     assert panel.recycle_button.isEnabled()
 
 
@@ -357,32 +381,30 @@ def test_steps_without_previews(preview):
     assert preview.shown_image().pixelColor(0, 0) == QColor("#808080")
 
 
-def test_show_message(preview):
-    preview.show_message("Loading model…")
+def test_caption_and_error_bar(preview):
+    preview.show_caption("Loading model…")
     assert preview.caption_text() == "Loading model…" and preview.error_bar.isHidden()
-    preview.show_message("CUDA out of memory", error=True)
+    preview.show_error("CUDA out of memory")
     assert preview.error_text() == "CUDA out of memory" and not preview.error_bar.isHidden()
     assert "CUDA out of memory" in preview.caption_text()
 
 
-def test_error_survives_the_next_runs_step_captions(preview):
-    """Live: the failed run's error stays while the next run's steps come in."""
-    preview.show_message("CUDA out of memory", error=True)
+def test_an_error_stays_through_the_next_runs_steps_and_result_until_told(preview):
+    """The session says when an error's cause is gone; the preview never drops one on its own."""
+    preview.show_error("CUDA out of memory")
     preview.begin_run(2)
     preview.add_step(1, 2, solid("#000000"))
+    preview.show_result(solid("#ffffff"), "result")
     assert preview.error_text() == "CUDA out of memory" and not preview.error_bar.isHidden()
-    assert preview.caption.text() == "step 1 / 2"
-    preview.show_result(solid("#ffffff"), "result")  # a success clears it
+    assert preview.caption.text() == "result"
+    preview.show_error("")
     assert preview.error_text() == "" and preview.error_bar.isHidden()
 
 
-def test_error_is_dismissed_or_cleared_by_good_news(preview):
-    preview.show_message("could not save: disk full", error=True)
+def test_an_error_is_dismissed(preview):
+    preview.show_error("could not save: disk full")
     preview.dismiss_button.click()
     assert preview.error_text() == "" and preview.error_bar.isHidden()
-    preview.show_message("could not save: disk full", error=True)
-    preview.show_message("Saved /tmp/sketchpad-0001.png")  # a later save that worked
-    assert preview.error_text() == "" and preview.caption_text() == "Saved /tmp/sketchpad-0001.png"
 
 
 def test_cancelled_run_is_marked(preview, qtbot):
@@ -405,10 +427,10 @@ def test_cancelled_run_is_marked(preview, qtbot):
 def test_commands_in_messages_do_not_break(preview, qtbot):
     command = "python -m sketchpad.tiny_model ~/sketchpad-tiny"
     text = f"To try it, write the tiny model with `{command}` and choose that folder"
-    preview.show_message(text)
+    preview.show_caption(text)
     assert preview.caption_text() == text
     assert command_lines(preview.caption, 120) == [(command, 1)]  # far narrower than the command
-    preview.show_message(text, error=True)
+    preview.show_error(text)
     assert command_lines(preview.error_label, 120) == [(command, 1)]
     preview.show()
     qtbot.waitExposed(preview)

@@ -76,7 +76,7 @@ def test_declining_keeps_the_picture_as_it_is(qtbot, tmp_path, asked):
 
 
 def test_a_pasted_screenshot_is_offered_too_and_a_sketch_sized_picture_is_not(qtbot, tmp_path, asked):
-    from sketchpad.ui.images import pil_to_qimage
+    from sketchpad.qimages import pil_to_qimage
 
     win = make_window(qtbot, tmp_path, "someone/not-loaded")
     win.confirm_discard = lambda: True  # the test's drawing needs no saving at teardown

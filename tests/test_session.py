@@ -10,12 +10,19 @@ from PySide6.QtCore import QStandardPaths
 from PySide6.QtGui import QColor, QImage
 
 from sketchpad.core import registry, storage
+from sketchpad.core.backend import Waiting
+from sketchpad.core.errors import Failure, FailureKind, ServerState
 from sketchpad.core.params import GenerationParams
+from sketchpad.core.picture_key import picture_key
+from sketchpad.core.result_archive import ResultArchive
 from sketchpad.core.storage import ResultInfo
-from sketchpad.ui import session as session_module
+from sketchpad.qimages import pixel_digest, qimage_to_pil
+from sketchpad.ui import history as history_module
 from sketchpad.ui.history_strip import HistoryStrip
-from sketchpad.ui.images import pixel_digest
-from sketchpad.ui.session import RequestKey, RunStatus, Session, displayed_step
+from sketchpad.ui.kept_results import kept_entries
+from sketchpad.ui import session as session_module
+from sketchpad.ui.session import Session
+from sketchpad.ui.session_state import RunStatus, displayed_step
 
 PARAMS = GenerationParams(prompt="a lighthouse on a cliff at night, oil painting, dramatic sky", steps=20,
                           strength=0.8, seed=5, scheduler="pndm")
@@ -73,18 +80,10 @@ def test_reports_of_a_replaced_request_change_nothing(qtbot):
     assert session.history() == [] and session.shown is None
 
 
-def test_a_random_seed_request_is_never_the_same_one():
-    digest = pixel_digest(picture())
-    assert RequestKey.of(PARAMS.replace(seed=-1), digest) is None
-    assert RequestKey.of(PARAMS, digest) == RequestKey.of(PARAMS, pixel_digest(picture()))
-    assert RequestKey.of(PARAMS, digest) != RequestKey.of(PARAMS, pixel_digest(picture(color="blue")))
-    assert RequestKey.of(PARAMS, digest) != RequestKey.of(PARAMS.replace(cfg=7.0), digest)
-
-
 def test_redundant_means_equal_to_the_run_in_flight_or_to_the_picture_shown(qtbot):
     session = Session()
-    key = RequestKey.of(PARAMS, pixel_digest(picture()))
-    other = RequestKey.of(PARAMS.replace(seed=9), key.sketch_digest)
+    key = picture_key(PARAMS, pixel_digest(picture()), "local|tiny")
+    other = picture_key(PARAMS.replace(seed=9), key.sketch_digest, "local|tiny")
     assert not session.is_redundant(key) and not session.is_redundant(None)
     session.run_started(1, PARAMS, key)
     assert session.is_redundant(key) and not session.is_redundant(other)
@@ -92,6 +91,9 @@ def test_redundant_means_equal_to_the_run_in_flight_or_to_the_picture_shown(qtbo
     assert session.is_redundant(key)  # it is the one on show
     session.run_started(2, PARAMS.replace(seed=9), other)
     assert session.is_redundant(other) and not session.is_redundant(key)  # on its way: key will be replaced
+    session.run_step(2, 1, 20, picture(color="blue"))
+    session.run_cancelled(2)  # a cancelled partial covers the picture with `key`: asking for it again runs
+    assert not session.is_redundant(key) and session.same_picture_as_shown(key)
 
 
 def test_digest_ignores_format_and_row_padding():
@@ -100,36 +102,102 @@ def test_digest_ignores_format_and_row_padding():
     assert pixel_digest(odd) != pixel_digest(picture(7, 13))
 
 
-def test_history_stays_bounded_in_entries_and_in_pixels(qtbot, tmp_path):
+def test_history_stays_bounded_in_entries_and_in_pixels(qtbot, tmp_path, monkeypatch):
     session = Session()
+    archive = ResultArchive(tmp_path / "kept", 1 << 30)
+    session.set_archive(archive)
     strip = HistoryStrip()
     qtbot.addWidget(strip)
     session.history_added.connect(lambda entry: strip.add_entry(entry.thumbnail, entry, entry.caption()))
     session.history_removed.connect(strip.remove)
-    archived = tmp_path / "kept.png"
-    picture(color="green").save(str(archived))
-    for request_id in range(1, session_module.MAX_HISTORY + 21):
+    for request_id in range(1, history_module.MAX_HISTORY + 21):
         session.run_started(request_id, PARAMS, None)
-        path = archived if request_id % 2 else None  # half of them are also on disk
-        session.run_finished(request_id, picture(), info(), 0.1, path)
+        path = archive.add(qimage_to_pil(picture(color="green")), info()) if request_id % 2 else None
+        session.run_finished(request_id, picture(color="green"), info(), 0.1, path)  # half of them are kept
     history = session.history()
-    in_memory = session_module.MAX_HISTORY_PIXEL_BYTES // picture().sizeInBytes()
-    assert in_memory < len(history) <= session_module.MAX_HISTORY  # archived ones outlive the memory budget
-    assert strip.count() == len(history)
+    in_memory = history_module.MAX_HISTORY_PIXEL_BYTES // picture().sizeInBytes()
+    assert len(history) == history_module.MAX_HISTORY and strip.count() == len(history)
     assert strip.payloads() == history  # the strip shows exactly what the session keeps, in order
-    assert sum(entry.pixel_bytes() for entry in history) <= session_module.MAX_HISTORY_PIXEL_BYTES
-    assert history[0] is session.shown and history[0].image is not None
+    kept_in_memory = [entry for entry in history if entry.image is not None]
     released = [entry for entry in history if entry.image is None]
-    assert released and all(entry.path == archived for entry in released)
+    assert released and all(entry.path is not None for entry in released)  # only a kept file lets one go
+    assert len(kept_in_memory) >= in_memory  # a result with no file stays, whatever the budget says
+    assert history[0] is session.shown and history[0].image is not None
     assert released[0].picture().pixelColor(0, 0) == QColor("green")  # read back from its file
-    assert all(entry.thumbnail.width() <= session_module.THUMB_SIDE for entry in history)
+    assert all(entry.thumbnail.width() <= history_module.THUMB_SIDE for entry in history)
+
+
+def _session_with_released_pictures(tmp_path, monkeypatch, count=3):
+    """`count` kept results, the older ones released from memory (their archive files hold them)."""
+    monkeypatch.setattr(history_module, "MAX_HISTORY_PIXEL_BYTES", picture().sizeInBytes())
+    session = Session()
+    archive = ResultArchive(tmp_path / "kept", 1 << 30)
+    session.set_archive(archive)
+    for request_id in range(1, count + 1):
+        session.run_started(request_id, PARAMS, None)
+        color = ("red", "green", "blue")[request_id % 3]
+        path = archive.add(qimage_to_pil(picture(color=color)), info())
+        session.run_finished(request_id, picture(color=color), info(), 0.1, path)
+    return session, archive
+
+
+def test_a_budget_of_zero_never_takes_a_picture_the_history_only_has_on_disk(qtbot, tmp_path, monkeypatch):
+    """Reproduced: three results, budget set to 0: no files were left, and the oldest entry's
+    picture was a null image. Now the files the history relies on are pinned; the others go.
+    (The newest and the shown entry always stay in memory: four results release two.)"""
+    session, archive = _session_with_released_pictures(tmp_path, monkeypatch, count=4)
+    released = [entry for entry in session.history() if entry.image is None]
+    assert len(released) == 2
+    session.set_archive_budget(0)
+    assert all(not entry.picture().isNull() for entry in session.history())
+    assert sorted(archive.entries()) == sorted(entry.path for entry in released)  # the rest went
+
+
+def test_a_picture_whose_file_is_gone_stays_in_memory(qtbot, tmp_path, monkeypatch):
+    monkeypatch.setattr(history_module, "MAX_HISTORY_PIXEL_BYTES", picture().sizeInBytes())
+    session = Session()
+    archive = ResultArchive(tmp_path / "kept", 0)  # keeps nothing: each file goes with the next result
+    session.set_archive(archive)
+    for request_id in (1, 2, 3):
+        session.run_started(request_id, PARAMS, None)
+        path = archive.add(qimage_to_pil(picture()), info())
+        session.run_finished(request_id, picture(), info(), 0.1, path)
+    assert all(entry.image is not None and not entry.picture().isNull() for entry in session.history())
+
+
+def test_results_reloaded_from_the_archive_survive_a_smaller_budget(qtbot, tmp_path):
+    archive = ResultArchive(tmp_path / "kept", 1 << 30)
+    for color in ("red", "green", "blue"):
+        archive.add(qimage_to_pil(picture(color=color)), info())
+    session = Session()
+    session.set_archive(archive)
+    session.load_history(kept_entries(archive))
+    session.set_archive_budget(0)
+    assert [entry.picture().pixelColor(0, 0) for entry in session.history()] == [QColor(c) for c in
+                                                                                 ("blue", "green", "red")]
+
+
+def test_a_draft_and_its_refine_are_one_entry(qtbot):
+    session = Session()
+    removed = []
+    session.history_removed.connect(removed.append)
+    draft = PARAMS.replace(draft=True)
+    for request_id, params in ((1, draft), (2, draft.replace(strength=0.5)), (3, PARAMS.replace(strength=0.5))):
+        session.run_started(request_id, params, None)
+        session.run_finished(request_id, picture(), info(params), 0.1)
+    history = session.history()
+    assert len(history) == 1 and not history[0].draft and history[0] is session.shown
+    assert len(removed) == 2 and all(entry.draft for entry in removed)  # each draft replaced by the next
+    session.run_started(4, PARAMS.replace(seed=99), None)
+    session.run_finished(4, picture(), info(PARAMS.replace(seed=99)), 0.1)
+    assert len(session.history()) == 2  # a result never replaces a result
 
 
 def test_captions_name_the_prompt_shortened():
-    caption = session_module.describe(info())
+    caption = history_module.describe(info())
     assert caption.startswith("“a lighthouse on a cliff at night, oil") and "…”" in caption
     assert "seed 5" in caption and "PLMS" in caption and "512x512" in caption
-    assert "“" not in session_module.describe(info(PARAMS.replace(prompt="  ")))
+    assert "“" not in history_module.describe(info(PARAMS.replace(prompt="  ")))
 
 
 def test_scheduler_names_are_defined_once():
@@ -197,13 +265,115 @@ def test_a_server_backend_is_a_choice_of_the_model_state(qtbot):
 def test_the_server_state_follows_the_connection(qtbot):
     session = Session()
     session.load_model("a.safetensors", "cpu", server_url="http://127.0.0.1:8188")
-    assert session.model.server_state == "connecting"
+    assert session.model.server_state is ServerState.CONNECTING
     session.model_ready("a.safetensors", "cpu")
-    assert session.model.server_state == "ready"
-    session.server_state_changed("reconnecting")
-    assert session.model.server_state == "reconnecting"
-    session.server_state_changed("offline")
-    assert session.model.server_state == "unreachable"
+    assert session.model.server_state is ServerState.READY
+    session.server_state_changed(ServerState.RECONNECTING)
+    assert session.model.server_state is ServerState.RECONNECTING
+    session.server_state_changed(ServerState.UNREACHABLE)
+    assert session.model.server_state is ServerState.UNREACHABLE
     session.load_model(server_url="")
-    session.server_state_changed("connected")  # a late report from the server left behind
-    assert session.model.server_state == "" and session.model.backend == "local"
+    session.server_state_changed(ServerState.READY)  # a late report from the server left behind
+    assert session.model.server_state is None and session.model.backend == "local"
+
+
+def _on_server(session: Session) -> None:
+    session.load_model("a.safetensors", "cpu", server_url="http://127.0.0.1:8188")
+    session.model_ready("a.safetensors", "cpu")
+
+
+def test_the_kind_of_a_failure_decides_the_server_state_never_its_words(qtbot):
+    session = Session()
+    _on_server(session)
+    session.run_started(1, PARAMS, None)
+    # worded like a lost server, but the server refused the request: it is still there
+    session.run_failed(1, Failure(FailureKind.REFUSED, "cannot reach the ComfyUI server at http://x"))
+    assert session.model.server_state is ServerState.READY
+    session.run_started(2, PARAMS, None)
+    session.run_failed(2, Failure(FailureKind.CONNECTION_LOST, "the job went wrong"))
+    assert session.model.server_state is ServerState.UNREACHABLE
+    session.run_started(3, PARAMS, None)
+    session.run_failed(3, Failure(FailureKind.NOT_ANSWERING, "no answer"))
+    assert session.model.server_state is ServerState.NOT_ANSWERING
+    session.model_failed(Failure(FailureKind.UNREACHABLE, "gone"))
+    assert session.status_text() == "error: server unreachable"
+    session.load_model()
+    session.model_failed(Failure(FailureKind.MODEL, "no such checkpoint, though it says unreachable"))
+    assert session.status_text() == "error: no checkpoint" and session.model.server_state is ServerState.READY
+
+
+def test_a_server_up_without_the_checkpoint_offers_its_own(qtbot):
+    session = Session()
+    session.load_model("gone.safetensors", "cpu", server_url="http://127.0.0.1:8188")
+    session.model_failed(Failure(FailureKind.MODEL, "the server has no checkpoint 'gone.safetensors'",
+                                 ("a.safetensors", "b.safetensors")))
+    assert session.model.checkpoints == ("a.safetensors", "b.safetensors")
+    assert session.model.server_state is ServerState.READY
+    assert session_module.MISSING_CHECKPOINT_HELP in session.problem
+    assert session_module.SERVER_HELP not in session.problem  # it is up: no "start the server"
+
+
+def test_each_message_goes_when_its_cause_does(qtbot):
+    session = Session()
+    problems = []
+    session.problem_changed.connect(problems.append)
+    session.model_ready("tiny", "cpu")
+    # a request the values cannot make: said when a run is asked for, gone once the values are fixed
+    session.request_invalid("ControlNet needs a model")
+    assert session.problem == "" and not session.check_request() and session.problem == "ControlNet needs a model"
+    session.edit_request(PARAMS)
+    assert session.problem == "" and session.check_request()
+    # a failed run's message goes with the edit that changes its request (a preset changed, say)
+    session.run_started(1, PARAMS, None)
+    session.run_failed(1, Failure(FailureKind.MODEL, "the LoRA 'ink' was not found"))
+    assert session.problem.startswith("the LoRA") and session.status_text().startswith("error:")
+    session.edit_request(PARAMS.replace(loras=()))
+    assert session.problem == "" and session.status_text() == "ready"
+    # ... or with the next run
+    session.run_started(2, PARAMS, None)
+    session.run_failed(2, Failure(FailureKind.OUT_OF_MEMORY, "out of memory"))
+    session.run_started(3, PARAMS, None)
+    assert session.problem == ""
+    # an action's error goes with the next action that works
+    session.say("cannot read sketch.png", error=True)
+    session.say("Saved /tmp/x.png")
+    assert session.problem == "" and problems[-1] == ""
+
+
+def test_a_lost_server_message_goes_when_the_server_is_back(qtbot):
+    session = Session()
+    _on_server(session)
+    session.run_started(1, PARAMS, None)
+    session.run_failed(1, Failure(FailureKind.CONNECTION_LOST, "lost the ComfyUI server at http://127.0.0.1:8188"))
+    assert session.problem and session.status_text().startswith("error:")
+    session.server_state_changed(ServerState.READY)
+    assert session.problem == "" and session.status_text() == "ready"
+
+
+def test_the_last_seed_lives_in_the_session_and_live_reuses_it(qtbot):
+    session = Session()
+    seeds = []
+    session.last_seed_changed.connect(seeds.append)
+    random_seed = PARAMS.replace(seed=-1)
+    session.edit_request(random_seed)
+    assert session.live_request().seed == -1  # before any run Live is random too
+    session.run_started(1, random_seed, None)
+    session.run_finished(1, picture(), info(PARAMS.replace(seed=4242)), 0.1)
+    assert session.last_seed == 4242 and seeds == [4242]
+    assert session.live_request().seed == 4242 and session.request.seed == -1
+    session.edit_request(PARAMS.replace(seed=7))
+    assert session.live_request().seed == 7  # a kept seed is what Live uses
+
+
+def test_a_run_waiting_on_a_server_says_why(qtbot):
+    session = Session()
+    _on_server(session)
+    session.run_started(1, PARAMS, None)
+    session.run_waiting(1, Waiting(jobs_ahead=2))
+    assert session.status_text() == "waiting: 2 jobs ahead on the server"
+    session.run_waiting(1, Waiting(jobs_ahead=1))
+    assert session.status_text() == "waiting: 1 job ahead on the server"
+    session.run_waiting(1, Waiting(loading_model=True))
+    assert session.status_text() == "the server is loading the model…"
+    session.run_step(1, 1, 20, QImage())
+    assert session.status_text() == "step 1 / 20" and session.run.waiting is None

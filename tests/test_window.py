@@ -88,11 +88,12 @@ def test_a_png_with_unreadable_settings_opens_as_a_sketch_and_says_so_once(qtbot
         (tmp_path / name).write_bytes(data)
         window.canvas.clear()
         said = []
-        window.session.message.connect(lambda text, error: said.append((text, error)))
+        window.session.message.connect(said.append)
         assert window.files.open_sketch(tmp_path / name), name
         window.session.message.disconnect()
         assert window.canvas.image().pixelColor(5, 5) == QColor("darkred"), name
-        assert said == [(f"Opened {name} as a sketch; its settings could not be read", False)], name
+        assert said == [f"Opened {name} as a sketch; its settings could not be read"], name
+        assert window.session.problem == ""
 
 
 def test_ctrl_s_while_replaying_a_step_says_it_saved_the_finished_picture(qtbot, window):
@@ -165,10 +166,10 @@ def test_one_state_while_the_model_loads(qtbot, tmp_path, tiny_model_dir):
 def test_nothing_per_result_outlives_the_history_bound(qtbot, window, monkeypatch):
     import gc
 
-    from sketchpad.ui import session as session_module
+    from sketchpad.ui import history as history_module
     from sketchpad.worker import Outcome
 
-    monkeypatch.setattr(session_module, "MAX_HISTORY", 3)
+    monkeypatch.setattr(history_module, "MAX_HISTORY", 3)
     window.panel.set_params(window.panel.params().replace(steps=1))
     for _ in range(6):
         generate_and_wait(qtbot, window)

@@ -74,7 +74,7 @@ def test_no_model_hint_points_at_the_model_control(qtbot, tmp_path):
         win.start()
     text = win.preview.error_text()
     assert "Choose… beside Model" in text
-    command = "python -m sketchpad.tiny_model ~/tiny"
+    command = "python -m sketchpad.tiny_model ~/sketchpad-tiny"
     assert (command, 1) in command_lines(win.preview.error_label, 150)  # never broken across lines
     win.close()
 

@@ -18,7 +18,9 @@ from sketchpad.core.errors import SketchpadError
 from sketchpad.core.params import GenerationParams
 from sketchpad.core.result_archive import ResultArchive
 from sketchpad.core.storage import read_png_parameters
-from sketchpad.worker import GenerationWorker, pil_to_qimage
+from sketchpad.core.errors import FailureKind
+from sketchpad.qimages import pil_to_qimage
+from sketchpad.worker import GenerationWorker
 
 from slow_hub import SlowHub
 
@@ -242,11 +244,11 @@ def test_a_model_that_fails_to_load_leaves_no_model_and_says_why(qtbot, worker, 
     load(qtbot, worker, tiny_model_dir)
     with qtbot.waitSignal(worker.model_failed, timeout=WAIT_MS) as failed:
         worker.load_model(str(tmp_path / "missing"), "cpu")
-    assert "model not found" in failed.args[0] and "\n" not in failed.args[0]
+    assert "model not found" in failed.args[0].message and "\n" not in failed.args[0].message
     assert not worker.has_model()
     with qtbot.waitSignal(worker.request_failed, timeout=WAIT_MS) as refused:
         worker.request(params(), sketch)
-    assert "no model" in refused.args[1]
+    assert "no model" in refused.args[1].message and refused.args[1].kind is FailureKind.MODEL
 
 
 def test_a_server_that_is_not_running_is_one_line():

@@ -58,12 +58,13 @@ class Failure:
 
     kind: FailureKind
     message: str
+    choices: tuple[str, ...] = ()  # for a missing model: what there is instead (a server's checkpoints)
 
     @staticmethod
     def of(error: BaseException) -> Failure:
         """The failure an exception stands for; anything not ours is INTERNAL (or OUT_OF_MEMORY)."""
         if isinstance(error, SketchpadError):
-            return Failure(error.kind, str(error))
+            return Failure(error.kind, str(error), tuple(getattr(error, "available", ()) or ()))
         if isinstance(error, MemoryError) or type(error).__name__ == "OutOfMemoryError":  # torch's, by type
             return Failure(FailureKind.OUT_OF_MEMORY,
                            "out of memory: try a smaller canvas, fewer steps, or the CPU device")

@@ -33,6 +33,7 @@ from .. import __version__
 from .errors import SketchpadError
 from .params import ControlSpec, GenerationParams, LoraSpec
 from .registry import SCHEDULER_LABELS
+from .backend import GenerationResult
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,11 @@ class ResultInfo:
     height: int
     model_name: str  # e.g. "stable-diffusion-v1-5" or a folder/file stem
     sampler: str  # one of SCHEDULERS; for another tool's sampler we do not know, its own display name
+
+    @staticmethod
+    def of(result: GenerationResult, model_name: str) -> ResultInfo:
+        """What a backend's result is saved with: the one place a result becomes a ResultInfo."""
+        return ResultInfo(result.params, result.image.width, result.image.height, model_name, result.sampler)
 
 
 SAMPLER_NAMES = SCHEDULER_LABELS  # the names A1111 writes, e.g. "Euler a"

@@ -12,7 +12,9 @@ from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QLineEdit, QPushButton, QVBoxLayout, QWidget
 
 from ..backends.comfy.connection import display_address
+from ..core.errors import ServerState
 from ..core.registry import BACKENDS
+from .session_state import ModelStatus
 
 DEFAULT_SERVER = "http://127.0.0.1:8188"  # ComfyUI's own default address
 PROBLEM_CHARS = 34  # what fits beside the button in the panel's narrowest width
@@ -70,9 +72,10 @@ class BackendPicker(QWidget):
             self._full_url = model.server_url
             self.url_edit.setText(display_address(model.server_url))
         self.server_row.setVisible(model.on_server)
-        problem = model.on_server and model.server_state in ("unreachable", "failed")
+        gone = model.server_state in _GONE
+        problem = model.on_server and (gone or model.status is ModelStatus.FAILED)
         if problem:  # one short line here; the whole message is in the preview's error bar
-            self.problem_label.setText("The server cannot be reached." if model.server_state == "unreachable"
+            self.problem_label.setText(_GONE[model.server_state] if gone
                                        else _shorten(_first_line(model.message), PROBLEM_CHARS))
         self.problem_row.setVisible(problem)
 
@@ -97,6 +100,10 @@ class BackendPicker(QWidget):
         if self._full_url and url == display_address(self._full_url):
             url = self._full_url  # the same server as remembered: with the credentials it was given
         self.server_chosen.emit(url)
+
+
+_GONE = {ServerState.UNREACHABLE: "The server cannot be reached.",
+         ServerState.NOT_ANSWERING: "The server does not answer."}
 
 
 def _shorten(text: str, limit: int) -> str:

@@ -4,8 +4,8 @@
 The two text fields (the LoRA line, the ControlNet model) take effect when editing finishes, on Enter
 or when focus leaves them, as in other painting apps: in Live mode a half-typed `ink:` or `~/lo` would
 otherwise post a request, and show an error, for every key. Text set from code (a preset, a restored
-PNG, Choose…) takes effect at once. params(for_live=True) reads the finished text; a plain Generate
-reads what the field says.
+PNG, Choose…) takes effect at once. The session's request holds the finished text; pressing Generate
+finishes the entry being typed.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ class FinishedLineEdit(QLineEdit):
     def __init__(self, parent: QWidget | None = None, **kwargs):
         super().__init__(parent, **kwargs)
         self._finished = self.text()
-        self.editingFinished.connect(self._finish)
+        self.editingFinished.connect(self.finish)
         self.textChanged.connect(self._text_changed)
 
     def finished_text(self) -> str:
@@ -44,9 +44,10 @@ class FinishedLineEdit(QLineEdit):
     def _text_changed(self, _text: str) -> None:
         if not self.isModified():  # setText() from code clears the flag; typing sets it
             self.setCursorPosition(0)  # a long path or id shows its start
-            self._finish()
+            self.finish()
 
-    def _finish(self) -> None:
+    def finish(self) -> None:
+        """The text as it stands counts now (editing finished, or Generate pressed)."""
         if self.text() != self._finished:
             self._finished = self.text()
             self.finished.emit()
@@ -77,8 +78,8 @@ class PresetRow(QWidget):
         row.addWidget(self.lora_edit, 1)
         self.lora_edit.finished.connect(self.loras_changed)
 
-    def loras(self, for_live: bool = False) -> tuple[LoraSpec, ...]:
-        return parse_loras(self.lora_edit.finished_text() if for_live else self.lora_edit.text())
+    def loras(self, finished: bool = False) -> tuple[LoraSpec, ...]:
+        return parse_loras(self.lora_edit.finished_text() if finished else self.lora_edit.text())
 
     def set_loras(self, loras: tuple[LoraSpec, ...]) -> None:
         self.lora_edit.setText(format_loras(loras))
@@ -140,13 +141,13 @@ class KeepMyLines(QWidget):
         self.checkbox.toggled.connect(self._show)
         self._show()
 
-    def control(self, for_live: bool = False) -> ControlSpec | None:
+    def control(self, finished: bool = False) -> ControlSpec | None:
         """The ControlNet as the rows say it; unchecked or strength 0 means none. Checked with no
         model is an error the person should see (validated() says so)."""
         strength = round(self.strength_spin.value(), 2)
         if not self.checkbox.isChecked() or strength == 0:
             return None
-        model = self.model_edit.finished_text() if for_live else self.model_edit.text()
+        model = self.model_edit.finished_text() if finished else self.model_edit.text()
         return ControlSpec(model=model.strip(), strength=strength, start=round(self.start_spin.value(), 2),
                            end=round(self.end_spin.value(), 2)).validated()
 

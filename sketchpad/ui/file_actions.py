@@ -15,9 +15,10 @@ from ..core.errors import SketchpadError
 from ..core.images import load_sketch, prepare_sketch
 from ..core.storage import next_free_path, read_png_parameters, save_png, save_result
 from .canvas import SketchCanvas
-from .images import pil_to_qimage, qimage_to_pil
+from ..qimages import pil_to_qimage, qimage_to_pil
 from .sd15_fit import offer_sd15_fit
-from .session import HistoryEntry, Session
+from .history import HistoryEntry
+from .session import Session
 
 IMAGE_FILTER = "Images (*.png *.jpg *.jpeg *.webp *.bmp *.gif *.tif *.tiff);;All files (*)"
 
@@ -123,7 +124,7 @@ class FileActions:
         entry = self._shown_entry()
         if entry is not None:
             QGuiApplication.clipboard().setImage(entry.picture())
-            self.session.say("Copied the result to the clipboard" + self._not_the_replay())
+            self.session.say(f"Copied {self._which(entry)} to the clipboard")
 
     def _save(self, entry: HistoryEntry, target, overwrite: bool) -> Path | None:
         picture = entry.picture()
@@ -131,12 +132,17 @@ class FileActions:
             self.session.say("That result's file is gone; pick another one", error=True)
             return None
         return self._write(lambda: save_result(qimage_to_pil(picture), entry.info, target(), overwrite=overwrite),
-                           note=self._not_the_replay())
+                           note=f": {self._which(entry)}")
 
-    def _not_the_replay(self) -> str:
-        """While the scrubber replays a step, say that the finished picture is what was taken."""
-        step = self.session.replay_step
-        return "" if step is None else f" (the finished picture, not the step {step} preview on show)"
+    def _which(self, entry: HistoryEntry) -> str:
+        """The picture taken, by its caption, and why it is not the one on show if it is not."""
+        if self.session.replay_step is not None:
+            why = f" (the finished picture, not the step {self.session.replay_step} preview on show)"
+        elif not self.session.result_on_show:
+            why = " (the last finished picture; the run on show did not finish)"
+        else:
+            why = ""
+        return f"{entry.caption()}{why}"
 
     def _shown_entry(self) -> HistoryEntry | None:
         entry = self.session.shown

@@ -1,8 +1,9 @@
 """GenerationPanel: the model, prompt, seed, sampler settings, the denoise dial, Generate/Cancel, Live.
 
-The panel owns no request state beyond its widgets: params() reads them, set_params() writes them.
-Internal updates (range label, enabled knob, start-step maximum) always run; only the outward
-params_changed signal is held back while set_params restores values.
+The panel edits the session's request: every change the person makes is written there (or, when the
+values make no request, why not), and set_params() shows a request. Internal updates (range label,
+enabled knob, start-step maximum) always run; only the outward params_changed signal is held back
+while set_params restores values.
 Layout: the model on top, the settings in a vertical-only scroll area, and Generate, Cancel, Live
 and the progress pinned below it, so they stay in view however short the window. The preset, LoRA
 and "Keep my lines" rows are widgets of their own (fast_live_controls.py).
@@ -27,12 +28,17 @@ from sketchpad.core.presets import PRESET_TABLE, apply_preset
 from sketchpad.core.registry import SCHEDULER_LABELS
 
 from .backend_picker import BackendPicker
+from .fast_live_controls import FinishedLineEdit
+from .session import Session
 from .denoise_dial import BANDS, UNCHANGED, DenoiseDial, band_color, band_range_text, denoise_band
 from .fast_live_controls import KeepMyLines, PresetRow
 from .model_picker import ModelPicker
 
 __all__ = ["BANDS", "GenerationPanel", "denoise_band"]
 # The preview combo shares the sampler's row, so each entry says what it is.
+SAME_PICTURE = "same picture"
+SAME_PICTURE_TIP = ("This value runs the same steps as the picture on show (with its seed, prompt and sketch), "
+                    "so it gives exactly that picture: nothing is run again")
 PREVIEW_LABELS = {"latent2rgb": "Preview: fast", "taesd": "Preview: TAESD", "vae": "Preview: full (slow)",
                   "none": "Preview: off"}
 
@@ -53,8 +59,8 @@ class GenerationPanel(QWidget):
     - Keep is on exactly while the field holds a seed. Turning it on keeps the last run's seed
       (a new one before any run); turning it off makes the field random again.
     - Typing a seed, the dice (draws one) or ♻ (the last run's seed) turn Keep on; typing -1 off.
-    - The seed a run used is shown beside, "last: N" (set_used_seed).
-    - params(for_live=True), for Live regenerations: a random field reuses the last run's seed,
+    - The seed a run used is the session's last_seed, shown beside: "last: N".
+    - Live regenerations reuse the last run's seed while the field is random (Session.live_request),
       so turning the dial compares like with like. Before any run it is random too.
     Denoise is kept in hundredths (the dial's resolution): set_denoise(0.333) reads back 0.33.
     Shortcuts (Ctrl+Return, Esc) belong to the window; the tooltips only name them.
@@ -66,10 +72,11 @@ class GenerationPanel(QWidget):
     live_changed = Signal(bool)
     model_chosen = Signal(str)  # the window loads it, then calls set_model
 
-    def __init__(self, parent: QWidget | None = None):
+    def __init__(self, parent: QWidget | None = None, session: Session | None = None):
         super().__init__(parent)
+        self.session = session if session is not None else Session(parent=self)
+        self._same_picture = False
         self._quiet = 0  # > 0 while values are restored or derived: params_changed held back
-        self._used_seed: int | None = None
         self._glyph = _glyphs()
         self.backend_picker = BackendPicker(self)  # the window binds it to the session
         self.model_picker = ModelPicker(self)
@@ -162,7 +169,9 @@ class GenerationPanel(QWidget):
                        self.scheduler_combo.currentIndexChanged):
             signal.connect(self._show_preset)
         self.dice_button.clicked.connect(lambda: self._choose_seed(random.randint(0, MAX_SEED)))
-        self.recycle_button.clicked.connect(lambda: self._choose_seed(self._used_seed))
+        self.recycle_button.clicked.connect(lambda: self._choose_seed(self.session.last_seed))
+        self.session.last_seed_changed.connect(self._show_used_seed)
+        self.session.request_loaded.connect(self.set_params)
         self.dial.valueChanged.connect(self._show_denoise)
         self.denoise_radio.toggled.connect(self._show_knob)
         self._knob_group.idToggled.connect(self._knob_toggled)
@@ -172,13 +181,12 @@ class GenerationPanel(QWidget):
         self.set_denoise(0.75)
         self._show_knob()
         self._fit_settings_width()
+        self._write_request()
 
     # ---- public API ---------------------------------------------------------------------
-    def params(self, for_live: bool = False) -> GenerationParams:
-        """The current request, validated; the seed follows the rule in the class docstring."""
+    def params(self, finished: bool = False) -> GenerationParams:
+        """The request the widgets show, validated; `finished`: text fields as last finished."""
         seed = self.seed()
-        if seed == RANDOM_SEED and for_live and self._used_seed is not None:
-            seed = self._used_seed
         use_denoise = self.denoise_radio.isChecked()
         return GenerationParams(
             prompt=self.prompt_edit.toPlainText(), negative_prompt=self.negative_edit.toPlainText(),
@@ -186,12 +194,17 @@ class GenerationPanel(QWidget):
             start_at_step=None if use_denoise else self.start_spin.value(),
             steps=self.steps_spin.value(), cfg=round(self.cfg_spin.value(), 2), seed=seed,
             scheduler=self.scheduler_combo.currentData(), preview_method=self.preview_combo.currentData(),
-            loras=self.presets.loras(for_live), preset=self.presets.preset(), control=self.control(for_live),
+            loras=self.presets.loras(finished), preset=self.presets.preset(), control=self.control(finished),
         ).validated()
 
-    def control(self, for_live: bool = False) -> ControlSpec | None:
+    def control(self, finished: bool = False) -> ControlSpec | None:
         """"Keep my lines" as its rows say it; unchecked or strength 0 means no ControlNet."""
-        return self.lines.control(for_live)
+        return self.lines.control(finished)
+
+    def finish_editing(self) -> None:
+        """The entries being typed count now (Generate was pressed)."""
+        for edit in self.findChildren(FinishedLineEdit):
+            edit.finish()
 
     def set_params(self, p: GenerationParams, *, emit: bool = False) -> None:
         """Show a request (from a saved PNG or the history). A concrete seed is kept, so Generate
@@ -218,6 +231,8 @@ class GenerationPanel(QWidget):
             self.presets.set_preset(p.preset)
             self._show_preset()
         self._quietly(restore, emit=emit)
+        if not emit:
+            self._write_request()
 
     def denoise(self) -> float:
         return self.dial.value() / 100
@@ -247,15 +262,12 @@ class GenerationPanel(QWidget):
         if not on:
             self.set_seed(RANDOM_SEED)
         elif not self.is_locked():
-            self._choose_seed(self._used_seed if self._used_seed is not None else random.randint(0, MAX_SEED))
+            last = self.session.last_seed
+            self._choose_seed(last if last is not None else random.randint(0, MAX_SEED))
         self._show_lock()
 
-    def used_seed(self) -> int | None:
-        return self._used_seed
-
-    def set_used_seed(self, seed: int) -> None:
-        self._used_seed = int(seed)
-        self.used_seed_label.setText(f"last: {self._used_seed}")
+    def _show_used_seed(self, seed: int) -> None:
+        self.used_seed_label.setText(f"last: {seed}")
         self.recycle_button.setEnabled(True)
 
     def set_model(self, model: str) -> None:
@@ -297,7 +309,8 @@ class GenerationPanel(QWidget):
         self.denoise_label.setFont(label_font)
         # as wide as its widest text, so turning the dial never changes the panel's width
         metrics = QFontMetrics(label_font)
-        widest = max(metrics.horizontalAdvance(f"0.00 · {name}") for name in (UNCHANGED, *(b[0] for b in BANDS)))
+        widest = max(metrics.horizontalAdvance(f"0.00 · {name}")
+                     for name in (UNCHANGED, SAME_PICTURE, *(b[0] for b in BANDS)))
         self.denoise_label.setFixedWidth(widest + 8)
         self._legend = {name: QLabel(box, toolTip=f"denoise {band_range_text(low, high)}")
                         for name, low, high, _ in BANDS}
@@ -383,7 +396,15 @@ class GenerationPanel(QWidget):
 
     def _changed(self, *_) -> None:
         if not self._quiet:
+            self._write_request()
             self.params_changed.emit()
+
+    def _write_request(self) -> None:
+        """The session's request is what the widgets say, text fields as last finished."""
+        try:
+            self.session.edit_request(self.params(finished=True))
+        except SketchpadError as error:
+            self.session.request_invalid(str(error))
 
     def _quietly(self, change, emit: bool = True) -> None:
         """Apply a change that moves several widgets, then emit params_changed once (if emit)."""
@@ -431,10 +452,18 @@ class GenerationPanel(QWidget):
         self.start_spin.setEnabled(not denoise)
         self._show_denoise()  # the band colour only while the dial is in use
 
+    def show_same_picture(self, same: bool) -> None:
+        """Whether the request as it stands paints the picture on show (its steps, seed and all)."""
+        if same != self._same_picture:
+            self._same_picture = same
+            self._show_denoise()
+
     def _show_denoise(self, *_) -> None:
         value = self.denoise()
         band = denoise_band(value)
-        self.denoise_label.setText(f"{value:.2f} · {band}")
+        same = self._same_picture and self.denoise_radio.isChecked()
+        self.denoise_label.setText(f"{value:.2f} · {SAME_PICTURE if same else band}")
+        self.denoise_label.setToolTip(SAME_PICTURE_TIP if same else "")
         color = band_color(band) if self.dial.isEnabled() else None
         self.denoise_label.setStyleSheet(f"color: {color};" if color else "")
         for name, low, high, c in BANDS:

@@ -11,8 +11,8 @@ from PySide6.QtCore import QPoint, QSize, Qt, Signal
 from PySide6.QtGui import QImage, QPixmap
 from PySide6.QtWidgets import QListView, QListWidget, QListWidgetItem, QMenu, QVBoxLayout, QWidget
 
-from .session import MAX_HISTORY as MAX_ENTRIES
-from .session import THUMB_SIDE as THUMB
+from .history import MAX_HISTORY as MAX_ENTRIES
+from .history import THUMB_SIDE as THUMB
 
 KEY_ROLE = Qt.ItemDataRole.UserRole  # an int key into _payloads
 

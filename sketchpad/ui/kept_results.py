@@ -14,7 +14,7 @@ from PySide6.QtGui import QImageReader
 from ..core.errors import SketchpadError
 from ..core.result_archive import ResultArchive
 from ..core.storage import parse_parameters
-from .session import MAX_HISTORY, THUMB_SIDE, HistoryEntry
+from .history import MAX_HISTORY, THUMB_SIDE, HistoryEntry
 
 
 def read_kept(path: Path) -> HistoryEntry | None:

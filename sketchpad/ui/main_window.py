@@ -1,8 +1,9 @@
 """The window: canvas on the left, the picture forming on the right, controls beside it.
 
-All generation goes through the worker thread; the window posts requests and binds its widgets to
-the session (sketchpad.ui.session), which the worker's reports update. So the window stays
-responsive while the model loads and runs, and every widget tells the same story.
+The window composes and wires; it decides nothing. The session (sketchpad.ui.session) holds the
+state, the run controller (run_controller.py) decides what runs and when, the worker runs it on its
+own thread and reports into the session. So the window stays responsive while the model loads and
+runs, and every widget tells the same story.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from PySide6.QtWidgets import (
 )
 
 from ..backends.comfy.connection import display_address
-from ..core.errors import SketchpadError
+from ..core.errors import ServerState, SketchpadError
 from ..core.result_archive import ResultArchive
 from ..core.storage import ResultInfo, clean_leftovers, format_parameters, next_free_path, save_png
 from .autosave import Recovered, SketchAutosaver
@@ -30,27 +31,19 @@ from .canvas import SketchCanvas
 from .file_actions import FileActions
 from .generation_panel import GenerationPanel
 from .history_strip import HistoryStrip
-from .images import pixel_digest, qimage_to_pil
+from ..qimages import qimage_to_pil
 from .kept_results import kept_entries
 from .preview_panel import PreviewPanel
 from .server_lookup import CheckpointLookup
-from .session import HistoryEntry, ModelState, ModelStatus, RequestKey, Run, RunStatus, Session, bind_worker
+from .history import HistoryEntry
+from .run_controller import RunController
+from .session import Session, bind_worker
+from .session_state import ModelState, ModelStatus, Run, RunStatus
 from .settings_store import (archive_budget, params_from_dict, params_to_dict, restore_layout, restore_session,
                              save_layout, save_session)
 from .tool_bar import ToolPanel
 from .window_menus import build_menus
 
-LIVE_DEBOUNCE_MS = 120
-# Live sends drafts (TAESD decode) while things change; this long at rest, the last one is refined
-# with the full VAE (the engine reuses its latents: one decode)
-LIVE_REFINE_MS = 400
-NO_MODEL_HELP = (
-    "Choose a model with Choose… beside Model, above the prompt. To try everything without a download, "
-    "write the tiny test model with `python -m sketchpad.tiny_model ~/tiny` and choose that folder. "
-    "Or paint on a GPU server: set Runs on to ComfyUI server."
-)
-SERVER_HELP = ("Start the server (or check its address) and press Connect, or press “Use this computer” "
-               "to paint here.")
 READY_HINT = "Draw on the left, describe the picture, press Generate (Ctrl+Return)"
 
 
@@ -59,7 +52,7 @@ def server_line(model: ModelState) -> str:
     parts = [f"ComfyUI {display_address(model.server_url)}"]
     if model.loaded_device:
         parts.append(model.loaded_device)
-    parts.append(model.server_state or "connecting")
+    parts.append((model.server_state or ServerState.CONNECTING).value)
     return " · ".join(parts)
 
 
@@ -76,34 +69,28 @@ class MainWindow(QMainWindow):
         self.canvas = SketchCanvas()
         self.tools = ToolPanel(self.canvas)
         self.preview = PreviewPanel()
-        self.panel = GenerationPanel()
+        self.panel = GenerationPanel(session=self.session)
         self.history = HistoryStrip()
         self.files = FileActions(self.session, self.canvas, self)
         self.server_lookup = CheckpointLookup(self)
         self._model_said: tuple | None = None  # the model state the preview last spoke of
+        self.runs = RunController(self.session, worker, self.canvas.image, self.panel.finish_editing, parent=self)
         self._model_remembered: tuple | None = None  # the model choice last written to settings
         self._build_layout()
         self._build_status_bar()
         self.actions = build_menus(self, self.session, self.files, self.canvas, self.panel, self.generate,
                                    self.cancel)
         self.setAcceptDrops(True)
-
-        self._live_timer = QTimer(self, singleShot=True, interval=LIVE_DEBOUNCE_MS)
-        self._live_timer.timeout.connect(lambda: self.generate(live=True))
-        self._refine_timer = QTimer(self, singleShot=True, interval=LIVE_REFINE_MS)
-        self._refine_timer.timeout.connect(self._refine_draft)
-        self._last_draft = None  # (params, sketch) of the newest Live draft, until it is refined
         self._bind_widgets()
         self._bind_session()
         bind_worker(self.session, worker)
 
         state = Path(state_dir or QStandardPaths.writableLocation(QStandardPaths.StandardLocation.AppDataLocation))
-        self._note_request()  # the panel's defaults, unless the settings say otherwise
         restore_session(self.settings, self.session, model, device, output_dir, server)
         self._open_archive(state / "results")
         # each window its own recovery slot: the drawing and the request it was made for
         self.autosaver = SketchAutosaver(self.canvas, state, session=self._recovery_state, parent=self)
-        self.panel.params_changed.connect(self.autosaver.mark_changed)
+        self.session.request_changed.connect(self.autosaver.mark_changed)
         self._layout_restored = restore_layout(self.settings, self, self.splitter, self.panel)
         self._show_model(self.session.model)
         self._show_status(self.session.status_text())
@@ -163,8 +150,10 @@ class MainWindow(QMainWindow):
         panel.backend_picker.local_chosen.connect(lambda: self.session.load_model(server_url=""))
         panel.backend_picker.server_chosen.connect(self.choose_server)
         self.server_lookup.answered.connect(self._server_answered)
-        panel.params_changed.connect(self._request_edited)
-        self.canvas.content_changed.connect(self._schedule_live)  # strokes, undo, clear, paste, open, resize
+        panel.live_changed.connect(self.runs.set_live)
+        self.runs.set_live(panel.is_live())
+        self.runs.same_picture_changed.connect(panel.show_same_picture)
+        self.canvas.content_changed.connect(self.runs.sketch_changed)  # strokes, undo, clear, paste, open, resize
         self.canvas.content_changed.connect(self._show_canvas_size)
         self.history.entry_selected.connect(session.show)
         self.history.restore_requested.connect(lambda entry: session.load_request(entry.info.params))
@@ -174,7 +163,6 @@ class MainWindow(QMainWindow):
 
     def _bind_session(self) -> None:
         s = self.session
-        s.request_loaded.connect(self.panel.set_params)
         s.model_changed.connect(self._show_model)
         s.model_changed.connect(self._remember_model)
         s.run_changed.connect(self._show_run)
@@ -183,7 +171,9 @@ class MainWindow(QMainWindow):
         s.shown_changed.connect(self._show_entry)
         s.history_added.connect(lambda entry: self.history.add_entry(entry.thumbnail, entry, entry.caption()))
         s.history_removed.connect(self.history.remove)
-        s.message.connect(self.report)
+        s.message.connect(self._show_notice)
+        s.problem_changed.connect(self._show_problem)
+        self.preview.dismiss_button.clicked.connect(s.dismiss_problem)
 
     def _open_archive(self, folder: Path) -> None:
         """Every finished result is kept there as it finishes; the newest come back into the history."""
@@ -192,12 +182,11 @@ class MainWindow(QMainWindow):
         except SketchpadError as error:
             self.report(f"Results will not be kept between sessions: {error}")
             return
-        self.session.archive = archive
+        self.session.set_archive(archive)
         self.worker.set_archive(archive)
         self.session.load_history(kept_entries(archive))
 
     def _recovery_state(self) -> dict:
-        self._note_request()  # what the panel shows now
         return {"params": params_to_dict(self.session.request)}
 
     def start(self) -> None:
@@ -273,68 +262,11 @@ class MainWindow(QMainWindow):
 
     # ---- generating ----------------------------------------------------------------------
     def generate(self, live: bool = False) -> int:
-        """Post the panel's request; in Live mode on this computer it is a draft (refined once things
-        rest), and one equal to the picture shown or on its way is skipped (returns 0). A request
-        made while the model loads waits for it in the worker. A plain Generate is never a draft."""
-        try:
-            # a server decodes in full anyway: a draft there would only make its refine a second run
-            draft = live and not self.session.model.on_server
-            params = self.panel.params(for_live=live).replace(draft=draft)
-        except SketchpadError as error:  # the panel validates; say what is wrong and keep going
-            self.report(str(error), error=True)
-            return 0
-        sketch = self.canvas.image()
-        if draft:  # a concrete seed, so the refine makes the same picture as the draft
-            params = params.with_concrete_seed()
-            self._last_draft = (params, sketch)
-            self._refine_timer.start()
-        else:
-            self._last_draft = None
-            self._refine_timer.stop()
-        return self._post(params, sketch, skip_redundant=live)
-
-    def _post(self, params, sketch: QImage, skip_redundant: bool) -> int:
-        key = RequestKey.of(params, pixel_digest(sketch))
-        if skip_redundant and self.session.is_redundant(key):
-            return 0
-        request_id = self.worker.request(params, sketch)
-        self.session.run_started(request_id, params, key)
-        return request_id
-
-    def _refine_draft(self) -> None:
-        """The same request as the newest draft with the full VAE: after the draft has finished
-        (a refine posted earlier would abort it and redo every step) and while no change is pending.
-        A draft that failed or was cancelled is not refined."""
-        if self._last_draft is None or self._live_timer.isActive():
-            return  # the pending change sends a new draft, which restarts this timer
-        if self.session.run.active:
-            self._refine_timer.start()  # look again once the draft had time to finish
-            return
-        params, sketch = self._last_draft
-        self._last_draft = None
-        shown = self.session.shown
-        if shown is not None and shown.key == RequestKey.of(params, pixel_digest(sketch)):
-            self._post(params.replace(draft=False), sketch, skip_redundant=True)
+        """Post the session's request (see RunController.generate); its id, or 0 when nothing was sent."""
+        return self.runs.generate(live)
 
     def cancel(self) -> None:
-        self._live_timer.stop()
-        self._refine_timer.stop()
-        self._last_draft = None
-        self.worker.cancel()
-
-    def _request_edited(self) -> None:
-        self._note_request()
-        self._schedule_live()
-
-    def _note_request(self) -> None:
-        try:
-            self.session.edit_request(self.panel.params())
-        except SketchpadError:
-            pass  # Generate will say what is wrong
-
-    def _schedule_live(self) -> None:
-        if self.panel.is_live():
-            self._live_timer.start()
+        self.runs.cancel()
 
     def _scrubbed(self, position: int) -> None:
         kept = len(self.preview.step_images())
@@ -348,6 +280,8 @@ class MainWindow(QMainWindow):
 
     def _show_run(self, run: Run) -> None:
         self.panel.set_busy(run.active)
+        if run.active and run.step == 0 and run.waiting is None:  # a new run: the last one's marks go
+            self.preview.begin_run(run.total)
         if run.status is RunStatus.CANCELLED and run.step:
             self.preview.mark_cancelled(run.step, run.total)
 
@@ -362,9 +296,7 @@ class MainWindow(QMainWindow):
         run = self.session.run
         fresh = run.status is RunStatus.FINISHED and entry.request_id == run.request_id
         caption = f"result · {entry.caption()}" + (f" · {entry.seconds:.1f} s" if fresh else "")
-        if fresh:
-            self.panel.set_used_seed(entry.info.params.seed)
-        else:
+        if not fresh:
             self.preview.begin_run(0)  # a picked history entry has no steps to scrub
         self.preview.show_result(entry.picture(), caption)
 
@@ -374,22 +306,22 @@ class MainWindow(QMainWindow):
         else:
             self.panel.model_picker.show_local(model.model)
         self.panel.backend_picker.show_state(model)
+        self.panel.generate_button.setEnabled(self.session.can_generate())
         self.model_label.setText(f"Model: {model.display_name}")
         self.device_label.setText(server_line(model) if model.on_server
                                   else f"Device: {model.loaded_device or model.device}")
         # only a change of the model's own state speaks in the preview: a server's connection going
-        # and coming back must not overwrite the caption of a run or a result, nor clear an error
+        # and coming back must not overwrite the caption of a run or a result (its failure is the
+        # session's problem on show)
         said, self._model_said = self._model_said, (model.status, model.message)
         if model.status is ModelStatus.LOADING:
-            self.preview.show_message(model.message or f"Loading {model.display_name}…")
+            self.preview.show_caption(model.message or f"Loading {model.display_name}…")
         elif said == self._model_said:
             return
         elif model.status is ModelStatus.READY:
-            self.preview.show_message(READY_HINT)
+            self.preview.show_caption(READY_HINT)
         elif model.status is ModelStatus.FAILED:
-            help_text = SERVER_HELP if model.on_server else NO_MODEL_HELP
-            self.preview.show_message("")  # the last loading line no longer applies
-            self.preview.show_message(f"{model.message}\n\n{help_text}", error=True)
+            self.preview.show_caption("")  # the last loading line no longer applies
 
     def _remember_model(self, model: ModelState) -> None:
         """A model or server that loads is written to the settings at once, so a crash or a kill
@@ -410,11 +342,15 @@ class MainWindow(QMainWindow):
 
     # ---- feedback ------------------------------------------------------------------------
     def report(self, message: str, error: bool = False) -> None:
-        if error:
-            self.preview.show_message(message, error=True)
-        else:  # something worked (a save, say): an old error no longer applies
-            self.preview.clear_error()
-        self.statusBar().showMessage(message.splitlines()[0] if message else "", 8000 if error else 5000)
+        self.session.say(message, error)
+
+    def _show_notice(self, line: str) -> None:
+        self.statusBar().showMessage(line, 5000)
+
+    def _show_problem(self, text: str) -> None:
+        self.preview.show_error(text)
+        if text:
+            self.statusBar().showMessage(text.splitlines()[0], 8000)
 
     # ---- drag and drop -------------------------------------------------------------------
     def dragEnterEvent(self, event) -> None:
@@ -436,9 +372,7 @@ class MainWindow(QMainWindow):
         if self.canvas.is_modified() and not self._quitting and not self.confirm_discard():
             event.ignore()
             return
-        self._live_timer.stop()
-        self._refine_timer.stop()
-        self._note_request()
+        self.runs.stop_timers()
         save_session(self.settings, self.session)
         save_layout(self.settings, self, self.splitter, self.panel)
         self.worker.stop()  # leaves within one step; never a short timeout

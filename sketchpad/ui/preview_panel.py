@@ -167,8 +167,7 @@ class PreviewPanel(QWidget):
         self._set_caption(f"step {step} / {total}")
 
     def show_result(self, image: QImage, caption: str) -> None:
-        """A finished picture: clears an error and the cancelled mark."""
-        self.clear_error()
+        """A finished picture: clears the cancelled mark (an error on show is the session's to clear)."""
         self._set_cancelled(False)
         self._result = image
         self._result_caption = caption
@@ -176,21 +175,18 @@ class PreviewPanel(QWidget):
         self._set_caption(caption)
         self._set_scrubber(len(self._steps) + 1 if self._steps else 0)
 
-    def show_message(self, text: str, error: bool = False) -> None:
-        """A status line ("Loading model…"), which also clears an old error, or an error, which
-        stays until dismissed or the next result; the picture shown stays."""
-        if error:
-            self._error = text
-            self._render_messages()
-            self.error_bar.show()
-        else:
-            self.clear_error()
-            self._set_caption(text)
+    def show_caption(self, text: str) -> None:
+        """A line under the picture ("Loading model…"); the picture shown and any error stay."""
+        self._set_caption(text)
+
+    def show_error(self, text: str) -> None:
+        """The error bar under the caption, until dismissed or replaced; "" hides it."""
+        self._error = text
+        self._render_messages()
+        self.error_bar.setVisible(bool(text))
 
     def clear_error(self) -> None:
-        self._error = ""
-        self.error_label.clear()
-        self.error_bar.hide()
+        self.show_error("")
 
     def error_text(self) -> str:
         """The error on show, "" when none."""

@@ -1,210 +1,135 @@
 """The window's one observable state: what is asked, what runs, what is shown, what is kept.
 
-Widgets read it and listen to its signals; the worker (through `bind_worker`) and the window's
-actions change it through its methods. Nothing else holds a copy: there is one current run, one
-shown result, one history, one model/backend state, and `status_text()` says them in one line.
+The request the person is editing lives here and nowhere else: the panel edits it, and Generate,
+Live, autosave and the settings read it. So do the last seed used, the model (where it runs, its
+state, what it is called once loaded), the run in flight, the shown result, the history and the
+one problem on show, which goes when its cause does. Widgets read it and listen to its signals; the
+worker (through `bind_worker`) and the window's actions change it through its methods.
 """
 
 from __future__ import annotations
 
-import enum
-from collections import deque
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 
-from PySide6.QtCore import QObject, Qt, Signal
+from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QImage
 
+from ..core.backend import Waiting
+from ..core.errors import Failure, FailureKind, ServerState
 from ..core.params import RANDOM_SEED, GenerationParams
+from ..core.picture_key import PictureKey
 from ..core.registry import DEFAULT_BACKEND, default_output_dir
 from ..core.schedule import plan_steps
-from ..core.sources import DEFAULT_MODEL
 from ..core.storage import ResultInfo
+from .history import History, HistoryEntry, shorten, thumbnail
+from .session_state import (SERVER_BACKEND, Cause, ModelState, ModelStatus, Problem, Run, RunStatus,
+                            displayed_step)
 
-SERVER_BACKEND = "comfyui"
-# what the client reports (ComfyBackend.on_state) -> what the status bar says
-_SERVER_STATES = {"connected": "ready", "reconnecting": "reconnecting", "offline": "unreachable"}
-MAX_HISTORY = 100  # entries in the strip
-# Full-size pictures kept in memory (the newest ones); older entries keep a thumbnail and, when
-# they were archived, their file. 48 MiB is ~60 results at 512x512, so a Live session stays bounded.
-MAX_HISTORY_PIXEL_BYTES = 48 * 1024 * 1024
-THUMB_SIDE = 96
-PROMPT_IN_CAPTION = 40  # characters of the prompt a caption shows
 STATUS_ERROR_CHARS = 40  # of an error in the one state line
-
-
-class ModelStatus(enum.Enum):
-    UNLOADED = "unloaded"
-    LOADING = "loading"
-    READY = "ready"
-    FAILED = "failed"
-
-
-@dataclass(frozen=True)
-class ModelState:
-    """Which model runs where: this computer's model and a server's checkpoint are kept apart, so
-    switching back to this computer loads its own model again."""
-
-    model: str = DEFAULT_MODEL  # this computer's model
-    device: str = "auto"
-    backend: str = DEFAULT_BACKEND
-    server_url: str = ""  # as the person gave it (may carry credentials: show display_address only)
-    server_model: str = ""  # the server's checkpoint; "" for its first
-    server_state: str = ""  # connecting / ready / reconnecting / unreachable ("" on this computer)
-    checkpoints: tuple[str, ...] = ()  # what the server offers, once known
-    status: ModelStatus = ModelStatus.UNLOADED
-    message: str = ""  # the loading progress line, or why it failed
-    loaded_name: str = ""  # as the backend names it once ready
-    loaded_device: str = ""
-
-    @property
-    def on_server(self) -> bool:
-        return self.backend == SERVER_BACKEND and bool(self.server_url)
-
-    @property
-    def chosen(self) -> str:
-        """The model the chosen backend loads: the checkpoint on a server, else the local model."""
-        return self.server_model if self.on_server else self.model
-
-    @property
-    def display_name(self) -> str:
-        if self.loaded_name:
-            return self.loaded_name
-        if self.on_server:
-            return self.server_model or "the server's first checkpoint"
-        return Path(self.model).name or self.model
-
-
-class RunStatus(enum.Enum):
-    IDLE = "idle"
-    GENERATING = "generating"
-    FINISHED = "finished"
-    CANCELLED = "cancelled"
-    FAILED = "failed"
-
-
-@dataclass(frozen=True)
-class RequestKey:
-    """A request as Live compares it: every field of the params plus the sketch's pixels."""
-
-    params: GenerationParams
-    sketch_digest: str
-
-    @staticmethod
-    def of(params: GenerationParams, sketch_digest: str) -> RequestKey | None:
-        """None for a random seed: two random-seed requests are never the same picture."""
-        return None if params.seed == RANDOM_SEED else RequestKey(params, sketch_digest)
-
-
-@dataclass(frozen=True)
-class Run:
-    request_id: int = 0
-    params: GenerationParams | None = None
-    key: RequestKey | None = None
-    status: RunStatus = RunStatus.IDLE
-    step: int = 0  # as a person counts them: 1..total, total = the steps that run
-    total: int = 0
-    message: str = ""  # why it failed
-    seconds: float = 0.0
-
-    @property
-    def active(self) -> bool:
-        return self.status is RunStatus.GENERATING
-
-
-@dataclass(eq=False)
-class HistoryEntry:
-    """One finished result. Identity matters (the strip hands entries back), so eq=False."""
-
-    info: ResultInfo
-    thumbnail: QImage
-    image: QImage | None  # None once released from memory; then `path` has it
-    path: Path | None = None  # where the archive keeps it, if it does
-    seconds: float = 0.0
-    key: RequestKey | None = None
-    request_id: int = 0  # the run that made it; 0 for one reloaded from the archive
-
-    def picture(self) -> QImage:
-        """The full picture, from memory or its file (a null QImage if that is gone)."""
-        if self.image is not None:
-            return self.image
-        return QImage(str(self.path)) if self.path is not None else QImage()
-
-    def caption(self) -> str:
-        return describe(self.info)
-
-    def pixel_bytes(self) -> int:
-        return self.image.sizeInBytes() if self.image is not None else 0
-
-
-def shorten(text: str, limit: int = PROMPT_IN_CAPTION) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
-
-
-def describe(info: ResultInfo) -> str:
-    """One line naming a result: its prompt (shortened), seed, knob, sampler and size."""
-    from ..core.registry import scheduler_label
-
-    params = info.params
-    knob = (f"start {params.start_at_step}/{params.steps}" if params.start_at_step is not None
-            else f"denoise {params.strength:.2f}")
-    prompt = f"“{shorten(params.prompt)}” · " if params.prompt.strip() else ""
-    return f"{prompt}seed {params.seed} · {knob} · {scheduler_label(info.sampler)} · {info.width}x{info.height}"
-
-
-def displayed_step(params: GenerationParams, step: int, total: int) -> tuple[int, int] | None:
-    """The engine's (step, total) as a person counts them against the Steps box, or None to hide.
-
-    A scheduler may evaluate the model more often than the steps that run (PLMS warms up with an
-    extra one: 21 for 20); those first evaluations belong to step 1 and are not shown on their own.
-    """
-    runs = plan_steps(params).run_steps
-    if runs <= 0 or total <= runs:
-        return step, total
-    extra = total - runs
-    return (step - extra, runs) if step > extra else None
+TINY_MODEL_DIR = "~/sketchpad-tiny"  # the README's name for it, too
+NO_MODEL_HELP = (
+    "Choose a model with Choose… beside Model, above the prompt: a Stable Diffusion 1.5 folder, a "
+    ".safetensors file or a Hugging Face id. To try everything without a download, write the tiny test "
+    f"model with `python -m sketchpad.tiny_model {TINY_MODEL_DIR}` and choose that folder. Or paint on a "
+    "GPU server: set Runs on to ComfyUI server."
+)
+SERVER_HELP = ("Start the server (or check its address) and press Connect, or press “Use this computer” "
+               "to paint here.")
+MISSING_CHECKPOINT_HELP = "Pick one of the server's checkpoints from the Model list above."
 
 
 class Session(QObject):
+    request_changed = Signal(object)  # GenerationParams: every change, from the editor or from outside
+    # (also when the editor's values stop making a request: `request` is then the last one they made)
+    request_loaded = Signal(object)  # GenerationParams from outside the editor (a PNG, history, recovery)
+    last_seed_changed = Signal(object)  # int: a seed may exceed 32 bits
     model_changed = Signal(object)  # ModelState
     model_load_requested = Signal(str, str, str)  # model, device, server URL ("" = this computer): load it
-    request_loaded = Signal(object)  # GenerationParams from outside the editor (a PNG, history, recovery)
     run_changed = Signal(object)  # Run
     step_shown = Signal(int, int, QImage)  # step, total (as displayed), preview (may be null)
     shown_changed = Signal(object)  # HistoryEntry or None
     replay_changed = Signal(object)  # the step the scrubber shows instead of the result, or None
     history_added = Signal(object)  # HistoryEntry (newest)
-    history_removed = Signal(object)  # HistoryEntry dropped to stay bounded
+    history_removed = Signal(object)  # HistoryEntry dropped to stay bounded, or a draft replaced
     status_changed = Signal(str)  # status_text()
     output_dir_changed = Signal(object)  # Path
-    message = Signal(str, bool)  # something to tell the person once; True: an error
+    message = Signal(str)  # a passing notice (the status bar)
+    problem_changed = Signal(str)  # the error on show, "" once its cause is gone
 
     def __init__(self, output_dir: Path | None = None, parent: QObject | None = None):
         super().__init__(parent)
         self._model = ModelState()
         self._request = GenerationParams(prompt="")
+        self._request_problem = ""  # why the editor's values make no request now ("" when they do)
+        self._last_seed: int | None = None
         self._run = Run()
         self._shown: HistoryEntry | None = None
+        self._partial_on_show = False  # a later run's steps cover the shown result
         self._replay_step: int | None = None
-        self._history: deque[HistoryEntry] = deque()
+        self._history = History()
+        self._problem: Problem | None = None
         self._output_dir = Path(output_dir) if output_dir else default_output_dir()
         self.last_folder: Path | None = None  # the last folder a file dialog was used in
-        self.archive = None  # the ResultArchive keeping every finished result, if it could be opened
 
     # ---- the request being edited --------------------------------------------------------
     @property
     def request(self) -> GenerationParams:
         return self._request
 
+    @property
+    def request_problem(self) -> str:
+        return self._request_problem
+
     def edit_request(self, params: GenerationParams) -> None:
-        """The editor (the panel) changed it: noted, not echoed back."""
-        self._request = params
+        """The editor (the panel) changed it: noted, not echoed back. A failed run's message goes:
+        the request it was about has changed."""
+        was_invalid, self._request_problem = bool(self._request_problem), ""
+        self._clear_problem(Cause.REQUEST, Cause.RUN)
+        if self._run.status is RunStatus.FAILED:
+            self._set_run(Run(request_id=self._run.request_id))
+        if params != self._request or was_invalid:
+            self._request = params
+            self.request_changed.emit(params)
+
+    def request_invalid(self, problem: str) -> None:
+        """The editor's values make no request now; Generate says why. An error already on show
+        about the request follows the values."""
+        self._request_problem = problem
+        if self._problem is not None and self._problem.cause is Cause.REQUEST:
+            self._set_problem(Cause.REQUEST, problem)
+        self.request_changed.emit(self._request)  # Live tries it, and says why it cannot run
+
+    def check_request(self) -> bool:
+        """Before a run: False, and the problem shown, when the values make no request."""
+        if self._request_problem:
+            self._set_problem(Cause.REQUEST, self._request_problem)
+        return not self._request_problem
 
     def load_request(self, params: GenerationParams) -> None:
-        """A request from outside the editor; the editor shows it."""
+        """A request from outside the editor; the editor shows it (and writes back what it shows)."""
         self._request = params
+        self._request_problem = ""
+        self._clear_problem(Cause.REQUEST)
         self.request_loaded.emit(params)
+        if self._request is params:  # the editor wrote nothing back: say it here
+            self.request_changed.emit(params)
+
+    def live_request(self) -> GenerationParams:
+        """What Live runs: a random seed reuses the last run's, so turning the dial compares like with like."""
+        if self._request.seed == RANDOM_SEED and self._last_seed is not None:
+            return self._request.replace(seed=self._last_seed)
+        return self._request
+
+    @property
+    def last_seed(self) -> int | None:
+        """The seed the last finished run used."""
+        return self._last_seed
+
+    def note_last_seed(self, seed: int) -> None:
+        if seed != self._last_seed:
+            self._last_seed = seed
+            self.last_seed_changed.emit(seed)
 
     # ---- model and backend ---------------------------------------------------------------
     @property
@@ -218,8 +143,9 @@ class Session(QObject):
         the other one stays as it was."""
         if not self._run.active:
             self._run = Run()  # a finished run's "done" no longer describes the new model
+        self._clear_problem(Cause.MODEL)
         self._set_model(**self._choice(model, device, server_url), status=ModelStatus.LOADING, message="",
-                        loaded_name="", loaded_device="")
+                        failure=None, loaded_name="", loaded_device="")
         state = self._model
         self.model_load_requested.emit(state.chosen, state.device, state.server_url if state.on_server else "")
 
@@ -241,58 +167,90 @@ class Session(QObject):
             url = server_url.strip()
             choice["backend"] = SERVER_BACKEND if url else DEFAULT_BACKEND
             if url:
-                if url != self._model.server_url:
-                    choice["checkpoints"] = ()  # another server: its list is not known yet
+                if url != self._model.server_url:  # another server: what it offers is not known yet
+                    choice.update(checkpoints=(), loras=(), controlnets=())
                 choice["server_url"] = url  # "" keeps the last server, to switch back to it later
         on_server = choice.get("backend", self._model.backend) == SERVER_BACKEND
-        choice["server_state"] = "connecting" if on_server else ""
+        choice["server_state"] = ServerState.CONNECTING if on_server else None
         if model is not None:
             choice["server_model" if on_server else "model"] = model
         return choice
 
-    def server_checkpoints(self, names) -> None:
-        """The server's checkpoints, for the model control to list."""
-        self._set_model(checkpoints=tuple(names))
+    def server_offers(self, checkpoints=None, loras=None, controlnets=None) -> None:
+        """What the server has (None: not known anew), for the pickers to list."""
+        changes = {name: tuple(value) for name, value in
+                   (("checkpoints", checkpoints), ("loras", loras), ("controlnets", controlnets)) if value is not None}
+        self._set_model(**changes)
 
-    def server_state_changed(self, state: str) -> None:
-        """The client's connection state (connected / reconnecting / offline)."""
-        if self._model.on_server and state in _SERVER_STATES:
-            self._set_model(server_state=_SERVER_STATES[state])
+    def server_checkpoints(self, names) -> None:
+        self.server_offers(checkpoints=names)
+
+    def server_state_changed(self, state: ServerState) -> None:
+        """The client's connection state; a server back again takes its lost-server error with it."""
+        if not self._model.on_server:
+            return  # a late report from a server left behind
+        self._set_model(server_state=state)
+        if state is ServerState.READY and self._run.failure is not None and self._run.failure.server_gone:
+            self._clear_problem(Cause.RUN)
+            self._set_run(Run(request_id=self._run.request_id))
 
     def model_loading(self, message: str) -> None:
         self._set_model(status=ModelStatus.LOADING, message=message)
 
     def model_ready(self, name: str, device: str) -> None:
-        server_state = "ready" if self._model.on_server else ""
-        self._set_model(status=ModelStatus.READY, message="", loaded_name=name, loaded_device=device,
+        server_state = ServerState.READY if self._model.on_server else None
+        self._clear_problem(Cause.MODEL)
+        self._set_model(status=ModelStatus.READY, message="", failure=None, loaded_name=name, loaded_device=device,
                         server_state=server_state)
 
-    def model_failed(self, message: str) -> None:
-        server_state = ""
-        if self._model.on_server:  # a server that answered but cannot run the choice is not "unreachable"
-            server_state = "unreachable" if "cannot reach" in message else "failed"
-        self._set_model(status=ModelStatus.FAILED, message=message, server_state=server_state)
+    def model_failed(self, failure: Failure) -> None:
+        changes = {}
+        help_text = NO_MODEL_HELP
+        if self._model.on_server:  # a server that answered but cannot run the choice is still there
+            changes["server_state"] = _state_after(failure.kind)
+            help_text = SERVER_HELP if failure.kind.server_gone else ""
+            if failure.choices:  # up, but without that checkpoint: offer what it has
+                changes["checkpoints"] = failure.choices
+                help_text = MISSING_CHECKPOINT_HELP
+        self._set_model(status=ModelStatus.FAILED, message=failure.message, failure=failure.kind, **changes)
+        self._set_problem(Cause.MODEL, f"{failure.message}\n\n{help_text}".strip())
 
     def _set_model(self, **changes) -> None:
         self._model = replace(self._model, **changes)
         self.model_changed.emit(self._model)
         self._status_changed()
 
+    def can_generate(self) -> bool:
+        """A model is loaded or on its way (a request made while it loads waits for it)."""
+        return self._model.status in (ModelStatus.READY, ModelStatus.LOADING)
+
     # ---- the run in flight ---------------------------------------------------------------
     @property
     def run(self) -> Run:
         return self._run
 
-    def is_redundant(self, key: RequestKey | None) -> bool:
-        """True when this request would make the picture already shown or already on its way."""
+    def is_redundant(self, key: PictureKey | None) -> bool:
+        """True when this request would make the picture already shown or already on its way (a
+        draft request is also covered by its fully decoded picture)."""
         if key is None:
             return False
-        if self._run.active and self._run.key == key:
-            return True
-        return self._shown is not None and self._shown.key == key and not self._run.active
+        if self._run.active:
+            return self._run.key is not None and self._run.key.covers(key)
+        return self.same_picture_as_shown(key) and not self._partial_on_show
 
-    def run_started(self, request_id: int, params: GenerationParams, key: RequestKey | None) -> None:
+    def same_picture_as_shown(self, key: PictureKey | None) -> bool:
+        """The request would paint the picture on show (e.g. another denoise that runs the same steps)."""
+        return key is not None and self._shown is not None and self._shown.key is not None and \
+            self._shown.key.covers(key)
+
+    def run_started(self, request_id: int, params: GenerationParams, key: PictureKey | None) -> None:
+        self._clear_problem(Cause.RUN, Cause.REQUEST)
+        self.set_replay_step(None)
         self._set_run(Run(request_id, params, key, RunStatus.GENERATING, 0, plan_steps(params).run_steps))
+
+    def run_waiting(self, request_id: int, waiting: Waiting) -> None:
+        if request_id == self._run.request_id and self._run.active and waiting != self._run.waiting:
+            self._set_run(replace(self._run, waiting=waiting))
 
     def run_step(self, request_id: int, step: int, total: int, preview: QImage) -> None:
         run = self._run
@@ -301,17 +259,20 @@ class Session(QObject):
         shown = displayed_step(run.params, step, total)
         if shown is None:
             return
-        self._set_run(replace(run, step=shown[0], total=shown[1]))
+        self._partial_on_show = True
+        self._set_run(replace(run, step=shown[0], total=shown[1], waiting=None))
         self.step_shown.emit(shown[0], shown[1], preview)
 
     def run_finished(self, request_id: int, image: QImage, info: ResultInfo, seconds: float,
                      path: Path | None = None) -> HistoryEntry | None:
         if request_id != self._run.request_id:
             return None
-        entry = HistoryEntry(info, _thumbnail(image), image, path, seconds, self._run.key, request_id)
-        if self._model.on_server and self._model.server_state != "ready":
-            self._set_model(server_state="ready")  # the server answered again
-        self._set_run(replace(self._run, status=RunStatus.FINISHED, step=self._run.total, seconds=seconds))
+        entry = HistoryEntry(info, thumbnail(image), image, path, seconds, self._run.key, request_id)
+        if self._model.on_server and self._model.server_state is not ServerState.READY:
+            self._set_model(server_state=ServerState.READY)  # the server answered again
+        self.note_last_seed(info.params.seed)
+        self._set_run(replace(self._run, status=RunStatus.FINISHED, step=self._run.total, seconds=seconds,
+                              waiting=None))
         self.add_to_history(entry)
         self.show(entry)
         return entry
@@ -321,16 +282,18 @@ class Session(QObject):
         return self.run_finished(outcome.request_id, outcome.image, outcome.info, outcome.seconds,
                                  getattr(outcome, "archived", None))
 
-    def run_failed(self, request_id: int, message: str) -> None:
-        if request_id == self._run.request_id:
-            if self._model.on_server and _lost_server(message):  # an idle connection's loss shows only now
-                self._set_model(server_state="unreachable")
-            self._set_run(replace(self._run, status=RunStatus.FAILED, message=message))
-            self.message.emit(message, True)
+    def run_failed(self, request_id: int, failure: Failure) -> None:
+        if request_id != self._run.request_id:
+            return
+        if self._model.on_server and failure.kind.server_gone:  # an idle connection's loss shows only now
+            self._set_model(server_state=_state_after(failure.kind))
+        self._set_run(replace(self._run, status=RunStatus.FAILED, message=failure.message, failure=failure.kind,
+                              waiting=None))
+        self._set_problem(Cause.RUN, failure.message)
 
     def run_cancelled(self, request_id: int) -> None:
         if request_id == self._run.request_id and self._run.active:
-            self._set_run(replace(self._run, status=RunStatus.CANCELLED))
+            self._set_run(replace(self._run, status=RunStatus.CANCELLED, waiting=None))
 
     def _set_run(self, run: Run) -> None:
         self._run = run
@@ -340,10 +303,17 @@ class Session(QObject):
     # ---- what is shown -------------------------------------------------------------------
     @property
     def shown(self) -> HistoryEntry | None:
+        """The newest finished result picked for show (it may be covered by a later run's steps)."""
         return self._shown
+
+    @property
+    def result_on_show(self) -> bool:
+        """The shown result is what the preview shows (no later run's steps cover it)."""
+        return self._shown is not None and not self._partial_on_show
 
     def show(self, entry: HistoryEntry | None) -> None:
         self._shown = entry
+        self._partial_on_show = False
         self._replay_step = None
         self.shown_changed.emit(entry)
 
@@ -360,35 +330,27 @@ class Session(QObject):
     # ---- history -------------------------------------------------------------------------
     def history(self) -> list[HistoryEntry]:
         """Newest first."""
-        return list(self._history)
+        return self._history.entries()
+
+    def set_archive(self, archive) -> None:
+        """The ResultArchive keeping finished results: pictures released from memory are pinned there."""
+        self._history.archive = archive
+
+    @property
+    def archive(self):
+        return self._history.archive
 
     def load_history(self, entries: list[HistoryEntry]) -> None:
         """Results kept by earlier sessions (newest first), put into the history at start."""
-        for entry in reversed(entries[:MAX_HISTORY]):
-            self.add_to_history(entry)
+        for entry in reversed(entries):
+            if self._history.adopt(entry):
+                self.add_to_history(entry)
 
     def add_to_history(self, entry: HistoryEntry) -> None:
-        self._history.appendleft(entry)
-        self._trim_history()
+        replaced, dropped = self._history.add(entry, self._shown)
+        for gone in ([replaced] if replaced is not None else []) + dropped:
+            self.history_removed.emit(gone)
         self.history_added.emit(entry)
-
-    def _trim_history(self) -> None:
-        pixel_bytes = 0
-        for entry in list(self._history):
-            pixel_bytes += entry.pixel_bytes()
-            if pixel_bytes <= MAX_HISTORY_PIXEL_BYTES or entry is self._history[0] or entry is self._shown:
-                continue
-            if entry.path is not None:  # the file has it: keep the thumbnail only
-                pixel_bytes -= entry.pixel_bytes()
-                entry.image = None
-            else:
-                self._drop(entry)
-        while len(self._history) > MAX_HISTORY:
-            self._drop(self._history[-1])
-
-    def _drop(self, entry: HistoryEntry) -> None:
-        self._history.remove(entry)
-        self.history_removed.emit(entry)
 
     # ---- where results go ----------------------------------------------------------------
     @property
@@ -406,12 +368,34 @@ class Session(QObject):
         return self._output_dir
 
     def set_archive_budget(self, max_bytes: int) -> None:
-        """The space kept results may take; the oldest go beyond it."""
+        """The space kept results may take; the oldest go beyond it (never one the history only has there)."""
         if self.archive is not None:
             self.archive.set_max_bytes(max_bytes)
 
+    # ---- what the person is told ---------------------------------------------------------
     def say(self, text: str, error: bool = False) -> None:
-        self.message.emit(text, error)
+        """A passing notice; an error from an action stays on show until the next action works."""
+        if error:
+            self._set_problem(Cause.ACTION, text)
+        else:
+            self._clear_problem(Cause.ACTION)
+        self.message.emit(text.splitlines()[0] if text else "")
+
+    @property
+    def problem(self) -> str:
+        return self._problem.text if self._problem is not None else ""
+
+    def dismiss_problem(self) -> None:
+        self._clear_problem(*Cause)
+
+    def _set_problem(self, cause: Cause, text: str) -> None:
+        self._problem = Problem(cause, text)
+        self.problem_changed.emit(text)
+
+    def _clear_problem(self, *causes: Cause) -> None:
+        if self._problem is not None and self._problem.cause in causes:
+            self._problem = None
+            self.problem_changed.emit("")
 
     # ---- the one state line --------------------------------------------------------------
     def status_text(self) -> str:
@@ -419,11 +403,13 @@ class Session(QObject):
         if model.status is ModelStatus.LOADING:
             return "connecting to the server…" if model.on_server else "loading model…"
         if model.status is ModelStatus.FAILED:
-            if model.on_server:
-                return "error: server unreachable" if model.server_state == "unreachable" else "error: no checkpoint"
-            return "error: no model"
+            if model.on_server and model.failure is not None and model.failure.server_gone:
+                return f"error: server {model.server_state.value if model.server_state else 'unreachable'}"
+            return "error: no checkpoint" if model.on_server else "error: no model"
         if run.status is RunStatus.GENERATING:
-            return f"step {run.step} / {run.total}" if run.step else "generating…"
+            if run.step:
+                return f"step {run.step} / {run.total}"
+            return _waiting_text(run.waiting)
         if run.status is RunStatus.FINISHED:
             return f"done · {run.seconds:.1f} s"
         if run.status is RunStatus.CANCELLED:
@@ -439,13 +425,22 @@ class Session(QObject):
         self.status_changed.emit(self.status_text())
 
 
-def _lost_server(message: str) -> bool:
-    return "cannot reach the ComfyUI server" in message or "lost the ComfyUI server" in message
+def _state_after(kind: FailureKind) -> ServerState:
+    """The connection state a failure of this kind leaves behind."""
+    if kind is FailureKind.NOT_ANSWERING:
+        return ServerState.NOT_ANSWERING
+    return ServerState.UNREACHABLE if kind.server_gone else ServerState.READY
 
 
-def _thumbnail(image: QImage) -> QImage:
-    return image.scaled(THUMB_SIDE, THUMB_SIDE, Qt.AspectRatioMode.KeepAspectRatio,
-                        Qt.TransformationMode.SmoothTransformation)
+def _waiting_text(waiting: Waiting | None) -> str:
+    if waiting is None:
+        return "generating…"
+    if waiting.loading_model:
+        return "the server is loading the model…"
+    if waiting.jobs_ahead > 0:
+        ahead = waiting.jobs_ahead
+        return f"waiting: {ahead} job{'s' if ahead != 1 else ''} ahead on the server"
+    return "generating…"
 
 
 def bind_worker(session: Session, worker) -> None:
@@ -457,6 +452,7 @@ def bind_worker(session: Session, worker) -> None:
     worker.server_state.connect(session.server_state_changed)
     worker.server_checkpoints.connect(session.server_checkpoints)
     worker.step_preview.connect(session.run_step)
+    worker.request_waiting.connect(session.run_waiting)
     worker.result_ready.connect(session.take_outcome)
     worker.request_failed.connect(session.run_failed)
     worker.request_cancelled.connect(session.run_cancelled)
