@@ -381,8 +381,7 @@ class MainWindow(QMainWindow):
 
     def confirm_discard(self) -> bool:
         """Ask before losing unsaved drawing; True to go ahead and close."""
-        box = QMessageBox(QMessageBox.Icon.Question, "Unsaved drawing", "The sketch has unsaved changes.",
-                          parent=self)
+        box = self.discard_question()
         save = box.addButton("Save sketch…", QMessageBox.ButtonRole.AcceptRole)
         box.addButton("Close without saving", QMessageBox.ButtonRole.DestructiveRole)
         cancel = box.addButton(QMessageBox.StandardButton.Cancel)
@@ -393,4 +392,11 @@ class MainWindow(QMainWindow):
             self.files.save_sketch_dialog()
             return not self.canvas.is_modified()
         return True
+
+    def discard_question(self) -> QMessageBox:
+        box = QMessageBox(QMessageBox.Icon.Question, "Unsaved drawing", "The sketch has unsaved changes.",
+                          parent=self)
+        if self.session.run.active and self.session.model.on_server:
+            box.setInformativeText("A picture is being made on the ComfyUI server: closing stops it there.")
+        return box
 
