@@ -71,7 +71,7 @@ class PresetRow(QWidget):
         self.lora_edit = FinishedLineEdit(self, placeholderText=LORA_PLACEHOLDER,
                                           toolTip="LoRAs, comma-separated: a .safetensors file or a Hugging Face "
                                           "id, each with an optional :weight (1 when left out); Enter applies")
-        fit_placeholder(self.lora_edit, [format_loras((p.lora,)) for p in PRESET_TABLE.values() if p.lora])
+        fit_placeholder(self.lora_edit, tuple(format_loras((p.lora,)) for p in PRESET_TABLE.values() if p.lora))
         row = QHBoxLayout(self)
         row.setContentsMargins(0, 0, 0, 0)
         row.addWidget(self.preset_combo, 1)
@@ -183,7 +183,7 @@ class KeepMyLines(QWidget):
         return str(path if path.is_dir() else path.parent) if path.is_absolute() else ""
 
 
-def fit_placeholder(edit: QLineEdit, texts: list[str] = ()) -> None:
+def fit_placeholder(edit: QLineEdit, texts: tuple[str, ...] = ()) -> None:
     """At least as wide as its placeholder text and the given texts, so none is cut off."""
     option = QStyleOptionFrame()
     edit.initStyleOption(option)
