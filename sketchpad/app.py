@@ -9,7 +9,7 @@ from pathlib import Path
 
 from .cli import DEVICE_HELP
 from .core.registry import DEVICES
-from .platform_check import EXIT_MISSING, xcb_problem
+from .platform_check import EXIT_MISSING, window_problem
 
 
 def parse_app_args(argv: list[str], program: str = "python main.py") -> argparse.Namespace:
@@ -33,7 +33,7 @@ def parse_app_args(argv: list[str], program: str = "python main.py") -> argparse
 
 def run_app(argv: list[str], program: str = "python main.py") -> int:
     args = parse_app_args(argv, program)
-    problem = xcb_problem()  # before Qt loads: a missing system library aborts it with a wrong hint
+    problem = window_problem(program=program)  # before Qt loads: no display or a missing library aborts it
     if problem:
         print(problem, file=sys.stderr)
         return EXIT_MISSING

@@ -1,9 +1,10 @@
-"""Before Qt opens a window on Linux/X11: can Qt's xcb platform plugin load?
+"""Before Qt opens a window on Linux: is there a display, and can Qt's xcb platform plugin load?
 
-When a system library of the plugin is missing, Qt aborts (exit 134) with a message that blames
-libxcb-cursor0 whatever is missing. `ldd` on the plugin lists every library the loader cannot
-find; each maps to the Debian/Ubuntu package that ships it, so the person gets one line with the
-exact install command instead. Imports neither Qt nor torch.
+Without a display, or when a system library of the plugin is missing, Qt aborts (exit 134) with a
+message that blames libxcb-cursor0 whatever is wrong. So the display variables are looked at first,
+then `ldd` on the plugin lists every library the loader cannot find; each maps to the Debian/Ubuntu
+package that ships it. Either way the person gets one line saying what to do instead. Imports
+neither Qt nor torch.
 """
 
 from __future__ import annotations
@@ -36,6 +37,8 @@ _PACKAGE_EXCEPTIONS = {
     "libbrotlicommon.so.1": "libbrotli1", "libharfbuzz.so.0": "libharfbuzz0b",
     **{glibc: "libc6" for glibc in ("libm.so.6", "libpthread.so.0", "libdl.so.2", "librt.so.1")},
 }
+# The platform plugins that need a display, and the variable that names it.
+_DISPLAY_VARIABLE = {"xcb": "DISPLAY", "wayland": "WAYLAND_DISPLAY"}
 _NOT_FOUND = re.compile(r"^\s*(\S+)\s+=>\s+not found\s*$", re.MULTILINE)
 EXIT_MISSING = 2
 
@@ -63,11 +66,19 @@ def explain_missing(missing: list[str]) -> str:
     ours = [soname for soname in missing if debian_package(soname) is None]
     fixes = []
     if packages:
-        fixes.append(f"sudo apt-get install {' '.join(packages)}")
+        fixes.append(install_command(packages))
     if ours:
         fixes.append("pip install --force-reinstall PySide6 (its own Qt libraries are incomplete)")
     return (f"Qt cannot open a window: its xcb platform plugin is missing {', '.join(missing)}; "
             f"install with: {' and '.join(fixes)}")
+
+
+def install_command(packages) -> str:
+    """One shell line that installs Debian/Ubuntu packages without asking anything, as root (which
+    may have no sudo) and as a user with sudo; it updates the package lists first, which a fresh
+    system lacks."""
+    return (f"$(command -v sudo) sh -c 'apt-get update && apt-get install -y --no-install-recommends "
+            f"{' '.join(packages)}'")
 
 
 def xcb_plugins(environ=os.environ) -> list[Path]:
@@ -80,15 +91,45 @@ def xcb_plugins(environ=os.environ) -> list[Path]:
     return [f / "libqxcb.so" for f in folders if (f / "libqxcb.so").is_file()]
 
 
+def named_platforms(environ=os.environ) -> list[str]:
+    """The platform plugins QT_QPA_PLATFORM names, in the order Qt tries them, without options."""
+    names = (entry.split(":")[0].strip() for entry in environ.get("QT_QPA_PLATFORM", "").split(";"))
+    return [name for name in names if name]
+
+
 def uses_xcb(environ=os.environ, platform: str = sys.platform) -> bool:
     """Whether Qt will try xcb first: on Linux when QT_QPA_PLATFORM names it or is unset, except
     in a Wayland session, where Qt prefers its Wayland plugin."""
     if not platform.startswith("linux"):
         return False
-    first = environ.get("QT_QPA_PLATFORM", "").split(";")[0].split(":")[0].strip()
-    if first:
-        return first == "xcb"
+    named = named_platforms(environ)
+    if named:
+        return named[0] == "xcb"
     return environ.get("XDG_SESSION_TYPE", "") != "wayland"
+
+
+def display_problem(environ=os.environ, platform: str = sys.platform, program: str = "python main.py") -> str | None:
+    """The one-line explanation when every platform Qt may use needs a display and none is set
+    (over ssh, in a container), else None. A platform without a display (offscreen, vnc, eglfs)
+    named in QT_QPA_PLATFORM is left to Qt."""
+    if not platform.startswith("linux"):
+        return None
+    tried = named_platforms(environ) or list(_DISPLAY_VARIABLE)  # unset: Qt picks by the session
+    kinds = [next((kind for kind in _DISPLAY_VARIABLE if name.startswith(kind)), None) for name in tried]
+    if None in kinds:
+        return None
+    variables = list(dict.fromkeys(_DISPLAY_VARIABLE[kind] for kind in kinds))
+    if any(environ.get(variable) for variable in variables):
+        return None
+    return (f"Sketchpad cannot open its window: there is no display ({' and '.join(variables)} "
+            f"{'is' if len(variables) == 1 else 'are'} unset, as over plain ssh). Without a window: "
+            f"{program} generate SKETCH --prompt TEXT; on a virtual display: xvfb-run -a {program} "
+            f"(package xvfb)")
+
+
+def window_problem(environ=os.environ, platform: str = sys.platform, program: str = "python main.py") -> str | None:
+    """Why Qt could not open a window, in one line, or None when nothing is known to stop it."""
+    return display_problem(environ, platform, program) or xcb_problem(environ, platform)
 
 
 def xcb_problem(environ=os.environ, platform: str = sys.platform) -> str | None:

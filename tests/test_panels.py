@@ -497,6 +497,17 @@ def test_history_is_bounded(strip):
     assert strip.payload(0) == MAX_ENTRIES + 4 and strip.payload(MAX_ENTRIES - 1) == 5
 
 
+def test_a_full_strip_shows_its_thumbnails_whole_above_its_scrollbar(strip, qtbot):
+    """More entries than the strip is wide: the sideways scrollbar takes its own room."""
+    for i in range(12):
+        strip.add_entry(solid(COLORS[i % len(COLORS)], 96, 96), i, str(i))
+    lw = strip.list_widget
+    qtbot.waitUntil(lambda: lw.horizontalScrollBar().isVisible(), timeout=1000)
+    item = lw.visualItemRect(lw.item(0))
+    assert lw.viewport().rect().contains(item), (item, lw.viewport().rect())
+    assert lw.viewport().geometry().bottom() < lw.horizontalScrollBar().mapTo(lw, QPoint(0, 0)).y()
+
+
 def test_kept_previews_are_bounded(preview, monkeypatch):
     from sketchpad.ui import preview_panel
 

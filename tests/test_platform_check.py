@@ -1,4 +1,4 @@
-"""Qt's xcb plugin: missing system libraries are named with the install command, before Qt aborts."""
+"""Before Qt aborts: no display, or missing system libraries of its xcb plugin, said in one line."""
 
 import importlib.util
 import os
@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from sketchpad.platform_check import (XCB_PACKAGES, debian_package, explain_missing, missing_libraries,
-                                      uses_xcb, xcb_plugins, xcb_problem)
+from sketchpad.platform_check import (XCB_PACKAGES, debian_package, display_problem, explain_missing,
+                                      install_command, missing_libraries, uses_xcb, window_problem, xcb_plugins,
+                                      xcb_problem)
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = Path(__file__).resolve().parent / "data"
@@ -26,7 +27,7 @@ def test_recorded_debian_with_only_libxcb_cursor0():
     assert missing == ["libxcb-icccm.so.4", "libxcb-keysyms.so.1"]  # each once, though ldd lists them twice
     line = explain_missing(missing)
     assert "\n" not in line
-    assert line.endswith("sudo apt-get install libxcb-icccm4 libxcb-keysyms1")
+    assert line.endswith(install_command(["libxcb-icccm4", "libxcb-keysyms1"]))
     assert "cursor" not in line
 
 
@@ -40,8 +41,29 @@ def test_recorded_fresh_debian12_needs_exactly_the_readme_packages():
 
 def test_readme_names_every_package():
     readme = (ROOT / "README.md").read_text()
-    assert f"sudo apt-get install {' '.join(XCB_PACKAGES)}" in readme
+    assert install_command(XCB_PACKAGES) in readme
     assert "one system library" not in readme
+
+
+@pytest.mark.skipif(shutil.which("sh") is None, reason="needs a POSIX shell")
+@pytest.mark.parametrize("has_sudo", [False, True])
+def test_the_install_line_works_as_root_and_as_a_user_without_a_question(tmp_path, has_sudo):
+    """Run by a shell with stand-ins for apt-get (and sudo): a root shell may have no sudo, apt-get
+    must not stop to ask (-y), and a fresh system has no package lists yet (update first)."""
+    bin_dir, log = tmp_path / "bin", tmp_path / "calls"
+    bin_dir.mkdir()
+    stand_ins = {"apt-get": f'echo "apt-get $*" >> {log}'}
+    if has_sudo:
+        stand_ins["sudo"] = f'echo sudo >> {log}; exec "$@"'
+    for name, body in stand_ins.items():
+        (bin_dir / name).write_text(f"#!{shutil.which('sh')}\n{body}\n")
+        (bin_dir / name).chmod(0o755)
+    (bin_dir / "sh").symlink_to(shutil.which("sh"))  # PATH holds nothing else: no real sudo
+    done = subprocess.run(["sh", "-c", install_command(["libxcb-icccm4", "libxcb-keysyms1"])],
+                          env={"PATH": str(bin_dir)}, capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0, done.stderr
+    assert log.read_text().splitlines() == ["sudo"] * has_sudo + [
+        "apt-get update", "apt-get install -y --no-install-recommends libxcb-icccm4 libxcb-keysyms1"]
 
 
 @pytest.mark.parametrize("soname, package", [
@@ -115,8 +137,59 @@ def test_app_names_the_missing_library_instead_of_qt_aborting(tmp_path):
     assert done.returncode == 2, done.stderr
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1, done.stderr
-    assert "libxcb-nothe.so.0" in lines[0] and "sudo apt-get install libxcb-nothe0" in lines[0]
+    named, _, command = lines[0].partition("; install with: ")
+    assert "libxcb-nothe.so.0" in named
+    packages = command.split("--no-install-recommends ")[1].rstrip("'").split()
+    assert "libxcb-nothe0" in packages
+    # any other package named is one this machine really lacks
+    really_missing = missing_libraries(subprocess.run(["ldd", str(PLUGIN)], capture_output=True, text=True).stdout)
+    assert set(packages) - {"libxcb-nothe0"} == {debian_package(soname) for soname in really_missing}
     assert "libxcb-cursor" not in lines[0]
+
+
+def _without_display(**extra) -> dict:
+    environ = {key: value for key, value in os.environ.items()
+               if key not in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM", "XDG_SESSION_TYPE")}
+    return {**environ, **extra}
+
+
+@linux_only
+def test_without_a_display_the_app_says_so_and_how_to_run_without_one(tmp_path):
+    """As over ssh: the system libraries may all be there, yet Qt would abort (134) blaming
+    libxcb-cursor0. One line instead: no display; `generate`, or a virtual display."""
+    env = _without_display(PYTHONPATH=str(ROOT), HOME=str(tmp_path))
+    done = subprocess.run([sys.executable, "main.py"], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 2, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert "no display" in lines[0] and "DISPLAY and WAYLAND_DISPLAY are unset" in lines[0]
+    assert "python main.py generate SKETCH --prompt TEXT" in lines[0]
+    assert "xvfb-run -a python main.py" in lines[0]
+    assert "libxcb" not in lines[0] and "apt-get" not in lines[0]
+
+
+@pytest.mark.parametrize("environ, expected", [
+    ({}, "DISPLAY and WAYLAND_DISPLAY"), ({"QT_QPA_PLATFORM": "xcb"}, "DISPLAY is"),
+    ({"QT_QPA_PLATFORM": "wayland-egl"}, "WAYLAND_DISPLAY is"),
+    ({"QT_QPA_PLATFORM": "wayland;xcb"}, "WAYLAND_DISPLAY and DISPLAY"),
+    ({"DISPLAY": ":1"}, None), ({"WAYLAND_DISPLAY": "wayland-0"}, None),
+    ({"XDG_SESSION_TYPE": "wayland", "WAYLAND_DISPLAY": "wayland-0"}, None),
+    ({"QT_QPA_PLATFORM": "offscreen"}, None), ({"QT_QPA_PLATFORM": "xcb;offscreen"}, None),
+    ({"QT_QPA_PLATFORM": "vnc"}, None), ({"QT_QPA_PLATFORM": "minimal"}, None),
+])
+def test_a_display_is_needed_only_by_the_platforms_that_draw_on_one(environ, expected):
+    problem = display_problem(environ, "linux", "sketchpad")
+    if expected is None:
+        assert problem is None
+    else:
+        assert f"no display ({expected}" in problem and "xvfb-run -a sketchpad" in problem
+
+
+def test_offscreen_without_a_display_opens_the_window_as_before():
+    """What the app asks before loading Qt: offscreen needs neither a display nor the xcb libraries."""
+    assert window_problem({"QT_QPA_PLATFORM": "offscreen"}, "linux") is None
+    assert display_problem({}, "darwin") is None and display_problem({}, "win32") is None
 
 
 @linux_only

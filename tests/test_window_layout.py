@@ -1,11 +1,12 @@
 """The window at the sizes people have: nothing cut off, Generate in view, the panel bound."""
 
 import pytest
-from PySide6.QtCore import QRect
+from PySide6.QtCore import QPoint, QRect
 from PySide6.QtGui import QImage
 from PySide6.QtWidgets import QApplication, QFileDialog, QScrollArea
 
-from text_layout import combo_text_is_whole, command_lines, label_is_whole, placeholder_is_whole
+from sketchpad.core.presets import PRESET_TABLE
+from text_layout import combo_text_is_whole, command_lines, label_is_whole, placeholder_is_whole, text_is_whole
 from window_harness import WAIT_MS, make_window, window  # noqa: F401  (fixture)
 
 
@@ -25,27 +26,83 @@ def _fully_visible(win, widget) -> bool:
             and widget.visibleRegion().boundingRect() == widget.rect())
 
 
+def _fill_the_strip(win, results: int = 12) -> None:
+    """More results than the strip is wide, as after a while of painting."""
+    for _ in range(results):
+        win.history.add_entry(QImage(8, 8, QImage.Format.Format_RGB32), object(), "a result")
+
+
+def _key_controls(panel) -> list:
+    """What a person reaches for on every run: in view at the smallest window."""
+    return [panel.prompt_edit, panel.negative_edit, panel.dial, panel.denoise_label, panel.seed_box,
+            panel.lock_button, panel.dice_button, panel.preset_combo, panel.lora_edit, panel.control_checkbox,
+            panel.control_strength_spin, panel.generate_button, panel.cancel_button, panel.live_checkbox,
+            panel.progress_bar, panel.model_picker.choose_button]
+
+
+def _every_control(panel) -> list:
+    return [*_key_controls(panel), panel.start_spin, *panel._legend.values(), panel.used_seed_label,
+            panel.recycle_button, panel.steps_spin, panel.cfg_spin, panel.scheduler_combo, panel.preview_combo,
+            panel.control_start_spin, panel.control_end_spin, panel.lines.range_labels[-1], panel.control_model_edit,
+            panel.control_choose_button]
+
+
 @pytest.mark.parametrize("width, height", [(1280, 800), (1024, 640)])
 @pytest.mark.parametrize("denoise", [0.0, 0.75, 1.0])
-@pytest.mark.parametrize("results", [0, 1])
-def test_nothing_is_cut_off_and_generate_stays_in_view(qtbot, tmp_path, width, height, denoise, results):
+@pytest.mark.parametrize("results", [0, 12])
+def test_nothing_is_cut_off_and_the_key_controls_stay_in_view(qtbot, tmp_path, width, height, denoise, results):
+    """Keep my lines on and the history strip full: the key controls in view, not scrolled or
+    clipped, at 1024x640; every control at 1280x800."""
     win = make_window(qtbot, tmp_path, "someone/not-loaded")  # never started: layout only
     win.panel.set_denoise(denoise)  # "1.00 · reimagine" widened the panel into a sideways scrollbar
-    for _ in range(results):  # the history strip takes room once it holds something
-        win.history.add_entry(QImage(8, 8, QImage.Format.Format_RGB32), object(), "a result")
+    win.panel.control_checkbox.setChecked(True)  # its range and model rows take room
+    _fill_the_strip(win, results)
     _settle(qtbot, win, width, height)
     for area in win.findChildren(QScrollArea):
         assert not area.horizontalScrollBar().isVisible(), area
     panel = win.panel
-    always = (panel.generate_button, panel.cancel_button, panel.live_checkbox, panel.progress_bar,
-              panel.model_picker.choose_button, panel.dial, panel.denoise_label)  # the dial: right under the prompt
-    for widget in always:
+    assert panel.settings_area.verticalScrollBar().value() == 0  # nothing scrolled off the top
+    for widget in _key_controls(panel):
         assert _fully_visible(win, widget), widget
     if (width, height) == (1280, 800):  # there is room for every control
-        for widget in (panel.dice_button, panel.start_spin, panel.preview_combo, panel.cfg_spin,
-                       *panel._legend.values()):
+        for widget in _every_control(panel):
             assert _fully_visible(win, widget), widget
         assert not panel.settings_area.verticalScrollBar().isVisible()
+
+
+@pytest.mark.parametrize("width, height", [(1280, 800), (1024, 640)])
+def test_the_lora_line_shows_its_hint_and_each_presets_lora_whole(qtbot, tmp_path, width, height):
+    win = make_window(qtbot, tmp_path, "someone/not-loaded")
+    panel = win.panel
+    panel.control_checkbox.setChecked(True)
+    _fill_the_strip(win)
+    _settle(qtbot, win, width, height)
+    assert not panel.lora_edit.placeholderText().endswith("…")  # a hint ending in "…" reads as cut off
+    assert placeholder_is_whole(panel.lora_edit), panel.lora_edit.width()
+    shown = []
+    for name, preset in PRESET_TABLE.items():
+        if preset.lora is None:
+            continue
+        panel.lora_edit.setText("")
+        index = panel.preset_combo.findData(name)
+        panel.preset_combo.setCurrentIndex(index)
+        panel.preset_combo.activated.emit(index)
+        QApplication.processEvents()
+        assert text_is_whole(panel.lora_edit), (panel.lora_edit.text(), panel.lora_edit.width())
+        assert combo_text_is_whole(panel.preset_combo), panel.preset_combo.currentText()
+        shown.append(panel.lora_edit.text())
+    assert len(shown) == 3 and any("Hyper-SD15-8steps" in text for text in shown)
+
+
+def test_the_results_sit_under_the_picture_and_leave_the_controls_their_height(qtbot, tmp_path):
+    win = make_window(qtbot, tmp_path, "someone/not-loaded")
+    _fill_the_strip(win)
+    _settle(qtbot, win, 1024, 640)
+    strip = QRect(win.history.mapTo(win, QPoint(0, 0)), win.history.size())
+    controls = QRect(win.panel.mapTo(win, QPoint(0, 0)), win.panel.size())
+    picture = QRect(win.preview.mapTo(win, QPoint(0, 0)), win.preview.size())
+    assert strip.top() > picture.bottom() and strip.left() >= picture.left() and strip.right() <= picture.right()
+    assert not strip.intersects(controls) and controls.bottom() > strip.top()
 
 
 def test_the_empty_history_strip_takes_no_room(qtbot, tmp_path):
@@ -124,15 +181,17 @@ def test_the_fast_live_texts_are_whole_at_the_panels_narrowest(qtbot, tmp_path, 
             assert _fully_visible(win, widget), widget
 
 
-def test_ticking_keep_my_lines_scrolls_its_rows_into_view(qtbot, tmp_path):
+def test_ticking_keep_my_lines_brings_its_rows_into_view_and_keeps_the_prompt(qtbot, tmp_path):
+    """At 1024x640 the rows it adds overflow the settings, yet they show, and nothing a person
+    needs scrolls away for them."""
     win = make_window(qtbot, tmp_path, "someone/not-loaded")
-    win.history.add_entry(QImage(8, 8, QImage.Format.Format_RGB32), object(), "a result")  # less room
-    _settle(qtbot, win, 1280, 800)
+    _fill_the_strip(win)
+    _settle(qtbot, win, 1024, 640)
     panel = win.panel
     panel.control_checkbox.click()  # as a person ticks it: the rows to fill in appear below
     bar = panel.settings_area.verticalScrollBar()
     qtbot.waitUntil(lambda: bar.maximum() > 0, timeout=2000)  # the rows overflow the settings' height
     qtbot.waitUntil(lambda: _fully_visible(win, panel.control_choose_button), timeout=2000)
     for widget in (panel.control_model_edit, panel.control_end_spin, panel.lines.range_labels[-1],
-                   panel.control_checkbox):
+                   *_key_controls(panel)):
         assert _fully_visible(win, widget), widget

@@ -27,17 +27,27 @@ def command_lines(label, width: int) -> list[tuple[str, int]]:
     return found
 
 
-def placeholder_is_whole(edit) -> bool:
-    """The line edit's hint fits its text area as QLineEdit paints it (elided to that width)."""
-    from PySide6.QtCore import Qt
+def _text_width(edit) -> int:
+    """The width a line edit draws its text (or hint) in."""
     from PySide6.QtWidgets import QStyle, QStyleOptionFrame
 
     option = QStyleOptionFrame()
     edit.initStyleOption(option)
     area = edit.style().subElementRect(QStyle.SubElement.SE_LineEditContents, option, edit)
-    area = area.marginsRemoved(edit.textMargins()).adjusted(2, 0, -2, 0)  # QLineEdit's own 2 px a side
+    return area.marginsRemoved(edit.textMargins()).adjusted(2, 0, -2, 0).width()  # QLineEdit's own 2 px a side
+
+
+def placeholder_is_whole(edit) -> bool:
+    """The line edit's hint fits its text area as QLineEdit paints it (elided to that width)."""
+    from PySide6.QtCore import Qt
+
     text = edit.placeholderText()
-    return edit.fontMetrics().elidedText(text, Qt.TextElideMode.ElideRight, area.width()) == text
+    return edit.fontMetrics().elidedText(text, Qt.TextElideMode.ElideRight, _text_width(edit)) == text
+
+
+def text_is_whole(edit) -> bool:
+    """The line edit's text fits its text area: none of it scrolled out of view."""
+    return edit.isVisible() and edit.fontMetrics().horizontalAdvance(edit.text()) <= _text_width(edit)
 
 
 def combo_text_is_whole(combo) -> bool:

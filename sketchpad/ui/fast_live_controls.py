@@ -22,7 +22,8 @@ from sketchpad.core.lora_text import format_loras, parse_loras
 from sketchpad.core.params import MAX_CONTROL_STRENGTH, ControlSpec, LoraSpec
 from sketchpad.core.presets import PRESET_TABLE
 
-LORA_PLACEHOLDER = "LoRAs: file_or_id:weight, …"
+# no trailing "…": a hint that ends in one reads as cut off
+LORA_PLACEHOLDER = "LoRAs, e.g. ink.safetensors:0.8"
 CONTROL_PLACEHOLDER = "ControlNet: id, folder or .safetensors"
 RANGE_TIP = "The lines steer from this fraction of the steps to that one (0: the first step, 1: the last)"
 
@@ -54,7 +55,8 @@ class FinishedLineEdit(QLineEdit):
 
 
 class PresetRow(QWidget):
-    """The preset picker and, beside it, the LoRA line (a preset's LoRA shows there)."""
+    """The preset picker, and the LoRA line, where a preset's LoRA shows. The line is not in the
+    picker's row: the panel gives it a row as wide as the panel, so a preset's LoRA id reads whole."""
 
     loras_changed = Signal()
 
@@ -65,17 +67,15 @@ class PresetRow(QWidget):
         for preset in PRESET_TABLE.values():
             self.preset_combo.addItem(preset.label, preset.name)
             self.preset_combo.setItemData(self.preset_combo.count() - 1, preset.note, Qt.ItemDataRole.ToolTipRole)
-        # the two share the row evenly; the picker may shrink, the LoRA line keeps its hint whole
         self.preset_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
         self.preset_combo.setMinimumContentsLength(9)
         self.lora_edit = FinishedLineEdit(self, placeholderText=LORA_PLACEHOLDER,
                                           toolTip="LoRAs, comma-separated: a .safetensors file or a Hugging Face "
                                           "id, each with an optional :weight (1 when left out); Enter applies")
-        fit_placeholder(self.lora_edit)
+        fit_placeholder(self.lora_edit, tuple(format_loras((p.lora,)) for p in PRESET_TABLE.values() if p.lora))
         row = QHBoxLayout(self)
         row.setContentsMargins(0, 0, 0, 0)
         row.addWidget(self.preset_combo, 1)
-        row.addWidget(self.lora_edit, 1)
         self.lora_edit.finished.connect(self.loras_changed)
 
     def loras(self, finished: bool = False) -> tuple[LoraSpec, ...]:
@@ -184,12 +184,13 @@ class KeepMyLines(QWidget):
         return str(path if path.is_dir() else path.parent) if path.is_absolute() else ""
 
 
-def fit_placeholder(edit: QLineEdit) -> None:
-    """At least as wide as its placeholder text, so the hint is never cut off."""
+def fit_placeholder(edit: QLineEdit, texts: tuple[str, ...] = ()) -> None:
+    """At least as wide as its placeholder text and the given texts, so none is cut off."""
     option = QStyleOptionFrame()
     edit.initStyleOption(option)
     margins = edit.textMargins()
-    advance = math.ceil(QFontMetricsF(edit.font()).horizontalAdvance(edit.placeholderText())) + 1  # not elided
+    metrics = QFontMetricsF(edit.font())
+    advance = math.ceil(max(map(metrics.horizontalAdvance, [edit.placeholderText(), *texts]))) + 1  # not elided
     text = QSize(advance + 4 + margins.left() + margins.right(),  # 4: the line edit's inner margin, 2 px a side
                  edit.fontMetrics().height())
     edit.setMinimumWidth(edit.style().sizeFromContents(QStyle.ContentsType.CT_LineEdit, option, text, edit).width())

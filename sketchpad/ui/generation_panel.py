@@ -118,6 +118,7 @@ class GenerationPanel(QWidget):
             combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
             combo.setMinimumContentsLength(9)
         form = QFormLayout()
+        form.setVerticalSpacing(4)  # a little denser than the style's 6: more rows fit a short window
         form.addRow("Prompt", self.prompt_edit)  # labels beside, not above: a short window keeps the dial
         form.addRow("Negative", self.negative_edit)
         form.addRow(self._build_knobs())  # right under the prompt: the dial stays in view longest
@@ -126,11 +127,12 @@ class GenerationPanel(QWidget):
         self.presets = PresetRow(self)
         self.preset_combo, self.lora_edit = self.presets.preset_combo, self.presets.lora_edit
         form.addRow("Preset", self.presets)
-        form.addRow("Steps", _row(self.steps_spin, QLabel("CFG", self), self.cfg_spin, stretch=(0, 2)))
-        form.addRow("Sampler", _row(self.scheduler_combo, self.preview_combo, stretch=(0, 1)))
-        self.lines = KeepMyLines(self)
+        form.addRow(self.lora_edit)  # the panel's whole width: a preset's LoRA id reads whole
+        self.lines = KeepMyLines(self)  # above the numbers a preset sets: in view in a 1024x640 window
         for label, row in (("Lines", self.lines), ("", self.lines.range_row), ("", self.lines.model_row)):
             form.addRow(label, row)
+        form.addRow("Steps", _row(self.steps_spin, QLabel("CFG", self), self.cfg_spin, stretch=(0, 2)))
+        form.addRow("Sampler", _row(self.scheduler_combo, self.preview_combo, stretch=(0, 1)))
         # the names the window, the settings and the tests know them by
         self.control_checkbox, self.control_strength_spin = self.lines.checkbox, self.lines.strength_spin
         self.control_start_spin, self.control_end_spin = self.lines.start_spin, self.lines.end_spin
@@ -293,7 +295,9 @@ class GenerationPanel(QWidget):
 
     # ---- building -------------------------------------------------------------------------
     def _build_knobs(self) -> QGroupBox:
-        box = QGroupBox("How much changes", self)
+        # untitled: its two radios say what it holds, and a title's row would push "Keep my lines"'
+        # ControlNet row out of a 1024x640 window
+        box = QGroupBox(self, toolTip="How much of the sketch changes")
         self.denoise_radio = QRadioButton("Denoise", box, checked=True,
                                           toolTip="0 keeps the sketch, 1 ignores it")
         self.start_radio = QRadioButton("Start at step", box, toolTip="Skip the first steps of the "
@@ -302,7 +306,7 @@ class GenerationPanel(QWidget):
         self._knob_group.addButton(self.denoise_radio, 0)
         self._knob_group.addButton(self.start_radio, 1)
         self.dial = DenoiseDial(box)
-        self.denoise_label = QLabel(box, alignment=Qt.AlignmentFlag.AlignCenter)
+        self.denoise_label = QLabel(box)
         label_font = QFont(self.font())
         label_font.setBold(True)
         label_font.setPointSizeF(self.font().pointSizeF() * 1.15)
@@ -321,16 +325,17 @@ class GenerationPanel(QWidget):
         steps = self.steps_spin.value()
         self.start_spin = QSpinBox(box, minimum=0, maximum=steps, suffix=f" / {steps}",
                                    toolTip="Steps of the schedule to skip (0..steps)")
+        # Each knob's value beside its own radio; "0.75 · restyle" (in the band's colour) under the
+        # legend it names: no row below the dial, which keeps the panel short enough for 1024x640
         grid = QGridLayout(box)
         grid.addWidget(self.denoise_radio, 0, 0)
-        grid.addWidget(self.start_radio, 0, 1)
+        grid.addLayout(_row(self.start_radio, self.start_spin, stretch=(1,)), 0, 1)
         grid.addWidget(self.dial, 1, 0, Qt.AlignmentFlag.AlignHCenter)
         legend = QVBoxLayout()
         for label in self._legend.values():
             legend.addWidget(label)
+        legend.addWidget(self.denoise_label)
         grid.addLayout(legend, 1, 1)
-        grid.addWidget(self.denoise_label, 2, 0)  # "0.75 · restyle", in the band's colour
-        grid.addWidget(self.start_spin, 2, 1)
         return box
 
     def _fit_settings_width(self) -> None:
@@ -390,7 +395,7 @@ class GenerationPanel(QWidget):
 
     def _bring_lines_into_view(self, checked: bool) -> None:
         """Ticked by the person: the rows to fill in come into view, though the settings may scroll
-        (a short window, the history strip); after the layout has made room for them."""
+        (a short window); after the layout has made room for them."""
         if checked:
             QTimer.singleShot(0, lambda: self.settings_area.ensureWidgetVisible(self.lines.model_row, 0, 4))
 
@@ -474,6 +479,8 @@ class GenerationPanel(QWidget):
 def _row(*widgets: QWidget, stretch: tuple[int, ...] = (0,)) -> QHBoxLayout:
     """A horizontal row; the widgets at the `stretch` indexes take the spare room."""
     row = QHBoxLayout()
+    # the style's own: a row inside the form would take the form's, which differs vertically
+    row.setSpacing(widgets[0].style().pixelMetric(QStyle.PixelMetric.PM_LayoutHorizontalSpacing))
     for i, widget in enumerate(widgets):
         row.addWidget(widget, 1 if i in stretch else 0)
     return row

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from PySide6.QtCore import QPoint, QSize, Qt, Signal
 from PySide6.QtGui import QImage, QPixmap
-from PySide6.QtWidgets import QListView, QListWidget, QListWidgetItem, QMenu, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QListView, QListWidget, QListWidgetItem, QMenu, QStyle, QVBoxLayout, QWidget
 
 from .history import MAX_HISTORY as MAX_ENTRIES
 from .history import THUMB_SIDE as THUMB
@@ -48,7 +48,9 @@ class HistoryStrip(QWidget):
         col = QVBoxLayout(self)
         col.setContentsMargins(0, 0, 0, 0)
         col.addWidget(lw)
-        self.setFixedHeight(110)
+        # a row of thumbnails and, below it, the sideways scrollbar a full strip shows
+        bar = lw.style().pixelMetric(QStyle.PixelMetric.PM_ScrollBarExtent, None, lw)
+        self.setFixedHeight(lw.gridSize().height() + bar + 2 * lw.frameWidth())
         self.setToolTip("Results of this session: click to view, double-click to restore its settings")
         self._collapse_when_empty()
 

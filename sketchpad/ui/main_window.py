@@ -102,22 +102,22 @@ class MainWindow(QMainWindow):
         column.setContentsMargins(4, 4, 4, 4)
         column.addWidget(self.tools)
         column.addWidget(self.canvas, 1)
+        results = QWidget()  # the strip under the picture, not under the controls: they keep the height
+        stack = QVBoxLayout(results)
+        stack.setContentsMargins(0, 0, 0, 0)
+        stack.addWidget(self.preview, 1)
+        stack.addWidget(self.history)
         controls = QScrollArea()
         controls.setWidgetResizable(True)
         controls.setWidget(self.panel)
         controls.setMinimumWidth(self.panel.minimumSizeHint().width() + 24)
         self.splitter = QSplitter(Qt.Orientation.Horizontal)
-        for widget, stretch in ((left, 3), (self.preview, 3), (controls, 0)):
+        for widget, stretch in ((left, 3), (results, 3), (controls, 0)):
             self.splitter.addWidget(widget)
             self.splitter.setStretchFactor(self.splitter.count() - 1, stretch)
         self.splitter.setChildrenCollapsible(False)
         self._layout_restored = False
-        body = QWidget()
-        rows = QVBoxLayout(body)
-        rows.setContentsMargins(0, 0, 0, 0)
-        rows.addWidget(self.splitter, 1)
-        rows.addWidget(self.history)
-        self.setCentralWidget(body)
+        self.setCentralWidget(self.splitter)
         self.resize(1280, 800)
 
     def showEvent(self, event) -> None:

@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+from PySide6.QtCore import QEvent, QObject
 from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import QFileDialog, QInputDialog, QMainWindow
+from PySide6.QtWidgets import QAbstractSpinBox, QFileDialog, QInputDialog, QMainWindow
 
 from .canvas import SketchCanvas
 from .file_actions import FileActions
@@ -47,8 +48,11 @@ def build_menus(window: QMainWindow, session: Session, files: FileActions, canva
 
     menu = bar.addMenu("&Edit")
     stack = canvas.undo_stack()
-    add(menu, "undo", "&Undo stroke", stack.undo, ["Ctrl+Z"])
-    add(menu, "redo", "&Redo stroke", stack.redo, ["Ctrl+Shift+Z", "Ctrl+Y"])
+    undo = add(menu, "undo", "&Undo stroke", stack.undo, ["Ctrl+Z"])
+    redo = add(menu, "redo", "&Redo stroke", stack.redo, ["Ctrl+Shift+Z", "Ctrl+Y"])
+    keys_to_canvas = _UndoKeysToCanvas([*undo.shortcuts(), *redo.shortcuts()], window)
+    for spin_box in window.findChildren(QAbstractSpinBox):
+        spin_box.installEventFilter(keys_to_canvas)
     menu.addSeparator()
     add(menu, "paste", "&Paste picture as sketch", files.paste, ["Ctrl+V"])
     add(menu, "copy", "&Copy result", files.copy_result, ["Ctrl+Shift+C"])
@@ -73,6 +77,23 @@ def build_menus(window: QMainWindow, session: Session, files: FileActions, canva
     live.setCheckable(True)
     panel.live_changed.connect(live.setChecked)
     return actions
+
+
+class _UndoKeysToCanvas(QObject):
+    """A spin box claims Ctrl+Z for the digits typed into it, so the canvas's undo never came while
+    one had focus. Its digits are a value, not text a painter composes: the undo keys go to the
+    canvas there, as from the dial, a combo box or a button. Fields of free text (the prompts, the
+    LoRA line, the ControlNet) keep their own undo."""
+
+    def __init__(self, shortcuts: list[QKeySequence], parent: QObject):
+        super().__init__(parent)
+        self._keys = {shortcut[0] for shortcut in shortcuts}
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        if event.type() == QEvent.Type.ShortcutOverride and event.keyCombination() in self._keys:
+            event.ignore()  # not claimed: Qt hands the keys to the window's shortcuts
+            return True
+        return False
 
 
 def _choose_model_folder(window: QMainWindow, session: Session) -> None:
