@@ -37,11 +37,11 @@ def _controls(panel):
     a painter composes), the dial, combo boxes, check boxes, buttons."""
     return {"steps": panel.steps_spin, "cfg": panel.cfg_spin, "seed": panel.seed_box,
             "lines strength": panel.control_strength_spin, "dial": panel.dial, "sampler": panel.scheduler_combo,
-            "preset": panel.preset_combo, "live": panel.live_checkbox, "generate": panel.generate_button}
+            "preset": panel.preset_combo, "live": panel.live_checkbox, "dice": panel.dice_button}
 
 
 @pytest.mark.parametrize("name", ["steps", "cfg", "seed", "lines strength", "dial", "sampler", "preset", "live",
-                                  "generate"])
+                                  "dice"])
 def test_ctrl_z_undoes_the_canvas_from_any_control(qtbot, drawn, name):
     panel = drawn.panel
     panel.control_checkbox.setChecked(True)  # its strength spin box takes focus only when enabled
