@@ -16,8 +16,9 @@ from pathlib import Path
 from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtGui import QFontMetricsF
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, QHBoxLayout, QLabel, QLineEdit,
-                               QMenu, QSizePolicy, QStyle, QStyleOptionFrame, QToolButton, QWidget)
+                               QMenu, QSizePolicy, QStyle, QStyleOptionFrame, QToolButton, QVBoxLayout, QWidget)
 
+from sketchpad.core.hub import preset_readiness
 from sketchpad.core.lora_text import format_loras, parse_loras
 from sketchpad.core.params import MAX_CONTROL_STRENGTH, ControlSpec, LoraSpec
 from sketchpad.core.presets import PRESET_TABLE
@@ -53,7 +54,8 @@ class FinishedLineEdit(QLineEdit):
 
 
 class PresetRow(QWidget):
-    """The preset picker and, beside it, the LoRA line (a preset's LoRA shows there)."""
+    """The preset picker and, beside it, the LoRA line (a preset's LoRA shows there); under them, for a
+    preset with a LoRA, whether that LoRA is ready or needs a download first (the cache alone says)."""
 
     loras_changed = Signal()
 
@@ -71,11 +73,26 @@ class PresetRow(QWidget):
                                           toolTip="LoRAs, comma-separated: a .safetensors file or a Hugging Face "
                                           "id, each with an optional :weight (1 when left out); Enter applies")
         fit_placeholder(self.lora_edit)
-        row = QHBoxLayout(self)
-        row.setContentsMargins(0, 0, 0, 0)
+        self.readiness_label = QLabel(self, toolTip="A preset's LoRA comes from the Hugging Face Hub, downloaded "
+                                      "once on first use; offline, only downloaded ones work")
+        self.readiness_label.setEnabled(False)  # a quiet, greyed note
+        column = QVBoxLayout(self)
+        column.setContentsMargins(0, 0, 0, 0)
+        column.setSpacing(0)
+        row = QHBoxLayout()
         row.addWidget(self.preset_combo, 1)
         row.addWidget(self.lora_edit, 1)
+        column.addLayout(row)
+        column.addWidget(self.readiness_label)
         self.lora_edit.finished.connect(self.loras_changed)
+        self.preset_combo.currentIndexChanged.connect(self.refresh_readiness)
+        self.refresh_readiness()
+
+    def refresh_readiness(self) -> None:
+        """Say whether the chosen preset's LoRA is downloaded; call again once a run may have fetched it."""
+        text = preset_readiness(self.preset())
+        self.readiness_label.setText(text)
+        self.readiness_label.setVisible(bool(text))
 
     def loras(self, for_live: bool = False) -> tuple[LoraSpec, ...]:
         return parse_loras(self.lora_edit.finished_text() if for_live else self.lora_edit.text())
