@@ -147,7 +147,12 @@ def test_a_hub_that_answers_lets_the_download_go_ahead(no_network):
         server.server_close()
 
 
-def test_downloaded_weights_need_no_network_and_are_ready(engine, no_network, tiny_lora_file, stick_figure):
+def test_downloaded_weights_need_no_network_and_are_ready(tiny_model_dir, no_network, tiny_lora_file, stick_figure):
+    from sketchpad.backends.local.img2img import Img2ImgEngine
+    from sketchpad.backends.local.models import load_pipeline
+
+    # its own pipeline: a LoRA loaded into the shared one would change it for the tests after this one
+    engine = Img2ImgEngine(load_pipeline(resolve_model_source(str(tiny_model_dir)), torch.device("cpu")))
     put_in_cache(Path(constants.HF_HUB_CACHE), LCM_LORA, LORA_HUB_FILE, tiny_lora_file)
     with silent_endpoint() as url:
         no_network(url)
