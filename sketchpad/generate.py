@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 import time
@@ -18,6 +19,8 @@ from .core.sources import resolve_control_source, resolve_lora_source, resolve_m
 from .core.storage import ResultInfo, next_free_path, save_png, save_result
 from .logs import setup_logging
 
+log = logging.getLogger(__name__)
+
 
 def say(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
@@ -25,6 +28,14 @@ def say(message: str) -> None:
 
 def run_generate(args) -> int:
     setup_logging()
+    try:
+        return _generate(args)
+    except SketchpadError:  # the person reads its one line; the log keeps the chain of causes
+        log.warning("generate failed", exc_info=True)
+        raise
+
+
+def _generate(args) -> int:
     # Every check that can fail on bad input runs before the (slow) model load and before any write.
     params = params_from_args(args).with_concrete_seed()
     sketch = load_sketch(args.sketch)

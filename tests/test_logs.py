@@ -83,6 +83,10 @@ def test_a_failed_generate_leaves_its_cause_in_the_log_and_one_line_on_screen(
     assert code == 2 and err.startswith("error: ") and "Traceback" not in err
     logged = (app_state_dir() / "logs" / LOG_FILE).read_text(encoding="utf-8")
     assert "reading the header of" in logged and "Traceback" in logged and "SafetensorError" in logged
+    code = main(["generate", str(broken), "--prompt", "x", "--out", str(tmp_path / "out.png")])  # not a picture
+    assert code == 2 and "not an image file" in capsys.readouterr().err
+    logged = (app_state_dir() / "logs" / LOG_FILE).read_text(encoding="utf-8")
+    assert "generate failed" in logged and "UnidentifiedImageError" in logged  # the cause behind the line
 
 
 def test_an_unwritable_state_folder_means_no_log_and_no_noise(tmp_path, capfd, our_log_handler_removed_afterwards):
