@@ -22,8 +22,9 @@ import torch
 from PIL import Image, ImageDraw
 
 from sketchpad.backends.local.img2img import Img2ImgEngine
-from sketchpad.backends.local.models import load_pipeline, pick_device, resolve_model_source
+from sketchpad.backends.local.models import load_pipeline, pick_device
 from sketchpad.core.params import GenerationParams
+from sketchpad.core.sources import resolve_model_source
 
 from .report import Figure
 

@@ -8,7 +8,8 @@ import sys
 from pathlib import Path
 
 from .cli import DEVICE_HELP
-from .core.registry import DEVICES
+from .core.registry import APP_NAME, DEVICES, ORGANIZATION_NAME, app_state_dir
+from .logs import setup_logging
 from .platform_check import EXIT_MISSING, window_problem
 
 
@@ -44,12 +45,14 @@ def run_app(argv: list[str], program: str = "python main.py") -> int:
     from .worker import GenerationWorker
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
-    app.setApplicationName("Sketchpad")
-    app.setOrganizationName("Sketchpad")
+    app.setApplicationName(APP_NAME)
+    app.setOrganizationName(ORGANIZATION_NAME)
+    state = app_state_dir()  # the one folder the window keeps results in and both write their log to
+    setup_logging(state)
     apply_dark_palette(app)
     worker = GenerationWorker()
     window = MainWindow(worker, model=args.model, device=args.device, output_dir=args.output_dir,
-                        server=args.server)
+                        server=args.server, state_dir=state)
     window.show()
     window.start()
     code = app.exec()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 import time
@@ -10,10 +11,15 @@ from pathlib import Path
 from PIL import Image
 
 from .cli import params_from_args
-from .core.registry import default_output_dir
 from .core.errors import SketchpadError
+from .core.hub import local_files_only
 from .core.images import load_sketch
+from .core.registry import default_output_dir
+from .core.sources import resolve_control_source, resolve_lora_source, resolve_model_source
 from .core.storage import ResultInfo, next_free_path, save_png, save_result
+from .logs import setup_logging
+
+log = logging.getLogger(__name__)
 
 
 def say(message: str) -> None:
@@ -21,22 +27,30 @@ def say(message: str) -> None:
 
 
 def run_generate(args) -> int:
+    setup_logging()
+    try:
+        return _generate(args)
+    except SketchpadError:  # the person reads its one line; the log keeps the chain of causes
+        log.warning("generate failed", exc_info=True)
+        raise
+
+
+def _generate(args) -> int:
     # Every check that can fail on bad input runs before the (slow) model load and before any write.
     params = params_from_args(args).with_concrete_seed()
     sketch = load_sketch(args.sketch)
     if getattr(args, "server", None):
         return _run_on_server(args, params, sketch)
-    from .backends.local.models import pick_device, resolve_model_source
-
     source = resolve_model_source(args.model)
-    device = pick_device(args.device)
     out = _output_path(args.out, args.overwrite)
-    _check_add_ons(params)
     if args.previews is not None:
         _check_writable_folder(args.previews)
+    _check_weights(source, params)  # before torch loads: weights that cannot be had are said in seconds
 
     from .backends.local.img2img import Img2ImgEngine
-    from .backends.local.models import load_pipeline
+    from .backends.local.models import load_pipeline, pick_device
+
+    device = pick_device(args.device)
 
     started = time.perf_counter()
     pipe = load_pipeline(source, device, progress=say)
@@ -72,15 +86,14 @@ def _run_on_server(args, params, sketch) -> int:
     return 0
 
 
-def _check_add_ons(params) -> None:
-    """LoRA files and the ControlNet must be findable before the model loads (cache lookups only)."""
-    from .backends.local.controlnet import check_cached, resolve_control_source
-    from .backends.local.lora import resolve_lora_file
-
-    for lora in params.loras:
-        resolve_lora_file(lora.source)
+def _check_weights(source, params) -> None:
+    """The model, LoRAs and ControlNet exist, and what comes from the Hub is downloaded or can be
+    (a cache lookup, and one quick probe of the Hub when something is missing)."""
+    sources = [source, *(resolve_lora_source(lora.source) for lora in params.loras)]
     if params.control is not None:
-        check_cached(resolve_control_source(params.control.model))
+        sources.append(resolve_control_source(params.control.model))
+    for each in sources:
+        local_files_only(each)
 
 
 def _output_path(out: Path | None, overwrite: bool) -> Path:

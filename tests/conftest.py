@@ -15,6 +15,12 @@ from PIL import Image, ImageDraw  # noqa: E402
 collect_ignore = [] if os.environ.get("SKETCHPAD_COMFY_URL") else ["test_comfy_real.py", "test_comfy_real_app.py"]
 
 
+@pytest.fixture(scope="session", autouse=True)
+def app_data_in_a_temporary_folder(tmp_path_factory):
+    """The app's state folder (kept results, recovery, its log) is a temporary one, never the home's."""
+    os.environ["XDG_DATA_HOME"] = str(tmp_path_factory.mktemp("app-data"))
+
+
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory):
     """A tiny SD1.5-architecture model in diffusers layout, written by the app's own writer."""
@@ -26,7 +32,8 @@ def tiny_model_dir(tmp_path_factory):
 @pytest.fixture(scope="session")
 def tiny_pipeline(tiny_model_dir):
     """The tiny model loaded through the app's real loading code (CPU, fp32)."""
-    from sketchpad.backends.local.models import load_pipeline, pick_device, resolve_model_source
+    from sketchpad.backends.local.models import load_pipeline, pick_device
+    from sketchpad.core.sources import resolve_model_source
 
     return load_pipeline(resolve_model_source(str(tiny_model_dir)), pick_device("cpu"))
 
@@ -40,6 +47,23 @@ def engine(tiny_pipeline):
     made = Img2ImgEngine(tiny_pipeline, "tiny", notify=notices.append)
     made.notices = notices
     return made
+
+
+@pytest.fixture(scope="session")
+def tiny_lora_file(tmp_path_factory, tiny_pipeline):
+    """A random-weight LoRA for the tiny model's UNet, saved by diffusers as a .safetensors file."""
+    import torch
+    from diffusers import StableDiffusionPipeline, UNet2DConditionModel
+    from peft import LoraConfig, get_peft_model_state_dict
+
+    folder = tmp_path_factory.mktemp("tiny-lora")
+    torch.manual_seed(0)
+    unet = UNet2DConditionModel.from_config(tiny_pipeline.unet.config)
+    unet.add_adapter(LoraConfig(r=2, lora_alpha=2, target_modules=["to_q", "to_v"], init_lora_weights=False))
+    StableDiffusionPipeline.save_lora_weights(
+        folder, unet_lora_layers=get_peft_model_state_dict(unet), weight_name="fast.safetensors"
+    )
+    return folder / "fast.safetensors"
 
 
 def draw_stick_figure(width=64, height=64, color="black") -> Image.Image:

@@ -122,7 +122,7 @@ def test_a_dial_turn_prepares_no_control_image_and_encodes_no_sketch_again(
 
 
 def test_the_canvas_is_fed_inverted_white_lines_on_black(engine):
-    from sketchpad.backends.local.controlnet import scribble_image
+    from sketchpad.core.images import scribble_image
 
     sketch = Image.new("RGB", (64, 64), "white")
     ImageDraw.Draw(sketch).line((0, 32, 63, 32), fill="black", width=3)

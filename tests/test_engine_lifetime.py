@@ -38,7 +38,8 @@ def gc_disabled():
 def load_own_pipeline(model_dir):
     """A pipeline nobody else holds (a fixture's value would be held by pytest), so dropping our
     references must free it."""
-    from sketchpad.backends.local.models import load_pipeline, pick_device, resolve_model_source
+    from sketchpad.backends.local.models import load_pipeline, pick_device
+    from sketchpad.core.sources import resolve_model_source
 
     return load_pipeline(resolve_model_source(str(model_dir)), pick_device("cpu"))
 

@@ -9,7 +9,7 @@ from sketchpad.core.images import MAX_SIDE, load_sketch, prepare_sketch
 
 
 def test_transparent_pixels_become_white_paper(tmp_path):
-    image = Image.new("RGBA", (16, 16), (0, 0, 0, 0))
+    image = Image.new("RGBA", (32, 32), (0, 0, 0, 0))
     image.putpixel((3, 3), (255, 0, 0, 255))
     path = tmp_path / "ink.png"
     image.save(path)
@@ -48,8 +48,9 @@ def test_cmyk_converts_to_rgb(tmp_path):
     assert red > 200 and green < 60 and blue < 60
 
 
-@pytest.mark.parametrize("size,expected", [((70, 61), (72, 64)), ((3, 500), (8, 496)), ((512, 512), (512, 512))])
-def test_sizes_round_to_the_nearest_multiple_of_eight(size, expected):
+@pytest.mark.parametrize("size,expected", [((70, 61), (72, 64)), ((3, 500), (32, 496)), ((512, 512), (512, 512)),
+                                           ((1, 1), (32, 32)), ((12, 40), (32, 40))])
+def test_sizes_round_to_the_nearest_multiple_of_eight_and_at_least_32(size, expected):
     assert prepare_sketch(Image.new("RGB", size, "white")).size == expected
 
 

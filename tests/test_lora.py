@@ -66,7 +66,8 @@ def lora_files(tmp_path_factory, tiny_pipeline):
 def lora_engine(tiny_model_dir):
     """An engine over its own pipeline, so a failing LoRA test cannot leave weights behind for others."""
     from sketchpad.backends.local.img2img import Img2ImgEngine
-    from sketchpad.backends.local.models import load_pipeline, pick_device, resolve_model_source
+    from sketchpad.backends.local.models import load_pipeline, pick_device
+    from sketchpad.core.sources import resolve_model_source
 
     return Img2ImgEngine(load_pipeline(resolve_model_source(str(tiny_model_dir)), pick_device("cpu")), "tiny")
 
@@ -170,7 +171,8 @@ def test_prompt_embeddings_are_made_again_when_the_fused_loras_change(lora_engin
 
 def test_the_text_encoder_part_applies_with_its_weight_and_without_a_notice(tiny_model_dir, lora_files, stick_figure):
     from sketchpad.backends.local.img2img import Img2ImgEngine
-    from sketchpad.backends.local.models import load_pipeline, pick_device, resolve_model_source
+    from sketchpad.backends.local.models import load_pipeline, pick_device
+    from sketchpad.core.sources import resolve_model_source
 
     notices = []
     engine = Img2ImgEngine(load_pipeline(resolve_model_source(str(tiny_model_dir)), pick_device("cpu")), "t", notices.append)

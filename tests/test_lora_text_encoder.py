@@ -135,7 +135,8 @@ def test_a_text_encoder_part_that_does_not_fit_is_one_line_and_changes_nothing(l
 
 def test_only_layers_that_name_nothing_here_are_reported_left_out(tiny_model_dir, text_loras, stick_figure):
     from sketchpad.backends.local.img2img import Img2ImgEngine
-    from sketchpad.backends.local.models import load_pipeline, pick_device, resolve_model_source
+    from sketchpad.backends.local.models import load_pipeline, pick_device
+    from sketchpad.core.sources import resolve_model_source
 
     notices = []
     engine = Img2ImgEngine(load_pipeline(resolve_model_source(str(tiny_model_dir)), pick_device("cpu")), "t", notices.append)

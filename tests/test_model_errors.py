@@ -11,8 +11,9 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from sketchpad.backends.local.models import load_pipeline, resolve_model_source
-from sketchpad.core.errors import SketchpadError
+from sketchpad.backends.local.models import load_pipeline
+from sketchpad.core.errors import FailureKind, SketchpadError
+from sketchpad.core.sources import resolve_model_source
 
 AGAIN = "Copy it again from where the model came from, or download the model again."
 
@@ -35,6 +36,7 @@ def load_error(location, capfd) -> str:
     assert (out, err) == ("", ""), "something besides our message reached the terminal"
     message = str(caught.value)
     assert 1 <= len(message.splitlines()) <= 2
+    assert caught.value.kind is FailureKind.MODEL, message
     return message
 
 
@@ -97,6 +99,19 @@ def test_truncated_weights_are_called_damaged(copy_of, capfd):
     message = load_error(folder, capfd)
     assert message.startswith(f"{weights} is damaged or not a safetensors file (")
     assert message.endswith(").\nCopy or download it again.")
+
+
+def test_a_damaged_file_keeps_the_librarys_error_as_its_cause(copy_of):
+    from sketchpad.backends.local.model_checks import read_header, read_json
+
+    folder = copy_of()
+    (folder / "model_index.json").write_text("{")
+    (folder / "vae/diffusion_pytorch_model.safetensors").write_bytes(b"garbage")
+    for read, path in ((read_json, folder / "model_index.json"),
+                       (read_header, folder / "vae/diffusion_pytorch_model.safetensors")):
+        with pytest.raises(SketchpadError) as caught:
+            read(path)
+        assert caught.value.__cause__ is not None and caught.value.kind is FailureKind.MODEL
 
 
 def test_a_broken_model_index_names_the_file_and_line(copy_of, capfd):

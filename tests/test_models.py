@@ -3,8 +3,9 @@
 import pytest
 import torch
 
-from sketchpad.core.errors import SketchpadError
-from sketchpad.backends.local.models import DEFAULT_MODEL, load_pipeline, pick_device, resolve_model_source
+from sketchpad.core.errors import FailureKind, SketchpadError
+from sketchpad.backends.local.models import load_pipeline, pick_device
+from sketchpad.core.sources import DEFAULT_MODEL, resolve_model_source
 
 
 def test_default_and_hub_ids_resolve_to_the_hub():
@@ -47,7 +48,9 @@ def test_folder_without_model_index_is_refused(tmp_path):
 def test_hub_model_not_cached_offline_says_how_to_fix_it():
     with pytest.raises(SketchpadError, match="offline") as caught:
         load_pipeline(resolve_model_source("someone/not-in-cache"), torch.device("cpu"))
-    assert "--model" in str(caught.value)
+    assert caught.value.kind is FailureKind.NEEDS_DOWNLOAD
+    message = str(caught.value)
+    assert "someone/not-in-cache" in message and "model folder" in message and "\n" not in message
 
 
 def test_devices(monkeypatch):

@@ -57,37 +57,16 @@ def test_unknown_preset_is_refused():
 
 
 @pytest.fixture
-def local_lcm(lora_file_factory):
+def local_lcm(tiny_lora_file):
     """The LCM preset with a local random LoRA in place of the (uncached) LCM-LoRA download."""
-    return lambda p: apply_preset(p, "lcm").replace(loras=(LoraSpec(str(lora_file_factory())),))
-
-
-@pytest.fixture(scope="module")
-def lora_file_factory(tmp_path_factory, tiny_pipeline):
-    import torch
-    from diffusers import StableDiffusionPipeline, UNet2DConditionModel
-    from peft import LoraConfig, get_peft_model_state_dict
-
-    folder = tmp_path_factory.mktemp("preset-lora")
-
-    def make():
-        path = folder / "fast.safetensors"
-        if not path.exists():
-            torch.manual_seed(0)
-            unet = UNet2DConditionModel.from_config(tiny_pipeline.unet.config)
-            unet.add_adapter(LoraConfig(r=2, lora_alpha=2, target_modules=["to_q", "to_v"], init_lora_weights=False))
-            StableDiffusionPipeline.save_lora_weights(
-                folder, unet_lora_layers=get_peft_model_state_dict(unet), weight_name=path.name
-            )
-        return path
-
-    return make
+    return lambda p: apply_preset(p, "lcm").replace(loras=(LoraSpec(str(tiny_lora_file)),))
 
 
 @pytest.fixture
 def fresh_engine(tiny_model_dir):
     from sketchpad.backends.local.img2img import Img2ImgEngine
-    from sketchpad.backends.local.models import load_pipeline, pick_device, resolve_model_source
+    from sketchpad.backends.local.models import load_pipeline, pick_device
+    from sketchpad.core.sources import resolve_model_source
 
     notices = []
     engine = Img2ImgEngine(load_pipeline(resolve_model_source(str(tiny_model_dir)), pick_device("cpu")), "t", notices.append)

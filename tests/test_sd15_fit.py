@@ -11,7 +11,7 @@ from window_harness import make_window
 
 @pytest.mark.parametrize("size, fitted", [
     ((4096, 4096), (512, 512)), ((4000, 3000), (512, 384)), ((3000, 4000), (384, 512)),
-    ((1920, 1080), (512, 288)), ((6000, 4000), (512, 344)), ((4096, 40), (512, 8)), ((1000, 1), (512, 8)),
+    ((1920, 1080), (512, 288)), ((6000, 4000), (512, 344)), ((4096, 40), (512, 32)), ((1000, 1), (512, 32)),
     ((300, 200), (512, 344)),
 ])
 def test_fit_for_sd15(size, fitted):
@@ -22,9 +22,9 @@ def test_fit_for_sd15(size, fitted):
 @pytest.mark.parametrize("height", [8, 333, 512, 1080, 4096])
 def test_fitted_sizes_are_usable_and_keep_the_aspect(width, height):
     w, h = fit_for_sd15((width, height))
-    assert w % 8 == 0 and h % 8 == 0 and max(w, h) == 512 and min(w, h) >= 8
+    assert w % 8 == 0 and h % 8 == 0 and max(w, h) == 512 and min(w, h) >= 32
     exact = 512 * min(width, height) / max(width, height)  # the short side the aspect asks for
-    assert abs(min(w, h) - max(exact, 8)) <= 4  # the nearest multiple of 8
+    assert abs(min(w, h) - max(exact, 32)) <= 4  # the nearest multiple of 8, at least 32
 
 
 def test_only_pictures_far_too_large_are_offered():

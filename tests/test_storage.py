@@ -9,7 +9,7 @@ from PIL import Image, PngImagePlugin
 
 import sketchpad
 from sketchpad.core import storage
-from sketchpad.core.errors import SketchpadError
+from sketchpad.core.errors import FailureKind, SketchpadError
 from sketchpad.core.params import SCHEDULERS, GenerationParams
 from sketchpad.core.storage import (
     ResultInfo,
@@ -338,6 +338,7 @@ def test_parent_that_is_a_file_is_a_clear_error(tmp_path):
         with pytest.raises(SketchpadError) as caught:
             save_png(picture(), target, {})
         assert "\n" not in str(caught.value)
+        assert caught.value.kind is FailureKind.STORAGE and isinstance(caught.value.__cause__, OSError)
     assert os.listdir(tmp_path) == ["file"]
 
 

@@ -31,7 +31,8 @@ def open_backend(
     if server is not None:
         return _open_server(server, model, progress, notify, on_state)
     from .local.img2img import Img2ImgEngine
-    from .local.models import load_pipeline, pick_device, resolve_model_source
+    from ..core.sources import resolve_model_source
+    from .local.models import load_pipeline, pick_device
 
     source = resolve_model_source(model)
     torch_device = pick_device(device)

@@ -1,4 +1,10 @@
-"""Turn whatever picture a person hands us into the RGB, multiple-of-8 sketch the model needs."""
+"""Turn whatever picture a person hands us into the RGB, multiple-of-8 sketch the model needs.
+
+Any size from 1x1 runs: a side below MIN_SIDE is scaled up to it. Below 32 pixels (4 latent pixels)
+a model whose group norms hold one channel per group (the tiny test model) can, in a batch of one (no
+classifier-free guidance, as in the Live-fast presets), be left with a single value to normalise
+after its first downsampling, which torch refuses; SD1.5 itself would run from 8 pixels.
+"""
 
 from __future__ import annotations
 
@@ -16,6 +22,7 @@ from .errors import SketchpadError
 MAX_SIDE = 4096  # SD1.5 is trained at 512; far larger inputs only exhaust memory
 MAX_PIXELS = MAX_SIDE * MAX_SIDE
 LATENT_FACTOR = 8
+MIN_SIDE = 4 * LATENT_FACTOR  # the smallest side a sketch is run at; smaller ones are scaled up to it
 SD15_LONG_SIDE = 512  # SD1.5 was trained at 512x512
 # Beyond this long side a picture is offered to be fitted: larger runs take minutes and SD1.5
 # repeats its subject there (the largest canvas preset, 768, stays as it is).
@@ -31,8 +38,8 @@ def load_sketch(path: str | os.PathLike) -> Image.Image:
         raise SketchpadError(f"{path} is a folder; give an image file (PNG, JPEG, WebP, ...)")
     try:
         return _read_sketch(path, path)
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise SketchpadError(f"{path} is too large to be a sketch (at most {MAX_SIDE}x{MAX_SIDE} pixels)") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
+        raise SketchpadError(f"{path} is too large to be a sketch (at most {MAX_SIDE}x{MAX_SIDE} pixels)") from error
     except (OSError, ValueError, SyntaxError) as error:  # UnidentifiedImageError is an OSError
         # A PNG whose text chunks (its settings) are broken still holds a good picture: read that.
         stripped = _png_without_text(path)
@@ -42,8 +49,8 @@ def load_sketch(path: str | os.PathLike) -> Image.Image:
             except (OSError, ValueError, SyntaxError):
                 pass
         if isinstance(error, UnidentifiedImageError):
-            raise SketchpadError(f"{path} is not an image file Sketchpad can read (try PNG or JPEG)") from None
-        raise SketchpadError(f"{path} could not be read as an image ({_first_line(error)}); is it truncated?") from None
+            raise SketchpadError(f"{path} is not an image file Sketchpad can read (try PNG or JPEG)") from error
+        raise SketchpadError(f"{path} could not be read as an image ({_first_line(error)}); is it truncated?") from error
 
 
 def _read_sketch(source, path: str) -> Image.Image:
@@ -90,7 +97,8 @@ def _crc_ok(chunk: bytes) -> bool:
 
 
 def prepare_sketch(image: Image.Image) -> Image.Image:
-    """Any PIL image -> opaque RGB whose sides are multiples of 8 (resized to the nearest ones)."""
+    """Any PIL image -> opaque RGB whose sides are multiples of 8 and at least MIN_SIDE (resized to the
+    nearest such sides)."""
     _check_size(image.size, "the sketch")
     rgb = _to_rgb(ImageOps.exif_transpose(image) if image.format == "JPEG" else image)
     size = sketch_size(*rgb.size)
@@ -101,13 +109,13 @@ def prepare_sketch(image: Image.Image) -> Image.Image:
 
 def fit_for_sd15(size: tuple[int, int]) -> tuple[int, int]:
     """The size SD1.5 handles for a picture of `size`: 512 on the long side, the aspect kept as
-    closely as multiples of 8 allow (never below 8)."""
+    closely as multiples of 8 allow (never below MIN_SIDE)."""
     width, height = size
     if width < 1 or height < 1:
         raise SketchpadError(f"a picture of {width}x{height} pixels cannot be fitted")
     scale = SD15_LONG_SIDE / max(width, height)
     # straight from the exact scaled side to the nearest multiple of 8 (rounding twice can miss it)
-    return tuple(max(LATENT_FACTOR, round(side * scale / LATENT_FACTOR) * LATENT_FACTOR) for side in (width, height))
+    return tuple(max(MIN_SIDE, round(side * scale / LATENT_FACTOR) * LATENT_FACTOR) for side in (width, height))
 
 
 def needs_fit_for_sd15(size: tuple[int, int]) -> bool:
@@ -120,12 +128,12 @@ def fit_sketch_for_sd15(image: Image.Image) -> Image.Image:
 
 
 def sketch_size(width: int, height: int) -> tuple[int, int]:
-    """The nearest multiple-of-8 size (never below 8)."""
+    """The nearest multiple-of-8 size (never below MIN_SIDE)."""
     return (_nearest_multiple(width), _nearest_multiple(height))
 
 
 def _nearest_multiple(value: int) -> int:
-    return max(LATENT_FACTOR, int(round(value / LATENT_FACTOR)) * LATENT_FACTOR)
+    return max(MIN_SIDE, int(round(value / LATENT_FACTOR)) * LATENT_FACTOR)
 
 
 def _check_size(size: tuple[int, int], name: str) -> None:

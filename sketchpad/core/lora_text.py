@@ -20,7 +20,9 @@ def _parse_one(text: str) -> LoraSpec:
     if colon and "/" not in tail and "\\" not in tail:  # else a Windows drive's colon, not a weight
         try:
             weight = float(tail)
-        except ValueError:
-            raise SketchpadError(f"the LoRA {text!r} needs a number after its ':' (its weight, e.g. {head.strip() or 'name'}:0.8)") from None
+        except ValueError as error:
+            raise SketchpadError(
+                f"the LoRA {text!r} needs a number after its ':' (its weight, e.g. {head.strip() or 'name'}:0.8)"
+            ) from error
         return LoraSpec(head.strip(), weight).validated()
     return LoraSpec(text).validated()

@@ -13,6 +13,7 @@ from pathlib import PurePath
 
 from .errors import SketchpadError
 from .registry import SCHEDULERS  # noqa: F401  (re-exported: the ids a request may name)
+from .sources import refuse_pickle
 
 PREVIEW_METHODS = ("latent2rgb", "taesd", "vae", "none")
 MAX_STEPS = 500
@@ -21,7 +22,6 @@ RANDOM_SEED = -1
 PRESETS = ("quality", "lcm", "hyper", "lightning")  # defined in presets.py; named here for validation
 MAX_LORA_WEIGHT = 10.0
 MAX_CONTROL_STRENGTH = 2.0  # AUTOMATIC1111's ControlNet weight range
-_PICKLE_SUFFIXES = (".ckpt", ".pt", ".pth", ".bin", ".pkl")
 
 
 @dataclass(frozen=True)
@@ -42,11 +42,7 @@ class LoraSpec:
     def validated(self) -> LoraSpec:
         if not isinstance(self.source, str) or not self.source.strip():
             raise SketchpadError("a LoRA needs a file or a Hugging Face id")
-        if self.source.lower().endswith(_PICKLE_SUFFIXES):
-            raise SketchpadError(
-                f"LoRA {self.source} is pickled, which can run code when loaded; Sketchpad does not open those. "
-                "Use its .safetensors version."
-            )
+        refuse_pickle(self.source, "LoRA")
         if not _is_number(self.weight) or not -MAX_LORA_WEIGHT <= self.weight <= MAX_LORA_WEIGHT:
             raise SketchpadError(
                 f"LoRA weight must be a number from {-MAX_LORA_WEIGHT:g} to {MAX_LORA_WEIGHT:g} (got {self.weight!r})"
@@ -69,11 +65,7 @@ class ControlSpec:
     def validated(self) -> ControlSpec:
         if not isinstance(self.model, str) or not self.model.strip():
             raise SketchpadError("the ControlNet needs a model: a Hugging Face id, a folder or a .safetensors file")
-        if self.model.lower().endswith(_PICKLE_SUFFIXES):
-            raise SketchpadError(
-                f"ControlNet {self.model} is pickled, which can run code when loaded; Sketchpad does not open those. "
-                "Use its .safetensors version."
-            )
+        refuse_pickle(self.model, "ControlNet")
         if not _is_number(self.strength) or not 0.0 <= self.strength <= MAX_CONTROL_STRENGTH:
             raise SketchpadError(
                 f"ControlNet strength must be a number from 0 to {MAX_CONTROL_STRENGTH:g} (got {self.strength!r})"

@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import re
 import shlex
+import sys
 from pathlib import Path
 
 # Our scheduler ids, in menu order, with the names AUTOMATIC1111 writes into its PNGs (and people know).
@@ -18,6 +19,8 @@ SCHEDULER_LABELS = {
 SCHEDULERS = tuple(SCHEDULER_LABELS)
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
+
+APP_NAME = ORGANIZATION_NAME = "Sketchpad"  # what Qt names the app's own folders after
 
 # Where a request runs: this machine, or (issue 7) a ComfyUI server at a URL.
 BACKENDS = {"local": "This computer", "comfyui": "ComfyUI server"}
@@ -40,6 +43,21 @@ def default_output_dir(environ=None, home: Path | None = None) -> Path:
     home = Path(home or environ.get("HOME") or Path.home())
     pictures = environ.get("XDG_PICTURES_DIR") or _user_dirs_pictures(environ, home) or str(home / "Pictures")
     return Path(os.path.expanduser(pictures) if pictures.startswith("~") else pictures) / "Sketchpad"
+
+
+def app_state_dir(environ=None, home: Path | None = None, platform: str = sys.platform) -> Path:
+    """The app's own data folder (kept results, recovery, logs): Qt's AppDataLocation for this app,
+    computed without Qt so that the command line writes its log where the window does."""
+    environ = os.environ if environ is None else environ
+    home = Path(home or environ.get("HOME") or Path.home())
+    if platform == "win32":
+        base = Path(environ.get("APPDATA") or home / "AppData" / "Roaming")
+    elif platform == "darwin":
+        base = home / "Library" / "Application Support"
+    else:
+        data_home = environ.get("XDG_DATA_HOME", "")
+        base = Path(data_home) if os.path.isabs(data_home) else home / ".local" / "share"  # Qt ignores a relative one
+    return base / ORGANIZATION_NAME / APP_NAME
 
 
 def _user_dirs_pictures(environ, home: Path) -> str | None:

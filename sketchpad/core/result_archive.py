@@ -82,7 +82,7 @@ class ResultArchive:
             with Image.open(path, formats=["PNG"]) as opened:
                 image = opened.convert("RGB")
         except (OSError, ValueError, SyntaxError) as error:
-            raise SketchpadError(f"cannot read {path}: {error}") from None
+            raise SketchpadError(f"cannot read {path}: {error}") from error
         return image, info
 
     def set_max_bytes(self, max_bytes: int) -> None:

@@ -30,7 +30,7 @@ from pathlib import Path
 from PIL import Image, PngImagePlugin
 
 from .. import __version__
-from .errors import SketchpadError
+from .errors import FailureKind, SketchpadError
 from .params import ControlSpec, GenerationParams, LoraSpec
 from .registry import SCHEDULER_LABELS
 from .backend import GenerationResult
@@ -160,8 +160,8 @@ def _split_loras(prompt: str, fields: dict[str, str]) -> tuple[str, tuple[LoraSp
         name = match[1].strip()
         try:
             weight = float(match[2])
-        except ValueError:
-            raise SketchpadError(f"the settings have an unreadable LoRA weight: {match[0].strip()!r}") from None
+        except ValueError as error:
+            raise SketchpadError(f"the settings have an unreadable LoRA weight: {match[0].strip()!r}") from error
         loras.append(LoraSpec(str(sources.get(name, name)), weight, hashes.get(name)))
     return _LORA_TAG.sub("", prompt), tuple(loras)
 
@@ -175,8 +175,8 @@ def _parse_control(text: str | None) -> ControlSpec | None:
             parts["Model"], float(parts.get("Weight", 1.0)),
             float(parts.get("Guidance Start", 0.0)), float(parts.get("Guidance End", 1.0)),
         )
-    except (KeyError, ValueError):
-        raise SketchpadError(f"the settings have an unreadable ControlNet 0: {text!r}") from None
+    except (KeyError, ValueError) as error:
+        raise SketchpadError(f"the settings have an unreadable ControlNet 0: {text!r}") from error
 
 
 def parse_parameters(text: str) -> ResultInfo:
@@ -195,8 +195,8 @@ def parse_parameters(text: str) -> ResultInfo:
     def number(key, kind, default):
         try:
             return kind(fields[key]) if key in fields else default
-        except ValueError:
-            raise SketchpadError(f"the settings have an unreadable {key}: {fields[key]!r}") from None
+        except ValueError as error:
+            raise SketchpadError(f"the settings have an unreadable {key}: {fields[key]!r}") from error
 
     size = re.fullmatch(r"\s*(\d+)\s*x\s*(\d+)\s*", fields.get("Size", "512x512"))
     if size is None:
@@ -315,7 +315,8 @@ def save_png(image: Image.Image, path, text: dict[str, str], overwrite: bool = F
         folder.mkdir(parents=True, exist_ok=True)
         fd, tmp = make_temp_file(folder)
     except OSError as e:
-        raise SketchpadError(f"cannot save in {folder}: {_reason(e)}; choose another folder") from e
+        raise SketchpadError(f"cannot save in {folder}: {_reason(e)}; choose another folder",
+                             kind=FailureKind.STORAGE) from e
     try:
         with os.fdopen(fd, "wb") as f:
             image.save(f, format="PNG", pnginfo=info)
@@ -324,7 +325,7 @@ def save_png(image: Image.Image, path, text: dict[str, str], overwrite: bool = F
         os.chmod(tmp, _FILE_MODE)
         _publish(tmp, path, overwrite)
     except OSError as e:
-        raise SketchpadError(f"cannot save {path}: {_reason(e)}") from e
+        raise SketchpadError(f"cannot save {path}: {_reason(e)}", kind=FailureKind.STORAGE) from e
     finally:
         with contextlib.suppress(OSError):
             os.unlink(tmp)  # still there unless os.replace moved it
@@ -343,11 +344,11 @@ def _publish(tmp: str, path: Path, overwrite: bool) -> None:
         return
     try:
         os.link(tmp, path)  # atomic, and fails rather than replace a file that appeared meanwhile
-    except FileExistsError:
-        raise SketchpadError(f"{path} already exists; choose another name or allow overwriting") from None
-    except OSError:  # no hard links here (FAT, some network shares): check, then rename
+    except FileExistsError as error:
+        raise SketchpadError(f"{path} already exists; choose another name or allow overwriting") from error
+    except OSError as error:  # no hard links here (FAT, some network shares): check, then rename
         if os.path.lexists(path):
-            raise SketchpadError(f"{path} already exists; choose another name or allow overwriting") from None
+            raise SketchpadError(f"{path} already exists; choose another name or allow overwriting") from error
         os.replace(tmp, path)
 
 
@@ -364,7 +365,7 @@ def next_free_path(folder, stem: str = "sketchpad", suffix: str = ".png") -> Pat
     except FileNotFoundError:
         names = []
     except OSError as e:
-        raise SketchpadError(f"cannot look into {folder}: {_reason(e)}; choose another folder") from e
+        raise SketchpadError(f"cannot look into {folder}: {_reason(e)}; choose another folder", kind=FailureKind.STORAGE) from e
     number = max((int(m[1]) for m in map(pattern.fullmatch, names) if m), default=0) + 1
     while (candidate := folder / f"{stem}-{number:04d}{suffix}").exists():
         number += 1  # e.g. a case-insensitive file system
@@ -378,21 +379,21 @@ def read_png_parameters(path) -> ResultInfo | None:
         with Image.open(path, formats=["PNG"]) as image:
             text = image.info.get("parameters")  # text chunks before the pixel data, read by open()
             image.verify()  # checksums the rest without decompressing it: catches truncated files
-    except FileNotFoundError:
-        raise SketchpadError(f"{path} does not exist") from None
-    except Image.UnidentifiedImageError:
-        raise SketchpadError(f"{path} is not a PNG image, or is damaged") from None
-    except Image.DecompressionBombError:
-        raise SketchpadError(f"{path} is too large an image to open safely") from None
+    except FileNotFoundError as e:
+        raise SketchpadError(f"{path} does not exist") from e
+    except Image.UnidentifiedImageError as e:
+        raise SketchpadError(f"{path} is not a PNG image, or is damaged") from e
+    except Image.DecompressionBombError as e:
+        raise SketchpadError(f"{path} is too large an image to open safely") from e
     except OSError as e:
         if e.errno is not None:  # permission, a folder, ...: the system's words say it
-            raise SketchpadError(f"cannot read {path}: {e.strerror}") from None
-        raise SketchpadError(f"cannot read {path}: {e}; the file may be damaged") from None
+            raise SketchpadError(f"cannot read {path}: {e.strerror}", kind=FailureKind.STORAGE) from e
+        raise SketchpadError(f"cannot read {path}: {e}; the file may be damaged") from e
     except (SyntaxError, ValueError, EOFError, struct.error) as e:  # what PIL raises for broken chunks
-        raise SketchpadError(f"cannot read {path}: {e}; the file may be damaged") from None
+        raise SketchpadError(f"cannot read {path}: {e}; the file may be damaged") from e
     if text is None:
         return None
     try:
         return parse_parameters(str(text))
     except SketchpadError as e:
-        raise SketchpadError(f"{path.name} has settings Sketchpad cannot read: {e}") from None
+        raise SketchpadError(f"{path.name} has settings Sketchpad cannot read: {e}") from e

@@ -18,6 +18,7 @@ from PySide6.QtGui import QFontMetricsF
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, QHBoxLayout, QLabel, QLineEdit,
                                QMenu, QSizePolicy, QStyle, QStyleOptionFrame, QToolButton, QWidget)
 
+from sketchpad.core.hub import preset_readiness
 from sketchpad.core.lora_text import format_loras, parse_loras
 from sketchpad.core.params import MAX_CONTROL_STRENGTH, ControlSpec, LoraSpec
 from sketchpad.core.presets import PRESET_TABLE
@@ -25,6 +26,8 @@ from sketchpad.core.presets import PRESET_TABLE
 # no trailing "…": a hint that ends in one reads as cut off
 LORA_PLACEHOLDER = "LoRAs, e.g. ink.safetensors:0.8"
 CONTROL_PLACEHOLDER = "ControlNet: id, folder or .safetensors"
+READINESS_TIP = ("A preset's LoRA comes from the Hugging Face Hub, downloaded once on first use; offline, only "
+                 "downloaded ones work.")
 RANGE_TIP = "The lines steer from this fraction of the steps to that one (0: the first step, 1: the last)"
 
 
@@ -55,8 +58,9 @@ class FinishedLineEdit(QLineEdit):
 
 
 class PresetRow(QWidget):
-    """The preset picker, and the LoRA line, where a preset's LoRA shows. The line is not in the
-    picker's row: the panel gives it a row as wide as the panel, so a preset's LoRA id reads whole."""
+    """The preset picker with, beside it, whether a preset's LoRA is ready or needs a download first (the
+    cache alone says), and the LoRA line, where a preset's LoRA shows. The line is not in the picker's
+    row: the panel gives it a row as wide as the panel, so a preset's LoRA id reads whole."""
 
     loras_changed = Signal()
 
@@ -73,10 +77,25 @@ class PresetRow(QWidget):
                                           toolTip="LoRAs, comma-separated: a .safetensors file or a Hugging Face "
                                           "id, each with an optional :weight (1 when left out); Enter applies")
         fit_placeholder(self.lora_edit, tuple(format_loras((p.lora,)) for p in PRESET_TABLE.values() if p.lora))
+        self.readiness_label = QLabel(self)
+        self.readiness_label.setEnabled(False)  # a quiet, greyed note
         row = QHBoxLayout(self)
         row.setContentsMargins(0, 0, 0, 0)
         row.addWidget(self.preset_combo, 1)
+        row.addWidget(self.readiness_label)
         self.lora_edit.finished.connect(self.loras_changed)
+        self.preset_combo.currentIndexChanged.connect(self.refresh_readiness)
+        self.refresh_readiness()
+
+    def refresh_readiness(self) -> None:
+        """Say whether the chosen preset's LoRA is downloaded; call again once a run may have fetched it."""
+        text = preset_readiness(self.preset())
+        # beside the picker there is room for a few characters: "ready" or "↓ 135 MB"; the tip says it all
+        short = text if text in ("", "ready") else "↓ " + text.removeprefix("needs a download").lstrip(": ").removeprefix(
+            "about ")
+        self.readiness_label.setText(short.strip())
+        self.readiness_label.setToolTip(f"{text[:1].upper()}{text[1:]}. {READINESS_TIP}" if text else "")
+        self.readiness_label.setVisible(bool(text))
 
     def loras(self, finished: bool = False) -> tuple[LoraSpec, ...]:
         return parse_loras(self.lora_edit.finished_text() if finished else self.lora_edit.text())

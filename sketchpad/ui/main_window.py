@@ -171,6 +171,7 @@ class MainWindow(QMainWindow):
         s.shown_changed.connect(self._show_entry)
         s.history_added.connect(lambda entry: self.history.add_entry(entry.thumbnail, entry, entry.caption()))
         s.history_removed.connect(self.history.remove)
+        s.history_added.connect(lambda _entry: self.panel.presets.refresh_readiness())  # a run may have fetched it
         s.message.connect(self._show_notice)
         s.problem_changed.connect(self._show_problem)
         self.preview.dismiss_button.clicked.connect(s.dismiss_problem)

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 from PySide6.QtCore import QSettings
 from PySide6.QtWidgets import QMainWindow, QSplitter
 
 from ..backends.comfy.connection import display_address
+from ..core.errors import SketchpadError
 from ..core.params import ControlSpec, GenerationParams, LoraSpec
 from .generation_panel import GenerationPanel
 from .session import Session
+
+log = logging.getLogger(__name__)
 
 _PARAM_FIELDS = ("prompt", "negative_prompt", "strength", "start_at_step", "steps", "cfg", "seed", "scheduler",
                  "preview_method", "preset", "loras", "control")
@@ -50,7 +54,10 @@ def params_from_dict(values) -> GenerationParams | None:
         if fields.get("control") is not None:
             fields["control"] = ControlSpec(**{k: fields["control"][k] for k in ("model", "strength", "start", "end")})
         return GenerationParams(**fields).validated()
-    except Exception:  # an old or hand-edited settings file must never stop the app from opening
+    # what an old or hand-edited value raises: not a mapping or list, a key missing, a value refused.
+    # Anything else is a bug in this code and must show, not pass for "no settings".
+    except (KeyError, TypeError, ValueError, SketchpadError) as error:
+        log.warning("the remembered request is not usable, defaults apply: %s", error)
         return None
 
 

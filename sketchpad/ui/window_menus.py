@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from PySide6.QtCore import QEvent, QObject
-from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtCore import QEvent, QObject, QUrl
+from PySide6.QtGui import QAction, QDesktopServices, QKeySequence
 from PySide6.QtWidgets import QAbstractSpinBox, QFileDialog, QInputDialog, QMainWindow
 
+from ..logs import log_folder
 from .canvas import SketchCanvas
 from .file_actions import FileActions
 from .generation_panel import GenerationPanel
@@ -76,6 +77,9 @@ def build_menus(window: QMainWindow, session: Session, files: FileActions, canva
     live = add(menu, "live", "&Live mode", lambda: panel.set_live(live.isChecked()))
     live.setCheckable(True)
     panel.live_changed.connect(live.setChecked)
+
+    menu = bar.addMenu("&Help")
+    add(menu, "log_folder", "Open &log folder", lambda: _open_log_folder(session))
     return actions
 
 
@@ -94,6 +98,18 @@ class _UndoKeysToCanvas(QObject):
             event.ignore()  # not claimed: Qt hands the keys to the window's shortcuts
             return True
         return False
+
+
+def _open_log_folder(session: Session) -> None:
+    """The folder of sketchpad.log, in the desktop's file manager: the file to attach to a bug report."""
+    folder = log_folder()
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        session.say(f"cannot create the log folder {folder}: {error.strerror}", error=True)
+        return
+    if not QDesktopServices.openUrl(QUrl.fromLocalFile(str(folder))):
+        session.say(f"The log is in {folder}")  # no file manager to show it: say where it is
 
 
 def _choose_model_folder(window: QMainWindow, session: Session) -> None:

@@ -8,49 +8,20 @@ prepares nothing again; the loaded ControlNet stays until another one is asked f
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 from pathlib import Path
 
 import torch
 from PIL import Image
 
-from ...core.errors import SketchpadError
-from ...core.images import scribble_image  # noqa: F401 (shared with the server backend)
+from ...core.errors import ModelError, SketchpadError
+from ...core.hub import can_download, local_files_only
+from ...core.images import scribble_image
 from ...core.params import ControlSpec
-from ...core.sources import ModelSource
+from ...core.sources import ModelSource, resolve_control_source
 
-_HUB_ID_PARTS = 2
-
-
-def resolve_control_source(text: str) -> ModelSource:
-    """What `--control` names: a diffusers folder, a single .safetensors file or a Hugging Face id."""
-    ControlSpec(text).validated()  # refuses pickles before anything is opened
-    path = Path(text).expanduser()
-    if path.is_dir():
-        if not (path / "config.json").is_file():
-            raise SketchpadError(f"{text} is not a diffusers ControlNet folder (it has no config.json)")
-        return ModelSource("folder", str(path.resolve()))
-    if path.is_file():
-        if path.suffix.lower() != ".safetensors":
-            raise SketchpadError(f"ControlNet {text} is not a .safetensors file or a diffusers folder")
-        return ModelSource("file", str(path.resolve()))
-    parts = text.strip().split("/")
-    if len(parts) == _HUB_ID_PARTS and all(parts) and path.suffix.lower() != ".safetensors":
-        return ModelSource("hub", text.strip())
-    raise SketchpadError(f"ControlNet not found: {text} (give a folder, a .safetensors file or a Hugging Face id)")
-
-
-def check_cached(source: ModelSource) -> None:
-    """Offline, a Hub ControlNet must already be in the cache; say so before anything loads."""
-    offline = os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
-    if source.kind == "hub" and offline:
-        from huggingface_hub import try_to_load_from_cache
-
-        if not isinstance(try_to_load_from_cache(source.location, "config.json"), str):
-            raise SketchpadError(
-                f"ControlNet {source.location} is not in the Hugging Face cache and Sketchpad is offline; "
-                "connect once, or give a folder or a .safetensors file"
-            )
+log = logging.getLogger(__name__)
 
 
 def load_controlnet(source: ModelSource, device, dtype):
@@ -60,24 +31,26 @@ def load_controlnet(source: ModelSource, device, dtype):
     $SKETCHPAD_CONTROLNET_CONFIG, else diffusers infers it (fetching the config from the Hub once)."""
     from diffusers import ControlNetModel
 
-    offline = os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
     try:
         if source.kind == "file":
             beside = Path(source.location).with_name("config.json")
             config = str(beside.parent) if beside.is_file() else os.environ.get("SKETCHPAD_CONTROLNET_CONFIG")
             extra = {"config": config} if config else {}
-            model = ControlNetModel.from_single_file(
-                source.location, torch_dtype=dtype, local_files_only=offline, **extra
-            )
+            # without a config here, diffusers fetches one from the Hub, which may not be reachable
+            local = bool(config) or not can_download()
+            model = ControlNetModel.from_single_file(source.location, torch_dtype=dtype, local_files_only=local,
+                                                     **extra)
         else:
+            local = source.kind != "hub" or local_files_only(source)  # offline: says so at once
             model = ControlNetModel.from_pretrained(
-                source.location, torch_dtype=dtype, use_safetensors=True, local_files_only=offline
+                source.location, torch_dtype=dtype, use_safetensors=True, local_files_only=local
             )
+    except SketchpadError:
+        raise
     except Exception as error:  # any library error at this boundary becomes one clear line
+        log.warning("loading the ControlNet %s failed", source.location, exc_info=True)
         text = " ".join(str(error).split())[:200] or type(error).__name__
-        if source.kind == "hub" and offline:
-            text = "it is not in the Hugging Face cache and Sketchpad is offline"
-        raise SketchpadError(f"could not load the ControlNet {source.location}: {text}") from None
+        raise ModelError(f"could not load the ControlNet {source.location}: {text}") from error
     return model.to(device).eval()
 
 

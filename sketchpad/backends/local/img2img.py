@@ -21,7 +21,7 @@ from diffusers.models.resnet import ResnetBlock2D
 from diffusers.utils.torch_utils import randn_tensor
 from PIL import Image
 
-from ...core.backend import GenerationResult, OnStep, OnWaiting, ShouldStop, StepPreview  # noqa: F401  (re-exported)
+from ...core.backend import GenerationResult, OnStep, OnWaiting, ShouldStop, StepPreview
 from ...core.images import prepare_sketch
 from ...core.params import GenerationParams
 from ...core.schedule import StepPlan, plan_steps
@@ -29,6 +29,7 @@ from . import preview as previews
 from .compat import check_pipeline, check_scheduler
 from .controlnet import ControlNetSlot, control_active
 from .lora import LoraStack
+from .models import out_of_memory, out_of_memory_error
 from .samplers import longest_schedule, make_scheduler, prepare_timesteps, scheduler_name
 
 # UNet blocks before which a stale run may leave: ~40 per step on SD1.5, so a live restart waits
@@ -153,6 +154,10 @@ class Img2ImgEngine:
                 image = self._decode_draft(latents) if params.draft else self._decode(latents)
         except _Abandoned:
             return None
+        except (MemoryError, RuntimeError) as error:  # torch.OutOfMemoryError is a RuntimeError
+            if out_of_memory(error):
+                raise out_of_memory_error(self.device) from error
+            raise
         finally:
             self._remove_stop_checks()
         return GenerationResult(image, params, sampler, steps_run, time.perf_counter() - started)

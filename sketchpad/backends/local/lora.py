@@ -12,8 +12,7 @@ hand (`lora_text_encoder`), kept aside and restored the same way.
 from __future__ import annotations
 
 import dataclasses
-import os
-import re
+import logging
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,54 +20,33 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file
 
-from ...core.errors import SketchpadError
+from ...core.errors import ModelError, SketchpadError
 from ...core.hashes import lora_short_hash as short_hash
+from ...core.hub import download_file
 from ...core.params import LoraSpec
+from ...core.sources import resolve_lora_source
 from .lora_text_encoder import fuse_text_encoder_pairs, text_encoder_pairs
 
-HUB_DEFAULT_FILE = "pytorch_lora_weights.safetensors"
-_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.\-]*/[\w.\-]+$")  # what diffusers' LoRA repositories call the weights
+log = logging.getLogger(__name__)
 _COMPONENTS = ["unet", "text_encoder"]
 
 
-def resolve_lora_file(source: str) -> Path:
-    """The local .safetensors file `source` names (a path, or a Hugging Face id already in the cache,
-    downloaded once when online). Raises SketchpadError in one line."""
-    LoraSpec(source).validated()  # pickles are refused before anything is opened
-    path = Path(source).expanduser()
-    if path.is_file():
-        if path.suffix.lower() != ".safetensors":
-            raise SketchpadError(f"LoRA {source} is not a .safetensors file")
-        return path.resolve()
-    if path.is_dir():
-        raise SketchpadError(f"LoRA {source} is a folder; give its .safetensors file")
-    parts = source.strip().split("/")
-    repo = "/".join(parts[:2])
-    looks_like_hub = _HUB_ID.match(repo) and not path.is_absolute() and not path.parent.is_dir()
-    if looks_like_hub and (len(parts) == 2 and path.suffix.lower() != ".safetensors" or len(parts) >= 3 and path.suffix.lower() == ".safetensors"):
-        return _from_hub(repo, "/".join(parts[2:]) or HUB_DEFAULT_FILE, source)
-    raise SketchpadError(f"LoRA not found: {source} (give a .safetensors file or a Hugging Face id)")
-
-
-def _from_hub(repo: str, filename: str, source: str) -> Path:
-    from huggingface_hub import hf_hub_download
-
-    offline = os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
-    try:
-        return Path(hf_hub_download(repo, filename, local_files_only=offline))
-    except Exception as error:  # not cached, no network, no such repo or file: one line either way
-        reason = "it is not in the Hugging Face cache and Sketchpad is offline" if offline else type(error).__name__
-        raise SketchpadError(f"LoRA {source} cannot be loaded: {reason} (repository {repo}, file {filename})") from None
+def resolve_lora_file(text: str) -> Path:
+    """The local .safetensors file `text` names: a path, or a Hugging Face id taken from the cache or
+    downloaded once (see core.hub: offline, it says so at once). Raises SketchpadError in one line."""
+    source = resolve_lora_source(text)
+    return Path(source.location) if source.kind == "file" else download_file(source)
 
 
 def read_lora(path: Path) -> dict[str, torch.Tensor]:
     """The tensors of a LoRA file (never unpickled: safetensors only)."""
     try:
         state = load_file(str(path))
-    except Exception as error:
-        raise SketchpadError(f"LoRA {path.name} is not a readable .safetensors file ({error})") from None
+    except Exception as error:  # safetensors raises its own types, OSError and more for a bad file
+        log.warning("reading the LoRA %s failed", path, exc_info=True)
+        raise ModelError(f"LoRA {path.name} is not a readable .safetensors file ({error})") from error
     if not state or not all("lora" in key or key.endswith(".alpha") for key in state):
-        raise SketchpadError(f"{path.name} is not a LoRA (its tensors are not named like LoRA weights)")
+        raise ModelError(f"{path.name} is not a LoRA (its tensors are not named like LoRA weights)")
     return state
 
 
@@ -149,8 +127,9 @@ class LoraStack:
                     self._loaded[path] = self._load(path, state, f"lora{self._counter}", digest)
             except SketchpadError:
                 raise
-            except Exception as error:
-                raise SketchpadError(f"{path.name} does not fit this model ({' '.join(str(error).split())[:160]})") from None
+            except Exception as error:  # diffusers and peft raise many types for keys that fit nothing
+                log.warning("loading the LoRA %s into the model failed", path, exc_info=True)
+                raise ModelError(f"{path.name} does not fit this model ({' '.join(str(error).split())[:160]})") from error
         if not self._loaded:
             pipe.unload_lora_weights()  # back to the plain modules
             self._originals.clear()
@@ -182,7 +161,7 @@ class LoraStack:
         pairs, left_out = text_encoder_pairs(pipe.text_encoder, converted, alphas, path.name)  # before any change
         unet_part = {key: value for key, value in converted.items() if not key.startswith("text_encoder")}
         if not unet_part and not pairs:
-            raise SketchpadError(f"LoRA {path.name} changes no layer of this model")
+            raise ModelError(f"LoRA {path.name} changes no layer of this model")
         if left_out:
             named = ", ".join(left_out[:2]) + (", …" if len(left_out) > 2 else "")
             self.notify(f"LoRA {path.name}: left out {len(left_out)} text-encoder layer(s) that name nothing in this model ({named})")

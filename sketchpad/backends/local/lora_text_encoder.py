@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ...core.errors import SketchpadError
+from ...core.errors import ModelError
 
 PREFIX = "text_encoder."
 _PEFT = re.compile(r"^(?P<module>.+)\.lora_(?P<half>[AB])\.weight$")
@@ -47,7 +47,7 @@ def _module_and_half(key: str, flattened: bool) -> tuple[str, str] | None:
 
 def text_encoder_pairs(text_encoder, converted: dict, alphas: dict | None, name: str):
     """The text-encoder layers a converted LoRA changes, and the keys of its text-encoder part that
-    name no layer of this model (left out). A pair whose shapes do not fit raises SketchpadError."""
+    name no layer of this model (left out). A pair whose shapes do not fit raises ModelError."""
     flattened = not hasattr(text_encoder, "text_model")
     halves: dict[str, dict[str, torch.Tensor]] = {}
     left_out: dict[str, None] = {}  # layer names, in order, once each
@@ -72,7 +72,7 @@ def text_encoder_pairs(text_encoder, converted: dict, alphas: dict | None, name:
             continue
         down, up, weight = parts["down"], parts["up"], layer.weight
         if down.ndim != 2 or up.ndim != 2 or down.shape[0] != up.shape[1] or (up.shape[0], down.shape[1]) != weight.shape:
-            raise SketchpadError(
+            raise ModelError(
                 f"{name} does not fit this model's text encoder ({module} is {tuple(weight.shape)}, "
                 f"the LoRA gives {tuple(up.shape)} x {tuple(down.shape)})"
             )

@@ -1,6 +1,6 @@
 """Look at a model before the libraries load it, so every problem is said in a painter's terms.
 
-Each check raises SketchpadError with one or two lines: the file or folder at fault, then the fix.
+Each check raises ModelError with one or two lines: the file or folder at fault, then the fix.
 Only configs and safetensors headers are read (never a pickle, never the weights themselves), and
 the expected weight shapes come from building each part on torch's "meta" device, which allocates
 nothing: a check costs well under a second even for a full-size model.
@@ -9,12 +9,15 @@ nothing: a check costs well under a second even for a full-size model.
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import torch
 
-from ...core.errors import SketchpadError
+from ...core.errors import ModelError
 from ...core.sources import PICKLE_SUFFIXES
+
+log = logging.getLogger(__name__)
 
 # The parts of an SD1.5 diffusers folder: folder -> (what it does, config file, weights file stem)
 PARTS = {
@@ -28,24 +31,24 @@ _GET_IT_AGAIN = "Copy it again from where the model came from, or download the m
 
 
 def check_model_folder(folder: str | Path) -> None:
-    """Raise SketchpadError naming the first missing, damaged or mismatched file of a diffusers folder."""
+    """Raise ModelError naming the first missing, damaged or mismatched file of a diffusers folder."""
     folder = Path(folder)
     index = read_json(folder / "model_index.json")
     for part, (what, config_name, weights_stem) in PARTS.items():
         part_dir = folder / part
         if not index.get(part) or index[part] == [None, None]:
-            raise SketchpadError(
+            raise ModelError(
                 f"{folder / 'model_index.json'} lists no {part} ({what}), so this is not a complete "
                 f"Stable Diffusion model.\n{_GET_IT_AGAIN}"
             )
         if not part_dir.is_dir():
-            raise SketchpadError(f"{part_dir} is missing: the model needs its {part} folder ({what}).\n{_GET_IT_AGAIN}")
+            raise ModelError(f"{part_dir} is missing: the model needs its {part} folder ({what}).\n{_GET_IT_AGAIN}")
         if part == "tokenizer":
             _check_tokenizer(part_dir)
             continue
         config = part_dir / config_name
         if not config.is_file():
-            raise SketchpadError(f"{config} is missing: {part} ({what}) cannot be set up without it.\n{_GET_IT_AGAIN}")
+            raise ModelError(f"{config} is missing: {part} ({what}) cannot be set up without it.\n{_GET_IT_AGAIN}")
         read_json(config)
         if weights_stem:
             files = _weight_files(part_dir, weights_stem)
@@ -54,7 +57,7 @@ def check_model_folder(folder: str | Path) -> None:
 
 
 def check_checkpoint(file: str | Path) -> None:
-    """Raise SketchpadError if a single-file checkpoint is damaged or is not an SD1.x model with its
+    """Raise ModelError if a single-file checkpoint is damaged or is not an SD1.x model with its
     UNet, VAE and text encoder inside."""
     file = Path(file)
     keys = read_header(file).keys()
@@ -63,25 +66,25 @@ def check_checkpoint(file: str | Path) -> None:
         return any(key.startswith(prefix) for key in keys)
 
     if any("lora_" in key or ".lora." in key or "lora_A" in key for key in keys) and not has("model.diffusion_model."):
-        raise SketchpadError(f"{file} is a LoRA, not a model: add it on top of a model under LoRAs (--lora).")
+        raise ModelError(f"{file} is a LoRA, not a model: add it on top of a model under LoRAs (--lora).")
     if has("conditioner.embedders."):
-        raise SketchpadError(
+        raise ModelError(
             f"{file} is a Stable Diffusion XL checkpoint; Sketchpad runs Stable Diffusion 1.x models.\n"
             "Choose an SD 1.5 checkpoint."
         )
     if has("cond_stage_model.model."):
-        raise SketchpadError(
+        raise ModelError(
             f"{file} is a Stable Diffusion 2 checkpoint; Sketchpad runs Stable Diffusion 1.x models.\n"
             "Choose an SD 1.5 checkpoint."
         )
     if not has("model.diffusion_model."):
-        raise SketchpadError(
+        raise ModelError(
             f"{file} is not a Stable Diffusion checkpoint: it holds no UNet weights (model.diffusion_model.*).\n"
             "Choose an SD 1.5 .safetensors checkpoint or a diffusers model folder."
         )
     for prefix, what in (("first_stage_model.", "VAE"), ("cond_stage_model.transformer.", "text encoder")):
         if not has(prefix):
-            raise SketchpadError(
+            raise ModelError(
                 f"{file} has no {what} inside (no {prefix}* weights).\n"
                 f"Use a checkpoint with its {what} baked in, or a diffusers model folder."
             )
@@ -91,11 +94,11 @@ def read_json(path: Path) -> dict:
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as error:
-        raise SketchpadError(
+        raise ModelError(
             f"{path} is damaged: it is not valid JSON ({error.msg}, line {error.lineno}).\n{_GET_IT_AGAIN}"
-        ) from None
+        ) from error
     except (OSError, UnicodeDecodeError) as error:
-        raise SketchpadError(f"{path} cannot be read ({_reason(error)}).\n{_GET_IT_AGAIN}") from None
+        raise ModelError(f"{path} cannot be read ({_reason(error)}).\n{_GET_IT_AGAIN}") from error
 
 
 def read_header(file: Path) -> dict[str, tuple[int, ...]]:
@@ -105,17 +108,18 @@ def read_header(file: Path) -> dict[str, tuple[int, ...]]:
     try:
         with safe_open(str(file), framework="pt") as weights:
             return {key: tuple(weights.get_slice(key).get_shape()) for key in weights.keys()}
-    except Exception as error:  # truncated, not safetensors at all, unreadable
-        raise SketchpadError(
+    except Exception as error:  # truncated, not safetensors at all, unreadable: safetensors' own types
+        log.warning("reading the header of %s failed", file, exc_info=True)
+        raise ModelError(
             f"{file} is damaged or not a safetensors file ({_reason(error)}).\n"
             "Copy or download it again."
-        ) from None
+        ) from error
 
 
 def _check_tokenizer(part_dir: Path) -> None:
     if (part_dir / "tokenizer.json").is_file() or all((part_dir / n).is_file() for n in ("vocab.json", "merges.txt")):
         return
-    raise SketchpadError(
+    raise ModelError(
         f"{part_dir} has no vocabulary (vocab.json and merges.txt, or tokenizer.json).\n{_GET_IT_AGAIN}"
     )
 
@@ -129,22 +133,22 @@ def _weight_files(part_dir: Path, stem: str) -> list[Path]:
         shards = sorted(set(read_json(index).get("weight_map", {}).values()))
         missing = [name for name in shards if not (part_dir / name).is_file()]
         if missing or not shards:
-            raise SketchpadError(f"{part_dir / (missing[0] if missing else index.name)} is missing.\n{_GET_IT_AGAIN}")
+            raise ModelError(f"{part_dir / (missing[0] if missing else index.name)} is missing.\n{_GET_IT_AGAIN}")
         return [part_dir / name for name in shards]
     pickles = sorted(p.name for p in part_dir.iterdir() if p.suffix.lower() in PICKLE_SUFFIXES)
     if pickles:
-        raise SketchpadError(
+        raise ModelError(
             f"{part_dir} holds only pickled weights ({pickles[0]}), which Sketchpad never opens: a pickle can run code.\n"
             "Convert them to .safetensors, or get the model's .safetensors files."
         )
-    raise SketchpadError(f"{single} is missing: {part_dir.name} has no weights.\n{_GET_IT_AGAIN}")
+    raise ModelError(f"{single} is missing: {part_dir.name} has no weights.\n{_GET_IT_AGAIN}")
 
 
 def _check_shapes(part: str, part_dir: Path, files: list[Path], file_shapes: dict) -> None:
     expected = _expected_shapes(part, part_dir)
     in_common = [key for key in expected if key in file_shapes]
     if not in_common:
-        raise SketchpadError(
+        raise ModelError(
             f"{files[0]} holds no weights of {part} (none of its tensor names fit {part}/config.json).\n"
             f"{_GET_IT_AGAIN}"
         )
@@ -153,7 +157,7 @@ def _check_shapes(part: str, part_dir: Path, files: list[Path], file_shapes: dic
         # a 1x1 convolution saved for a linear layer (old VAE attention) holds the same numbers
         if want != got and _numel(want) != _numel(got):
             weights = files[0] if len(files) == 1 else part_dir
-            raise SketchpadError(
+            raise ModelError(
                 f"{weights} does not fit {part_dir / PARTS[part][1]} ({key} is {_shape(got)} in the weights, "
                 f"{_shape(want)} by the config).\nThe two come from different models: copy both from the same source."
             )
@@ -172,11 +176,12 @@ def _expected_shapes(part: str, part_dir: Path) -> dict[str, tuple[int, ...]]:
 
                 cls = UNet2DConditionModel if part == "unet" else AutoencoderKL
                 model = cls.from_config(cls.load_config(part_dir))
-    except Exception as error:  # a config with impossible values
-        raise SketchpadError(
+    except Exception as error:  # a config with impossible values: the libraries raise many types
+        log.warning("building %s from %s failed", part, part_dir, exc_info=True)
+        raise ModelError(
             f"{part_dir / PARTS[part][1]} does not describe a {part} Sketchpad can build ({_reason(error)}).\n"
             f"{_GET_IT_AGAIN}"
-        ) from None
+        ) from error
     return {key: tuple(tensor.shape) for key, tensor in model.state_dict().items()}
 
 

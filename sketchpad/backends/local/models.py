@@ -10,22 +10,19 @@ from typing import Callable
 
 import torch
 
-from ...core.errors import SketchpadError
-from ...core.registry import DEVICES  # noqa: F401  (re-exported)
-from ...core.sources import DEFAULT_MODEL, ModelSource, resolve_model_source  # noqa: F401  (re-exported)
+from ...core.errors import FailureKind, ModelError, SketchpadError
+from ...core.hub import about, download_failure, known_download_bytes, local_files_only
+from ...core.registry import DEVICES
+from ...core.sources import DEFAULT_MODEL, MODEL_HUB_FILES, ModelSource, checkpoint_config_source
+from ...logs import quiet_library_handlers
+
+log = logging.getLogger(__name__)
 
 # Only what img2img needs: no safety checker, no 4 GB single-file copy, no pickled duplicates.
-_HUB_FILES = [
-    "model_index.json",
-    "scheduler/*.json",
-    "tokenizer/*",
-    "text_encoder/config.json",
-    "text_encoder/model.safetensors",
-    "unet/config.json",
-    "unet/diffusion_pytorch_model.safetensors",
-    "vae/config.json",
-    "vae/diffusion_pytorch_model.safetensors",
-]
+_HUB_PATTERNS = [*MODEL_HUB_FILES, "scheduler/*.json", "tokenizer/*"]
+# torch's CUDA and MPS allocators raise OutOfMemoryError; its CPU allocator raises a plain
+# RuntimeError, whose text is the only sign, read here at the source and nowhere else
+_CPU_OUT_OF_MEMORY = ("DefaultCPUAllocator: can't allocate memory", "MPS backend out of memory")
 
 Progress = Callable[[str], None]
 
@@ -60,55 +57,66 @@ def load_pipeline(source: ModelSource, device: torch.device, progress: Progress 
     dtype = dtype_for(device)
     _quiet_libraries()
     common = dict(dtype=dtype, safety_checker=None, feature_extractor=None, requires_safety_checker=False)
-    config = os.environ.get("SKETCHPAD_CHECKPOINT_CONFIG") or DEFAULT_MODEL
+    config = checkpoint_config_source(os.environ.get("SKETCHPAD_CHECKPOINT_CONFIG") or DEFAULT_MODEL)
     at_fault = source.location
     try:
         with _silent_libraries():
             if source.kind == "file":
                 check_checkpoint(source.location)
+                local = config.kind != "hub" or local_files_only(config)  # offline: said at once
                 say(f"Loading {source.name} (single file) on {device.type}")
                 pipe = StableDiffusionImg2ImgPipeline.from_single_file(
-                    source.location, config=config, local_files_only=_offline(), **common
+                    source.location, config=config.location, local_files_only=local, **common
                 )
             else:
                 at_fault = folder = _download(source, say) if source.kind == "hub" else source.location
                 check_model_folder(folder)
                 say(f"Loading {source.name} on {device.type}")
                 pipe = StableDiffusionImg2ImgPipeline.from_pretrained(folder, use_safetensors=True, **common)
+            pipe.set_progress_bar_config(disable=True)
+            pipe.to(device)
+            # SD1.5's VAE overflows fp16 (black pictures); it is small, so keep it in fp32 always
+            pipe.vae.to(torch.float32)
     except SketchpadError:
         raise
     except Exception as error:  # what the checks could not foresee still becomes one or two clear lines
-        raise SketchpadError(_load_failure_message(source, at_fault, config, error)) from None
-    pipe.set_progress_bar_config(disable=True)
-    pipe.to(device)
-    # SD1.5's VAE overflows fp16 (black pictures); it is small, so keep it in fp32 always
-    pipe.vae.to(torch.float32)
+        if out_of_memory(error):
+            raise out_of_memory_error(device) from error
+        log.warning("loading %s failed", source.location, exc_info=True)
+        raise ModelError(_load_failure_message(source, at_fault, config.location, error)) from error
     return pipe
+
+
+def out_of_memory(error: BaseException) -> bool:
+    if isinstance(error, (MemoryError, torch.OutOfMemoryError)):
+        return True
+    return isinstance(error, RuntimeError) and any(sign in str(error) for sign in _CPU_OUT_OF_MEMORY)
+
+
+def out_of_memory_error(device: torch.device) -> SketchpadError:
+    other = "; or the CPU device" if device.type != "cpu" else ""
+    return SketchpadError(f"out of memory on {device.type}: try a smaller canvas or close other programs{other}",
+                          kind=FailureKind.OUT_OF_MEMORY)
 
 
 def _download(source: ModelSource, say: Progress) -> str:
     from huggingface_hub import snapshot_download
-    from huggingface_hub.errors import LocalEntryNotFoundError
 
-    offline = _offline()
-    say(f"Looking for {source.location} in the Hugging Face cache" + ("" if offline else " (downloading once)"))
+    local = local_files_only(source)  # neither cached nor reachable: said at once, no retries
+    if local:
+        say(f"Found {source.location} in the Hugging Face cache")
+    else:
+        size = known_download_bytes(source)
+        say(f"Downloading {source.location} once" + (f" ({about(size)})" if size else ""))
     try:
-        return snapshot_download(source.location, allow_patterns=_HUB_FILES, local_files_only=offline)
-    except LocalEntryNotFoundError:
-        raise SketchpadError(
-            f"{source.location} is not in the Hugging Face cache and Sketchpad is offline.\n"
-            "Connect once to download it, or choose a local model: --model DIR or --model FILE.safetensors"
-        ) from None
+        return snapshot_download(source.location, allow_patterns=_HUB_PATTERNS, local_files_only=local)
+    except Exception as error:  # huggingface_hub and httpx raise many types; each becomes one line
+        log.warning("getting %s from the Hub failed", source.location, exc_info=True)
+        raise download_failure(source, error) from error
 
 
 def _load_failure_message(source: ModelSource, at_fault: str, config: str, error: Exception) -> str:
     text = " ".join(str(error).split())
-    lowered = text.lower()
-    if source.kind == "file" and any(word in lowered for word in ("offline", "connect", "cache")):
-        return (
-            f"could not load {source.location}: a single checkpoint needs the SD1.5 configuration files from "
-            f"Hugging Face once, and they are not cached.\nConnect once, or use a diffusers folder instead."
-        )
     mismatch = re.search(r"(\S+) expected shape torch\.Size\(\[([\d, ]*)\]\), but got torch\.Size\(\[([\d, ]*)\]\)", text)
     if source.kind == "file" and mismatch:
         key, want, got = (mismatch.group(1), *(part.replace(", ", "x") for part in mismatch.groups()[1:]))
@@ -121,10 +129,6 @@ def _load_failure_message(source: ModelSource, at_fault: str, config: str, error
 
 
 _GET_IT_AGAIN = "Copy the model again from where it came from, or choose another one."
-
-
-def _offline() -> bool:
-    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
 
 
 def _mps_available() -> bool:
@@ -157,3 +161,4 @@ def _quiet_libraries() -> None:
         logging.getLogger(name).setLevel(logging.ERROR)
     diffusers_logging.disable_progress_bar()
     transformers_logging.disable_progress_bar()
+    quiet_library_handlers()  # their terminal handlers exist now: what they say goes to the log

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
-TAESD_HUB_ID = "madebyollin/taesd"
+from ...core.errors import SketchpadError
+from ...core.hub import local_files_only
+from ...core.sources import TAESD_HUB_ID, taesd_source
+
+log = logging.getLogger(__name__)
 
 
 def taesd_candidates(pipe) -> list[str]:
@@ -21,18 +26,24 @@ def taesd_candidates(pipe) -> list[str]:
 
 
 def load_taesd(pipe, device, dtype):
-    """(model, None) on success, else (None, a short reason)."""
+    """(model, None) on success, else (None, a short reason). Not downloaded and no Hub: said at once."""
     from diffusers import AutoencoderTiny
 
-    offline = os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
     problem = "no TAESD weights found"
-    for source in taesd_candidates(pipe):
+    for text in taesd_candidates(pipe):
         try:
+            source = taesd_source(text)
+            local = source.kind != "hub" or local_files_only(source)
             model = AutoencoderTiny.from_pretrained(
-                source, dtype=dtype, use_safetensors=True, local_files_only=offline
+                source.location, dtype=dtype, use_safetensors=True, local_files_only=local
             )
+        except SketchpadError as error:
+            log.info("TAESD from %s: %s", text, error)
+            problem = str(error)
+            continue
         except Exception as error:  # a missing or broken TAESD only costs preview quality
-            problem = f"{source}: {' '.join(str(error).split())[:120]}"
+            log.warning("loading TAESD from %s failed", text, exc_info=True)
+            problem = f"{text}: {' '.join(str(error).split())[:120]}"
             continue
         return model.to(device).eval(), None
     return None, problem
