@@ -245,6 +245,7 @@ def test_a_model_that_fails_to_load_leaves_no_model_and_says_why(qtbot, worker, 
     with qtbot.waitSignal(worker.model_failed, timeout=WAIT_MS) as failed:
         worker.load_model(str(tmp_path / "missing"), "cpu")
     assert "model not found" in failed.args[0].message and "\n" not in failed.args[0].message
+    assert failed.args[0].kind is FailureKind.MODEL
     assert not worker.has_model()
     with qtbot.waitSignal(worker.request_failed, timeout=WAIT_MS) as refused:
         worker.request(params(), sketch)
