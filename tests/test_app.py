@@ -197,5 +197,5 @@ def test_preset_loras_and_keep_my_lines_survive_a_restart(qtbot, window, tmp_pat
     again = make_window(qtbot, tmp_path, None)
     restored = again.panel.params()
     assert (restored.preset, restored.loras, restored.control) == (before.preset, before.loras, before.control)
-    assert again.panel.control_checkbox.isChecked()
+    assert again.panel.lines.checkbox.isChecked()
     again.worker.stop()

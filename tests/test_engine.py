@@ -14,7 +14,8 @@ from diffusers import (
 )
 from PIL import Image
 
-from sketchpad.core.params import MAX_SEED, SCHEDULERS, GenerationParams
+from sketchpad.core.params import MAX_SEED, GenerationParams
+from sketchpad.core.registry import SCHEDULERS
 
 
 def pixels(image: Image.Image) -> np.ndarray:

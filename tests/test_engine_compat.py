@@ -7,7 +7,7 @@ from sketchpad.backends.local.compat import SCHEDULER_ATTRIBUTES, check_pipeline
 from sketchpad.backends.local.img2img import Img2ImgEngine, _step_kwargs, stop_points
 from sketchpad.backends.local.samplers import make_scheduler
 from sketchpad.core.errors import SketchpadError
-from sketchpad.core.params import SCHEDULERS
+from sketchpad.core.registry import SCHEDULERS
 
 
 @pytest.mark.parametrize("name", SCHEDULERS)

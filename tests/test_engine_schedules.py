@@ -13,7 +13,8 @@ import pytest
 import torch
 from PIL import Image
 
-from sketchpad.core.params import SCHEDULERS, GenerationParams
+from sketchpad.core.params import GenerationParams
+from sketchpad.core.registry import SCHEDULERS
 
 DENOISES = (0.01, 0.02, 0.05, 0.1, 0.3, 0.5, 0.75, 1.0)
 STEP_COUNTS = (1, 4, 10, 20, 50)

@@ -8,7 +8,8 @@ from PySide6.QtGui import QColor, QImage, QWheelEvent
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication, QFileDialog, QInputDialog
 
-from sketchpad.core.params import MAX_SEED, RANDOM_SEED, SCHEDULERS, GenerationParams
+from sketchpad.core.params import MAX_SEED, RANDOM_SEED, GenerationParams
+from sketchpad.core.registry import SCHEDULERS
 from sketchpad.ui.denoise_dial import band_arcs
 from text_layout import command_lines
 from sketchpad.ui.generation_panel import BANDS, GenerationPanel, denoise_band
@@ -143,12 +144,12 @@ def test_every_edit_is_the_sessions_request(panel, qtbot):
     panel.dial.triggerAction(panel.dial.SliderAction.SliderPageStepAdd)
     assert session.request.prompt == "a cat" and session.request.strength == 0.85 and changes[-1] == session.request
     # a LoRA being typed counts once finished; a finished entry that makes no request says why
-    panel.lora_edit.setFocus()
-    qtbot.keyClicks(panel.lora_edit, "ink:")
+    panel.presets.lora_edit.setFocus()
+    qtbot.keyClicks(panel.presets.lora_edit, "ink:")
     assert session.request.loras == () and session.request_problem == ""
     panel.finish_editing()  # what Generate does first
     assert "ink:" in session.request_problem and session.request.prompt == "a cat"
-    panel.lora_edit.setText("ink:0.5")
+    panel.presets.lora_edit.setText("ink:0.5")
     assert session.request_problem == "" and session.request.loras[0].weight == 0.5
     # a request from outside (a PNG, the history) is shown, and is the session's
     session.load_request(GenerationParams(prompt="a dog", seed=12, strength=0.3))
@@ -627,15 +628,15 @@ def test_keep_my_lines_row_writes_params_control(panel, tmp_path):
     from sketchpad.core.params import ControlSpec
     assert panel.params().control is None  # off by default
     model = str(tmp_path / "scribble.safetensors")
-    panel.control_model_edit.setText(model)
-    panel.control_strength_spin.setValue(0.8)
-    panel.control_start_spin.setValue(0.1)
-    panel.control_end_spin.setValue(0.9)
+    panel.lines.model_edit.setText(model)
+    panel.lines.strength_spin.setValue(0.8)
+    panel.lines.start_spin.setValue(0.1)
+    panel.lines.end_spin.setValue(0.9)
     assert panel.params().control is None  # unchecked: no ControlNet whatever the row says
     with qtbot_signal(panel):
-        panel.control_checkbox.setChecked(True)
+        panel.lines.checkbox.setChecked(True)
     assert panel.params().control == ControlSpec(model=model, strength=0.8, start=0.1, end=0.9)
-    panel.control_strength_spin.setValue(0.0)
+    panel.lines.strength_spin.setValue(0.0)
     assert panel.params().control is None  # strength 0 means no ControlNet
 
 
@@ -643,15 +644,15 @@ def test_keep_my_lines_restored_by_set_params(panel):
     from sketchpad.core.params import ControlSpec
     spec = ControlSpec(model="lllyasviel/control_v11p_sd15_scribble", strength=1.5, start=0.2, end=0.7)
     panel.set_params(GenerationParams(prompt="a", control=spec))
-    assert panel.control_checkbox.isChecked() and not panel.lines.model_row.isHidden()
+    assert panel.lines.checkbox.isChecked() and not panel.lines.model_row.isHidden()
     assert panel.params().control == spec
     panel.set_params(GenerationParams(prompt="a"))
-    assert not panel.control_checkbox.isChecked() and panel.params().control is None
+    assert not panel.lines.checkbox.isChecked() and panel.params().control is None
 
 
 def test_keep_my_lines_checked_without_model_says_so(panel):
     from sketchpad.core.errors import SketchpadError
-    panel.control_checkbox.setChecked(True)
+    panel.lines.checkbox.setChecked(True)
     with pytest.raises(SketchpadError, match="ControlNet needs a model"):
         panel.params()
 
@@ -677,23 +678,23 @@ class qtbot_signal:
 def test_lora_line_writes_params_loras_and_set_params_shows_them(panel):
     from sketchpad.core.errors import SketchpadError
     from sketchpad.core.params import LoraSpec
-    panel.lora_edit.setText(r"C:\loras\ink.safetensors:0.6, owner/style-lora")
+    panel.presets.lora_edit.setText(r"C:\loras\ink.safetensors:0.6, owner/style-lora")
     assert panel.params().loras == (LoraSpec(r"C:\loras\ink.safetensors", 0.6), LoraSpec("owner/style-lora", 1.0))
-    panel.lora_edit.setText("")
+    panel.presets.lora_edit.setText("")
     assert panel.params().loras == ()
     loaded = (LoraSpec("/m/detail.safetensors", 0.25),)
     panel.set_params(GenerationParams(prompt="a", loras=loaded))
     assert panel.params().loras == loaded
-    panel.lora_edit.setText("ink.safetensors:heavy")
+    panel.presets.lora_edit.setText("ink.safetensors:heavy")
     with pytest.raises(SketchpadError, match="needs a number after its ':'"):
         panel.params()
-    panel.lora_edit.setText("old.ckpt")
+    panel.presets.lora_edit.setText("old.ckpt")
     with pytest.raises(SketchpadError, match="pickled"):
         panel.params()
 
 
 def test_choosing_a_few_step_preset_shows_its_lora_in_the_line(panel):
-    index = panel.preset_combo.findData("lcm")
-    panel.preset_combo.setCurrentIndex(index)
-    panel.preset_combo.activated.emit(index)
-    assert panel.params().preset == "lcm" and panel.params().loras and panel.lora_edit.text()
+    index = panel.presets.preset_combo.findData("lcm")
+    panel.presets.preset_combo.setCurrentIndex(index)
+    panel.presets.preset_combo.activated.emit(index)
+    assert panel.params().preset == "lcm" and panel.params().loras and panel.presets.lora_edit.text()

@@ -227,9 +227,9 @@ def panel(qtbot):
 
 
 def choose_preset(panel, name):
-    index = panel.preset_combo.findData(name)
-    panel.preset_combo.setCurrentIndex(index)
-    panel.preset_combo.activated.emit(index)
+    index = panel.presets.preset_combo.findData(name)
+    panel.presets.preset_combo.setCurrentIndex(index)
+    panel.presets.preset_combo.activated.emit(index)
 
 
 def test_the_panel_preset_picker_sets_everything_in_one_go_and_one_signal(panel, qtbot):
@@ -250,7 +250,7 @@ def test_editing_a_presets_steps_makes_it_custom_and_keeps_its_lora(panel):
     choose_preset(panel, "hyper")
     panel.steps_spin.setValue(6)
     p = panel.params()
-    assert p.preset is None and panel.preset_combo.currentText() == "Custom"
+    assert p.preset is None and panel.presets.preset_combo.currentText() == "Custom"
     assert [lora.source for lora in p.loras] == [HYPER_SD_8_STEP_LORA]
 
 
@@ -261,4 +261,4 @@ def test_a_loaded_request_with_loras_preset_and_controlnet_round_trips_through_t
         loras=(LoraSpec("/l/style.safetensors", 0.5), LoraSpec(LCM_LORA)), control=ControlSpec("a/b", 0.7, 0.0, 0.8)
     ).validated()
     panel.set_params(p)
-    assert panel.params() == p and panel.preset_combo.currentData() == "lcm"
+    assert panel.params() == p and panel.presets.preset_combo.currentData() == "lcm"

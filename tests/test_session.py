@@ -202,9 +202,7 @@ def test_captions_name_the_prompt_shortened():
 
 def test_scheduler_names_are_defined_once():
     assert storage.SAMPLER_NAMES is registry.SCHEDULER_LABELS
-    from sketchpad.core.params import SCHEDULERS
-
-    assert SCHEDULERS == tuple(registry.SCHEDULER_LABELS)
+    assert registry.SCHEDULERS == tuple(registry.SCHEDULER_LABELS)
 
 
 def test_the_default_output_folder_follows_a_localised_desktop(tmp_path, monkeypatch):

@@ -10,7 +10,8 @@ from PIL import Image, PngImagePlugin
 import sketchpad
 from sketchpad.core import storage
 from sketchpad.core.errors import FailureKind, SketchpadError
-from sketchpad.core.params import SCHEDULERS, GenerationParams
+from sketchpad.core.params import GenerationParams
+from sketchpad.core.registry import SCHEDULERS
 from sketchpad.core.storage import (
     ResultInfo,
     format_parameters,

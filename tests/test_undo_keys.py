@@ -36,15 +36,15 @@ def _controls(panel):
     """Everything with focus that edits no free text: spin boxes (their digits are a value, not text
     a painter composes), the dial, combo boxes, check boxes, buttons."""
     return {"steps": panel.steps_spin, "cfg": panel.cfg_spin, "seed": panel.seed_box,
-            "lines strength": panel.control_strength_spin, "dial": panel.dial, "sampler": panel.scheduler_combo,
-            "preset": panel.preset_combo, "live": panel.live_checkbox, "dice": panel.dice_button}
+            "lines strength": panel.lines.strength_spin, "dial": panel.dial, "sampler": panel.scheduler_combo,
+            "preset": panel.presets.preset_combo, "live": panel.live_checkbox, "dice": panel.dice_button}
 
 
 @pytest.mark.parametrize("name", ["steps", "cfg", "seed", "lines strength", "dial", "sampler", "preset", "live",
                                   "dice"])
 def test_ctrl_z_undoes_the_canvas_from_any_control(qtbot, drawn, name):
     panel = drawn.panel
-    panel.control_checkbox.setChecked(True)  # its strength spin box takes focus only when enabled
+    panel.lines.checkbox.setChecked(True)  # its strength spin box takes focus only when enabled
     widget = _controls(panel)[name]
     stack = drawn.canvas.undo_stack()
     _press(qtbot, widget, Qt.Key.Key_Z, CTRL)
@@ -71,9 +71,9 @@ def test_a_typed_spin_box_value_is_kept_when_the_canvas_is_undone(qtbot, drawn):
 @pytest.mark.parametrize("field", ["prompt", "negative", "lora", "controlnet"])
 def test_ctrl_z_in_a_text_field_undoes_the_typing_not_the_canvas(qtbot, drawn, field):
     panel = drawn.panel
-    panel.control_checkbox.setChecked(True)
-    edit = {"prompt": panel.prompt_edit, "negative": panel.negative_edit, "lora": panel.lora_edit,
-            "controlnet": panel.control_model_edit}[field]
+    panel.lines.checkbox.setChecked(True)
+    edit = {"prompt": panel.prompt_edit, "negative": panel.negative_edit, "lora": panel.presets.lora_edit,
+            "controlnet": panel.lines.model_edit}[field]
     text = edit.toPlainText if hasattr(edit, "toPlainText") else edit.text
     before = text()
     edit.setFocus()

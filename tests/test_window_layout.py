@@ -35,16 +35,16 @@ def _fill_the_strip(win, results: int = 12) -> None:
 def _key_controls(panel) -> list:
     """What a person reaches for on every run: in view at the smallest window."""
     return [panel.prompt_edit, panel.negative_edit, panel.dial, panel.denoise_label, panel.seed_box,
-            panel.lock_button, panel.dice_button, panel.preset_combo, panel.lora_edit, panel.control_checkbox,
-            panel.control_strength_spin, panel.generate_button, panel.cancel_button, panel.live_checkbox,
+            panel.lock_button, panel.dice_button, panel.presets.preset_combo, panel.presets.lora_edit, panel.lines.checkbox,
+            panel.lines.strength_spin, panel.generate_button, panel.cancel_button, panel.live_checkbox,
             panel.progress_bar, panel.model_picker.choose_button]
 
 
 def _every_control(panel) -> list:
     return [*_key_controls(panel), panel.start_spin, *panel._legend.values(), panel.used_seed_label,
             panel.recycle_button, panel.steps_spin, panel.cfg_spin, panel.scheduler_combo, panel.preview_combo,
-            panel.control_start_spin, panel.control_end_spin, panel.lines.range_labels[-1], panel.control_model_edit,
-            panel.control_choose_button]
+            panel.lines.start_spin, panel.lines.end_spin, panel.lines.range_labels[-1], panel.lines.model_edit,
+            panel.lines.choose_button]
 
 
 @pytest.mark.parametrize("width, height", [(1280, 800), (1024, 640)])
@@ -55,7 +55,7 @@ def test_nothing_is_cut_off_and_the_key_controls_stay_in_view(qtbot, tmp_path, w
     clipped, at 1024x640; every control at 1280x800."""
     win = make_window(qtbot, tmp_path, "someone/not-loaded")  # never started: layout only
     win.panel.set_denoise(denoise)  # "1.00 · reimagine" widened the panel into a sideways scrollbar
-    win.panel.control_checkbox.setChecked(True)  # its range and model rows take room
+    win.panel.lines.checkbox.setChecked(True)  # its range and model rows take room
     _fill_the_strip(win, results)
     _settle(qtbot, win, width, height)
     for area in win.findChildren(QScrollArea):
@@ -74,23 +74,23 @@ def test_nothing_is_cut_off_and_the_key_controls_stay_in_view(qtbot, tmp_path, w
 def test_the_lora_line_shows_its_hint_and_each_presets_lora_whole(qtbot, tmp_path, width, height):
     win = make_window(qtbot, tmp_path, "someone/not-loaded")
     panel = win.panel
-    panel.control_checkbox.setChecked(True)
+    panel.lines.checkbox.setChecked(True)
     _fill_the_strip(win)
     _settle(qtbot, win, width, height)
-    assert not panel.lora_edit.placeholderText().endswith("…")  # a hint ending in "…" reads as cut off
-    assert placeholder_is_whole(panel.lora_edit), panel.lora_edit.width()
+    assert not panel.presets.lora_edit.placeholderText().endswith("…")  # a hint ending in "…" reads as cut off
+    assert placeholder_is_whole(panel.presets.lora_edit), panel.presets.lora_edit.width()
     shown = []
     for name, preset in PRESET_TABLE.items():
         if preset.lora is None:
             continue
-        panel.lora_edit.setText("")
-        index = panel.preset_combo.findData(name)
-        panel.preset_combo.setCurrentIndex(index)
-        panel.preset_combo.activated.emit(index)
+        panel.presets.lora_edit.setText("")
+        index = panel.presets.preset_combo.findData(name)
+        panel.presets.preset_combo.setCurrentIndex(index)
+        panel.presets.preset_combo.activated.emit(index)
         QApplication.processEvents()
-        assert text_is_whole(panel.lora_edit), (panel.lora_edit.text(), panel.lora_edit.width())
-        assert combo_text_is_whole(panel.preset_combo), panel.preset_combo.currentText()
-        shown.append(panel.lora_edit.text())
+        assert text_is_whole(panel.presets.lora_edit), (panel.presets.lora_edit.text(), panel.presets.lora_edit.width())
+        assert combo_text_is_whole(panel.presets.preset_combo), panel.presets.preset_combo.currentText()
+        shown.append(panel.presets.lora_edit.text())
     assert len(shown) == 3 and any("Hyper-SD15-8steps" in text for text in shown)
 
 
@@ -146,12 +146,12 @@ def test_a_successful_save_clears_an_old_error(qtbot, window):  # noqa: F811
 @pytest.mark.parametrize("width, height", [(1280, 800), (1024, 640)])
 def test_keep_my_lines_row_fits_without_sideways_scrolling(qtbot, tmp_path, width, height):
     win = make_window(qtbot, tmp_path, "someone/not-loaded")
-    win.panel.control_checkbox.setChecked(True)  # shows the model's row too
-    win.panel.control_model_edit.setText("/a/rather/long/path/to/models/controlnet/control_v11p_sd15_scribble.safetensors")
+    win.panel.lines.checkbox.setChecked(True)  # shows the model's row too
+    win.panel.lines.model_edit.setText("/a/rather/long/path/to/models/controlnet/control_v11p_sd15_scribble.safetensors")
     _settle(qtbot, win, width, height)
     for area in win.findChildren(QScrollArea):
         assert not area.horizontalScrollBar().isVisible(), area
-    assert win.panel.control_choose_button.isVisible()
+    assert win.panel.lines.choose_button.isVisible()
 
 
 @pytest.mark.parametrize("width, height", [(1280, 800), (1024, 640)])
@@ -162,22 +162,22 @@ def test_the_fast_live_texts_are_whole_at_the_panels_narrowest(qtbot, tmp_path, 
     panel = win.panel
     _settle(qtbot, win, width, height)
     assert panel.width() <= panel.minimumSizeHint().width() + 24  # the narrowest the window gives it
-    assert placeholder_is_whole(panel.lora_edit), panel.lora_edit.width()
-    panel.lora_edit.setText("")
-    panel.control_checkbox.setChecked(True)
-    index = panel.preset_combo.findData("lcm")
-    panel.preset_combo.setCurrentIndex(index)
-    panel.preset_combo.activated.emit(index)
+    assert placeholder_is_whole(panel.presets.lora_edit), panel.presets.lora_edit.width()
+    panel.presets.lora_edit.setText("")
+    panel.lines.checkbox.setChecked(True)
+    index = panel.presets.preset_combo.findData("lcm")
+    panel.presets.preset_combo.setCurrentIndex(index)
+    panel.presets.preset_combo.activated.emit(index)
     QApplication.processEvents()
-    assert combo_text_is_whole(panel.preset_combo), panel.preset_combo.currentText()
-    assert placeholder_is_whole(panel.control_model_edit), panel.control_model_edit.width()
-    for label in (panel.lines.strength_label, *panel.lines.range_labels, panel.control_checkbox):
+    assert combo_text_is_whole(panel.presets.preset_combo), panel.presets.preset_combo.currentText()
+    assert placeholder_is_whole(panel.lines.model_edit), panel.lines.model_edit.width()
+    for label in (panel.lines.strength_label, *panel.lines.range_labels, panel.lines.checkbox):
         assert label_is_whole(label), label.text()
-    for spin in (panel.control_strength_spin, panel.control_start_spin, panel.control_end_spin):
+    for spin in (panel.lines.strength_spin, panel.lines.start_spin, panel.lines.end_spin):
         assert spin.width() >= spin.minimumSizeHint().width(), spin
     if (width, height) == (1280, 800):  # in view without scrolling
-        for widget in (panel.lines.strength_label, *panel.lines.range_labels, panel.control_end_spin,
-                       panel.control_choose_button):
+        for widget in (panel.lines.strength_label, *panel.lines.range_labels, panel.lines.end_spin,
+                       panel.lines.choose_button):
             assert _fully_visible(win, widget), widget
 
 
@@ -188,10 +188,10 @@ def test_ticking_keep_my_lines_brings_its_rows_into_view_and_keeps_the_prompt(qt
     _fill_the_strip(win)
     _settle(qtbot, win, 1024, 640)
     panel = win.panel
-    panel.control_checkbox.click()  # as a person ticks it: the rows to fill in appear below
+    panel.lines.checkbox.click()  # as a person ticks it: the rows to fill in appear below
     bar = panel.settings_area.verticalScrollBar()
     qtbot.waitUntil(lambda: bar.maximum() > 0, timeout=2000)  # the rows overflow the settings' height
-    qtbot.waitUntil(lambda: _fully_visible(win, panel.control_choose_button), timeout=2000)
-    for widget in (panel.control_model_edit, panel.control_end_spin, panel.lines.range_labels[-1],
+    qtbot.waitUntil(lambda: _fully_visible(win, panel.lines.choose_button), timeout=2000)
+    for widget in (panel.lines.model_edit, panel.lines.end_spin, panel.lines.range_labels[-1],
                    *_key_controls(panel)):
         assert _fully_visible(win, widget), widget

@@ -21,8 +21,8 @@ def wait_until_idle(qtbot, window):
 
 def test_generate_runs_the_sessions_request_with_the_entry_being_typed(qtbot, window):
     window.session.load_request(window.session.request.replace(prompt="a castle", seed=77))
-    window.panel.lora_edit.setFocus()
-    QTest.keyClicks(window.panel.lora_edit, "no-such-lora.safetensors:0.5")  # typed, Enter not pressed
+    window.panel.presets.lora_edit.setFocus()
+    QTest.keyClicks(window.panel.presets.lora_edit, "no-such-lora.safetensors:0.5")  # typed, Enter not pressed
     with qtbot.waitSignal(window.worker.request_failed, timeout=WAIT_MS):
         window.generate()  # Ctrl+Return: the typed entry counts, and it names a missing file
     run = window.session.run
@@ -137,10 +137,10 @@ def test_a_budget_of_zero_after_a_restart_keeps_every_listed_picture(qtbot, wind
 
 
 def test_live_on_the_dial_says_a_bad_entry_once_and_the_message_goes_when_fixed(qtbot, window):
-    window.panel.control_checkbox.setChecked(True)  # Keep my lines with no model yet
+    window.panel.lines.checkbox.setChecked(True)  # Keep my lines with no model yet
     window.panel.set_live(True)
     window.panel.set_denoise(0.5)
     qtbot.waitUntil(lambda: "ControlNet" in window.preview.error_text(), timeout=5000)
-    window.panel.control_checkbox.setChecked(False)
+    window.panel.lines.checkbox.setChecked(False)
     assert window.preview.error_text() == "" and window.preview.error_bar.isHidden()
     wait_until_idle(qtbot, window)

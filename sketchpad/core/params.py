@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import PurePath
 
 from .errors import SketchpadError
-from .registry import SCHEDULERS  # noqa: F401  (re-exported: the ids a request may name)
+from .registry import SCHEDULERS
 from .sources import refuse_pickle
 
 PREVIEW_METHODS = ("latent2rgb", "taesd", "vae", "none")

@@ -21,11 +21,11 @@ from PySide6.QtWidgets import (QButtonGroup, QCheckBox, QComboBox, QDoubleSpinBo
                                QWidget)
 
 from sketchpad.core.errors import SketchpadError
-from sketchpad.core.params import (MAX_SEED, MAX_STEPS, PREVIEW_METHODS, RANDOM_SEED, SCHEDULERS, ControlSpec,
+from sketchpad.core.params import (MAX_SEED, MAX_STEPS, PREVIEW_METHODS, RANDOM_SEED, ControlSpec,
                                    GenerationParams)
 from sketchpad.core.lora_text import format_loras
 from sketchpad.core.presets import PRESET_TABLE, apply_preset
-from sketchpad.core.registry import SCHEDULER_LABELS
+from sketchpad.core.registry import SCHEDULER_LABELS, SCHEDULERS
 
 from .backend_picker import BackendPicker
 from .fast_live_controls import FinishedLineEdit
@@ -125,18 +125,13 @@ class GenerationPanel(QWidget):
         form.addRow("Seed", _row(self.seed_box, self.lock_button, self.dice_button))
         form.addRow("", _row(self.used_seed_label, self.recycle_button))
         self.presets = PresetRow(self)
-        self.preset_combo, self.lora_edit = self.presets.preset_combo, self.presets.lora_edit
         form.addRow("Preset", self.presets)
-        form.addRow(self.lora_edit)  # the panel's whole width: a preset's LoRA id reads whole
+        form.addRow(self.presets.lora_edit)  # the panel's whole width: a preset's LoRA id reads whole
         self.lines = KeepMyLines(self)  # above the numbers a preset sets: in view in a 1024x640 window
         for label, row in (("Lines", self.lines), ("", self.lines.range_row), ("", self.lines.model_row)):
             form.addRow(label, row)
         form.addRow("Steps", _row(self.steps_spin, QLabel("CFG", self), self.cfg_spin, stretch=(0, 2)))
         form.addRow("Sampler", _row(self.scheduler_combo, self.preview_combo, stretch=(0, 1)))
-        # the names the window, the settings and the tests know them by
-        self.control_checkbox, self.control_strength_spin = self.lines.checkbox, self.lines.strength_spin
-        self.control_start_spin, self.control_end_spin = self.lines.start_spin, self.lines.end_spin
-        self.control_model_edit, self.control_choose_button = self.lines.model_edit, self.lines.choose_button
         col.addLayout(form)
         col.addStretch(1)
         self.settings_area.setWidget(settings)
@@ -163,10 +158,10 @@ class GenerationPanel(QWidget):
                        self.dial.valueChanged, self.start_spin.valueChanged,
                        self.lines.changed, self.presets.loras_changed):  # the text fields: once finished
             signal.connect(self._changed)
-        self.control_checkbox.clicked.connect(self._bring_lines_into_view)
+        self.lines.checkbox.clicked.connect(self._bring_lines_into_view)
         self.seed_box.valueChanged.connect(self._seed_edited)
         self.lock_button.clicked.connect(self.set_locked)
-        self.preset_combo.activated.connect(self._preset_chosen)
+        self.presets.preset_combo.activated.connect(self._preset_chosen)
         for signal in (self.steps_spin.valueChanged, self.cfg_spin.valueChanged,
                        self.scheduler_combo.currentIndexChanged):
             signal.connect(self._show_preset)
@@ -359,7 +354,7 @@ class GenerationPanel(QWidget):
         """Only what a preset sets changes: sampler, steps, CFG, the start step's place, its LoRA. An
         unfinished entry elsewhere (Keep my lines without a model, a half-typed LoRA) neither blocks
         it nor is lost; Generate names what is wrong."""
-        name = self.preset_combo.itemData(index)
+        name = self.presets.preset_combo.itemData(index)
         if name is None:
             return
         try:
@@ -380,18 +375,18 @@ class GenerationPanel(QWidget):
             if loras is not None:
                 self.presets.set_loras(p.loras)
             elif PRESET_TABLE[name].lora is not None:  # keep the typed text as it is, add the preset's
-                typed = self.lora_edit.text().strip().rstrip(",")
-                self.lora_edit.setText(", ".join(filter(None, (typed, format_loras((PRESET_TABLE[name].lora,))))))
+                typed = self.presets.lora_edit.text().strip().rstrip(",")
+                self.presets.lora_edit.setText(", ".join(filter(None, (typed, format_loras((PRESET_TABLE[name].lora,))))))
             self.presets.set_preset(name)
         self._quietly(show)
 
     def _show_preset(self, *_) -> None:
         """A preset's name stays only while steps, CFG and sampler are still the preset's own."""
-        preset = PRESET_TABLE.get(self.preset_combo.currentData())
+        preset = PRESET_TABLE.get(self.presets.preset_combo.currentData())
         if preset is not None and (preset.steps, preset.cfg, preset.scheduler) != (
             self.steps_spin.value(), round(self.cfg_spin.value(), 2), self.scheduler_combo.currentData()
         ):
-            self.preset_combo.setCurrentIndex(0)
+            self.presets.preset_combo.setCurrentIndex(0)
 
     def _bring_lines_into_view(self, checked: bool) -> None:
         """Ticked by the person: the rows to fill in come into view, though the settings may scroll

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import QSettings, QStandardPaths, Qt, QTimer
+from PySide6.QtCore import QSettings, Qt, QTimer
 from PySide6.QtGui import QImage
 from PySide6.QtWidgets import (
     QLabel,
@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (
 
 from ..backends.comfy.connection import display_address
 from ..core.errors import ServerState, SketchpadError
+from ..core.registry import app_state_dir
 from ..core.result_archive import ResultArchive
 from ..core.storage import ResultInfo, clean_leftovers, format_parameters, next_free_path, save_png
 from .autosave import Recovered, SketchAutosaver
@@ -85,7 +86,7 @@ class MainWindow(QMainWindow):
         self._bind_session()
         bind_worker(self.session, worker)
 
-        state = Path(state_dir or QStandardPaths.writableLocation(QStandardPaths.StandardLocation.AppDataLocation))
+        state = Path(state_dir or app_state_dir())
         restore_session(self.settings, self.session, model, device, output_dir, server)
         self._open_archive(state / "results")
         # each window its own recovery slot: the drawing and the request it was made for

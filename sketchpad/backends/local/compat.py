@@ -17,7 +17,7 @@ from diffusers import (
     PNDMScheduler,
 )
 
-from ...core.errors import SketchpadError
+from ...core.errors import ModelError
 
 TESTED_DIFFUSERS = "diffusers>=0.42,<0.43"
 
@@ -38,7 +38,7 @@ PIPELINE_ATTRIBUTES = (
 
 
 def check_scheduler(scheduler) -> None:
-    """Raise SketchpadError naming the first attribute the engine needs that `scheduler` lacks."""
+    """Raise ModelError naming the first attribute the engine needs that `scheduler` lacks."""
     cls = next((known for known in SCHEDULER_ATTRIBUTES if isinstance(scheduler, known)), None)
     if cls is None:
         return  # a model's own exotic scheduler: only the documented calls are used on it
@@ -54,7 +54,7 @@ def _require(thing, name: str, attributes) -> None:
         if not hasattr(thing, attribute):
             import diffusers
 
-            raise SketchpadError(
+            raise ModelError(
                 f"diffusers {diffusers.__version__} has changed: {name} has no `{attribute}`, which Sketchpad relies on.\n"
                 f"Install the tested version: pip install '{TESTED_DIFFUSERS}'"
             )
