@@ -12,7 +12,8 @@ from sketchpad.core.params import MAX_SEED, RANDOM_SEED, GenerationParams
 from sketchpad.core.registry import SCHEDULERS
 from sketchpad.ui.denoise_dial import band_arcs
 from text_layout import command_lines
-from sketchpad.ui.generation_panel import BANDS, GenerationPanel, denoise_band
+from sketchpad.ui.denoise_dial import BANDS, denoise_band
+from sketchpad.ui.generation_panel import GenerationPanel
 from sketchpad.ui.history_strip import MAX_ENTRIES, HistoryStrip
 from sketchpad.ui.preview_panel import PreviewPanel
 

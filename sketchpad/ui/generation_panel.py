@@ -34,7 +34,6 @@ from .denoise_dial import BANDS, UNCHANGED, DenoiseDial, band_color, band_range_
 from .fast_live_controls import KeepMyLines, PresetRow
 from .model_picker import ModelPicker
 
-__all__ = ["BANDS", "GenerationPanel", "denoise_band"]
 # The preview combo shares the sampler's row, so each entry says what it is.
 SAME_PICTURE = "same picture"
 SAME_PICTURE_TIP = ("This value runs the same steps as the picture on show (with its seed, prompt and sketch), "
