@@ -9,9 +9,11 @@ import pytest
 from PIL import Image
 from PySide6.QtCore import QTimer
 
+from sketchpad.backends.comfy.checkpoints import list_checkpoints
 from sketchpad.core.storage import read_png_parameters
+from tests import window_harness
 from tests.comfy_standin import StandIn
-from tests.window_harness import WAIT_MS, draw_line, generate_and_wait, open_window, started
+from tests.window_harness import WAIT_MS, draw_line, generate_and_wait, started
 
 MODEL = "standin-sd15.safetensors"
 SECOND = "second.safetensors"
@@ -21,6 +23,11 @@ SECOND = "second.safetensors"
 def server():
     with StandIn([MODEL, SECOND]) as running:
         yield running
+
+
+def open_window(qtbot, tmp_path, **kwargs):
+    """A window as the app makes it: the ComfyUI client's checkpoint lookup handed in."""
+    return window_harness.open_window(qtbot, tmp_path, lookup_checkpoints=list_checkpoints, **kwargs)
 
 
 def choose_server(qtbot, window, url):

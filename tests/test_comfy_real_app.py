@@ -17,8 +17,9 @@ if not os.environ.get("SKETCHPAD_COMFY_URL"):
 
 from sketchpad import cli  # noqa: E402
 from sketchpad.core.storage import read_png_parameters  # noqa: E402
+from tests.test_comfy_app import open_window  # noqa: E402
 from tests.test_comfy_cli import ctrl_c_after_the_first_step, start_generate  # noqa: E402
-from tests.window_harness import WAIT_MS, draw_line, generate_and_wait, open_window, started  # noqa: E402
+from tests.window_harness import WAIT_MS, draw_line, generate_and_wait, started  # noqa: E402
 
 URL = os.environ["SKETCHPAD_COMFY_URL"].rstrip("/")
 

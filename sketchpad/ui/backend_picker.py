@@ -11,8 +11,8 @@ from __future__ import annotations
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QLineEdit, QPushButton, QVBoxLayout, QWidget
 
-from ..backends.comfy.connection import display_address
 from ..core.registry import BACKENDS
+from ..core.server_address import display_address
 
 DEFAULT_SERVER = "http://127.0.0.1:8188"  # ComfyUI's own default address
 PROBLEM_CHARS = 34  # what fits beside the button in the panel's narrowest width

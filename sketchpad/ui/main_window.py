@@ -21,9 +21,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from ..backends.comfy.connection import display_address
 from ..core.errors import SketchpadError
 from ..core.result_archive import ResultArchive
+from ..core.server_address import display_address
 from ..core.storage import ResultInfo, clean_leftovers, format_parameters, next_free_path, save_png
 from .autosave import Recovered, SketchAutosaver
 from .canvas import SketchCanvas
@@ -65,7 +65,7 @@ def server_line(model: ModelState) -> str:
 
 class MainWindow(QMainWindow):
     def __init__(self, worker, model=None, device=None, output_dir=None, settings: QSettings | None = None,
-                 state_dir: Path | None = None, server: str | None = None):
+                 state_dir: Path | None = None, server: str | None = None, lookup_checkpoints=None):
         super().__init__()
         self.setWindowTitle("Sketchpad")
         self.worker = worker
@@ -79,7 +79,7 @@ class MainWindow(QMainWindow):
         self.panel = GenerationPanel()
         self.history = HistoryStrip()
         self.files = FileActions(self.session, self.canvas, self)
-        self.server_lookup = CheckpointLookup(self)
+        self.server_lookup = CheckpointLookup(lookup_checkpoints, self)  # the app hands in the client's
         self._model_said: tuple | None = None  # the model state the preview last spoke of
         self._model_remembered: tuple | None = None  # the model choice last written to settings
         self._build_layout()

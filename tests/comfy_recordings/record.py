@@ -360,12 +360,13 @@ def timed(messages, since: float) -> list[dict]:
             for message in messages]
 
 
-def record_stopped(base: str, ckpt: str, commit: str, pid: int, sink=write_fixture, wait: float = 6.0) -> None:
-    """A server process stopped with SIGSTOP (hung, not dead): what an open websocket, a new HTTP call
-    and a new websocket get while it is stopped, and what arrives once it goes on (SIGCONT)."""
+def record_stopped(base: str, ckpt: str, commit: str, stop, resume, sink=write_fixture, wait: float = 6.0) -> None:
+    """A server stopped (its process given SIGSTOP by `stop`: hung, not dead): what an open websocket,
+    a new HTTP call and a new websocket get while it is stopped, and what arrives once `resume` lets
+    it go on (SIGCONT)."""
     r = Recorder(base, ckpt, commit)
     ws, _ = r.connect(uuid.uuid4().hex, preview_metadata=True)
-    os.kill(pid, signal.SIGSTOP)
+    stop()
     try:
         ws.ping(b"stopped?")
         ws_outcome = outcome(lambda: frame_or_pong(ws), ws, wait)
@@ -383,7 +384,7 @@ def record_stopped(base: str, ckpt: str, commit: str, pid: int, sink=write_fixtu
         new_ws = outcome(lambda: websocket.create_connection(base.replace("http", "ws", 1) + "/ws?clientId=late",
                                                            timeout=wait).close() or "connected", None, wait)
     finally:
-        os.kill(pid, signal.SIGCONT)
+        resume()
     after = outcome(lambda: frame_or_pong(ws), ws, wait)
     ws.close()
     sink("stopped_server", {"comfyui_commit": commit, "wait_seconds": wait, "open_websocket_ping": ws_outcome,
@@ -420,7 +421,9 @@ if __name__ == "__main__":
     if "--waiting" in sys.argv:
         record_waiting(*sys.argv[1:4])
     elif "--stopped" in sys.argv:
-        record_stopped(*sys.argv[1:4], pid=int(sys.argv[sys.argv.index("--stopped") + 1]))
+        pid = int(sys.argv[sys.argv.index("--stopped") + 1])
+        record_stopped(*sys.argv[1:4], stop=lambda: os.kill(pid, signal.SIGSTOP),
+                       resume=lambda: os.kill(pid, signal.SIGCONT))
     elif "--control" in sys.argv:
         record_control(*sys.argv[1:4], controlnet=sys.argv[sys.argv.index("--control") + 1])
     elif "--lora" in sys.argv:
