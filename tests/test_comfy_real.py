@@ -1,17 +1,25 @@
 """Opt-in: the client against a real ComfyUI server. Collected only when SKETCHPAD_COMFY_URL names one
-(SKETCHPAD_COMFY_MODEL picks the checkpoint; default: the server's first). See the README."""
+(SKETCHPAD_COMFY_MODEL picks the checkpoint; default: the server's first). The stopped-server test
+also needs the server's process id in SKETCHPAD_COMFY_PID (it stops the process with SIGSTOP for a
+few seconds). See the README."""
 
 from __future__ import annotations
 
+import json
 import os
+import signal
 import time
+import urllib.request
+import uuid
 
 import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
 from sketchpad.backends.comfy.client import ComfyBackend
-from sketchpad.core.errors import SketchpadError
+from sketchpad.core.backend import Waiting
+from sketchpad.core.errors import FailureKind, MissingModel, ServerState, SketchpadError
+from sketchpad.core.server_files import file_stem
 from sketchpad.core.params import ControlSpec, GenerationParams, LoraSpec
 
 if not os.environ.get("SKETCHPAD_COMFY_URL"):  # only when this file is named on the command line
@@ -75,9 +83,82 @@ def test_stopping_leaves_nothing_of_ours_on_the_server(backend):
     assert not backend._is_queued(prompt_id)
 
 
-def test_a_missing_checkpoint_is_one_line():
-    with pytest.raises(SketchpadError, match="has no checkpoint 'no-such-model.safetensors'; it has: "):
+def test_a_missing_checkpoint_is_one_line_carrying_the_servers_checkpoints(backend):
+    with pytest.raises(MissingModel, match=f"at {URL.rstrip('/')} is up but has no checkpoint "
+                                           "'no-such-model.safetensors'; it has: ") as caught:
         ComfyBackend(URL, "no-such-model.safetensors")
+    assert caught.value.available == tuple(backend.checkpoints)
+
+
+def test_a_checkpoint_named_without_its_extension_is_the_servers_file(backend):
+    named = ComfyBackend(URL, file_stem(backend.model_name))
+    assert named.model_name == backend.model_name
+    assert named.generate(params(steps=1), sketch()) is not None
+    named.close()
+
+
+def someone_elses_job(model: str, steps: int) -> str:
+    """A text-to-image job from another client, posted as its own app would."""
+    prompt_id = str(uuid.uuid4())
+    graph = {
+        "1": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": model}},
+        "2": {"class_type": "CLIPTextEncode", "inputs": {"text": "theirs", "clip": ["1", 1]}},
+        "3": {"class_type": "CLIPTextEncode", "inputs": {"text": "", "clip": ["1", 1]}},
+        "5": {"class_type": "EmptyLatentImage", "inputs": {"width": 192, "height": 192, "batch_size": 1}},
+        "6": {"class_type": "KSampler", "inputs": {
+            "model": ["1", 0], "positive": ["2", 0], "negative": ["3", 0], "latent_image": ["5", 0],
+            "seed": int(time.time()), "steps": steps, "cfg": 7.0, "sampler_name": "euler", "scheduler": "normal",
+            "denoise": 1.0}},
+        "7": {"class_type": "VAEDecode", "inputs": {"samples": ["6", 0], "vae": ["1", 2]}},
+        "8": {"class_type": "PreviewImage", "inputs": {"images": ["7", 0]}},
+    }
+    body = json.dumps({"prompt": graph, "prompt_id": prompt_id, "client_id": "someone-else"}).encode()
+    request = urllib.request.Request(URL.rstrip("/") + "/prompt", data=body, method="POST",
+                                     headers={"Content-Type": "application/json"})
+    urllib.request.urlopen(request, timeout=10).read()
+    return prompt_id
+
+
+def test_behind_another_clients_job_it_says_one_job_is_ahead_then_steps(backend):
+    someone_elses_job(backend.model_name, steps=8)
+    events = []
+    result = backend.generate(params(seed=int(time.time()) + 3), sketch(mark=4),
+                              on_step=lambda step: events.append(("step", step.step)),
+                              on_waiting=lambda waiting: events.append(("waiting", waiting)))
+    assert result is not None
+    waits = [event[1] for event in events if event[0] == "waiting"]
+    assert waits[:1] == [Waiting(jobs_ahead=1)] and Waiting(jobs_ahead=1) in waits
+    assert events.index(("waiting", Waiting(jobs_ahead=1))) < events.index(("step", 1))
+
+
+def test_a_stopped_server_is_reported_within_seconds_and_then_at_once():
+    """SIGSTOP, as a hung server: the idle watcher finds it silent within its answer timeout; Generate
+    then says so at once; after SIGCONT the watcher finds it ready and it paints again."""
+    if not os.environ.get("SKETCHPAD_COMFY_PID"):
+        pytest.skip("set SKETCHPAD_COMFY_PID to the server's process id to stop it for this test")
+    pid = int(os.environ["SKETCHPAD_COMFY_PID"])
+    client = ComfyBackend(URL, MODEL, answer_timeout=4.0)
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        stopped = time.monotonic()
+        while client.state is not ServerState.NOT_ANSWERING and time.monotonic() - stopped < 15:
+            client.check_idle()
+            time.sleep(0.2)
+        noticed = time.monotonic() - stopped
+        started = time.monotonic()
+        with pytest.raises(SketchpadError) as caught:
+            client.generate(params(), sketch())
+        answered = time.monotonic() - started
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    assert client.state is ServerState.NOT_ANSWERING and noticed < 4.0 + 3.0
+    assert answered < 0.5 and caught.value.kind is FailureKind.NOT_ANSWERING and "is not answering" in str(caught.value)
+    deadline = time.monotonic() + 15
+    while client.state is not ServerState.READY and time.monotonic() < deadline:
+        client.check_idle()
+        time.sleep(0.2)
+    assert client.generate(params(steps=1, seed=int(time.time())), sketch()) is not None
+    client.close()
 
 
 def test_a_lora_on_the_server_changes_the_picture(backend):
