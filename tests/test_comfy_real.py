@@ -215,3 +215,14 @@ def test_ddim_runs_the_steps_comfyui_schedules_and_the_previews_count_them(backe
     backend.generate(params(scheduler="ddim", steps=7, strength=None, start_at_step=3, seed=int(time.time()) + 8), sketch(),
                      on_step=steps.append)
     assert [(s.step, s.total) for s in steps] == [(n, 5) for n in range(1, 6)]  # from step 3 of those 8
+
+
+def test_two_denoises_that_run_the_same_steps_give_the_same_picture(backend):
+    """4 steps at denoise 0.75 and 0.80 both run a 5-step schedule's last 4: the same plan, so a caller
+    that compares plans may reuse the first picture instead of paying for a second run."""
+    from sketchpad.core.schedule import plan_steps
+
+    first, second = params(steps=4, strength=0.75, seed=51), params(steps=4, strength=0.80, seed=51)
+    assert plan_steps(first) == plan_steps(second)
+    one, other = backend.generate(first, sketch(mark=6)), backend.generate(second, sketch(mark=6))
+    assert np.array_equal(np.asarray(one.image), np.asarray(other.image))
