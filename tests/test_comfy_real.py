@@ -5,12 +5,9 @@ few seconds). See the README."""
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import time
-import urllib.request
-import uuid
 
 import numpy as np
 import pytest
@@ -19,8 +16,9 @@ from PIL import Image, ImageDraw
 from sketchpad.backends.comfy.client import ComfyBackend
 from sketchpad.core.backend import Waiting
 from sketchpad.core.errors import FailureKind, MissingModel, ServerState, SketchpadError
-from sketchpad.core.server_files import file_stem
 from sketchpad.core.params import ControlSpec, GenerationParams, LoraSpec
+from sketchpad.core.server_files import file_stem
+from tests.test_comfy_waiting import post_someone_elses_job
 
 if not os.environ.get("SKETCHPAD_COMFY_URL"):  # only when this file is named on the command line
     pytest.skip("set SKETCHPAD_COMFY_URL to a ComfyUI server's address to run these", allow_module_level=True)
@@ -98,25 +96,7 @@ def test_a_checkpoint_named_without_its_extension_is_the_servers_file(backend):
 
 
 def someone_elses_job(model: str, steps: int) -> str:
-    """A text-to-image job from another client, posted as its own app would."""
-    prompt_id = str(uuid.uuid4())
-    graph = {
-        "1": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": model}},
-        "2": {"class_type": "CLIPTextEncode", "inputs": {"text": "theirs", "clip": ["1", 1]}},
-        "3": {"class_type": "CLIPTextEncode", "inputs": {"text": "", "clip": ["1", 1]}},
-        "5": {"class_type": "EmptyLatentImage", "inputs": {"width": 192, "height": 192, "batch_size": 1}},
-        "6": {"class_type": "KSampler", "inputs": {
-            "model": ["1", 0], "positive": ["2", 0], "negative": ["3", 0], "latent_image": ["5", 0],
-            "seed": int(time.time()), "steps": steps, "cfg": 7.0, "sampler_name": "euler", "scheduler": "normal",
-            "denoise": 1.0}},
-        "7": {"class_type": "VAEDecode", "inputs": {"samples": ["6", 0], "vae": ["1", 2]}},
-        "8": {"class_type": "PreviewImage", "inputs": {"images": ["7", 0]}},
-    }
-    body = json.dumps({"prompt": graph, "prompt_id": prompt_id, "client_id": "someone-else"}).encode()
-    request = urllib.request.Request(URL.rstrip("/") + "/prompt", data=body, method="POST",
-                                     headers={"Content-Type": "application/json"})
-    urllib.request.urlopen(request, timeout=10).read()
-    return prompt_id
+    return post_someone_elses_job(URL, model, steps, size=192)
 
 
 def test_behind_another_clients_job_it_says_one_job_is_ahead_then_steps(backend):

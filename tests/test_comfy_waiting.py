@@ -17,23 +17,29 @@ from tests.test_comfy_client import MODEL, params, sketch, wait_for
 
 
 def someone_elses_job(server, steps: int) -> str:
-    """A job from another client on the same server (plain HTTP, as their own app would post it)."""
+    return post_someone_elses_job(server.url, MODEL, steps)
+
+
+def post_someone_elses_job(url: str, model: str, steps: int, size: int = 64) -> str:
+    """A text-to-image job from another client on the same server (plain HTTP, as their own app would
+    post it), its picture kept in the server's temp folder."""
     prompt_id = str(uuid.uuid4())
     graph = {
-        "1": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": MODEL}},
+        "1": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": model}},
         "2": {"class_type": "CLIPTextEncode", "inputs": {"text": "theirs", "clip": ["1", 1]}},
         "3": {"class_type": "CLIPTextEncode", "inputs": {"text": "", "clip": ["1", 1]}},
-        "5": {"class_type": "EmptyLatentImage", "inputs": {"width": 64, "height": 64, "batch_size": 1}},
+        "5": {"class_type": "EmptyLatentImage", "inputs": {"width": size, "height": size, "batch_size": 1}},
         "6": {"class_type": "KSampler", "inputs": {
-            "model": ["1", 0], "positive": ["2", 0], "negative": ["3", 0], "latent_image": ["5", 0], "seed": 9,
-            "steps": steps, "cfg": 7.0, "sampler_name": "euler", "scheduler": "normal", "denoise": 1.0}},
+            "model": ["1", 0], "positive": ["2", 0], "negative": ["3", 0], "latent_image": ["5", 0],
+            "seed": int(time.time()), "steps": steps, "cfg": 7.0, "sampler_name": "euler", "scheduler": "normal",
+            "denoise": 1.0}},
         "7": {"class_type": "VAEDecode", "inputs": {"samples": ["6", 0], "vae": ["1", 2]}},
-        "8": {"class_type": "SaveImageWebsocket", "inputs": {"images": ["7", 0]}},
+        "8": {"class_type": "PreviewImage", "inputs": {"images": ["7", 0]}},
     }
     body = json.dumps({"prompt": graph, "prompt_id": prompt_id, "client_id": "someone-else"}).encode()
-    request = urllib.request.Request(server.url + "/prompt", data=body, method="POST",
+    request = urllib.request.Request(url.rstrip("/") + "/prompt", data=body, method="POST",
                                      headers={"Content-Type": "application/json"})
-    urllib.request.urlopen(request, timeout=5).read()
+    urllib.request.urlopen(request, timeout=10).read()
     return prompt_id
 
 
