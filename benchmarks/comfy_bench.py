@@ -37,11 +37,37 @@ def _sketch(size: int) -> Image.Image:
     return image
 
 
+class JobTimes:
+    """The client's job events (its JobObserver), kept per generate() call: our clock, perf_counter."""
+
+    def __init__(self):
+        self.last: dict = {}
+        self._job: dict = {}
+
+    def job_event(self, event: str, at: float, **details) -> None:
+        if event == "started":
+            self._job = {"preview_times": [], "preview_bytes": [], "stale_stopped": 0.0, "first_preview": 0.0}
+        if event == "posted":
+            self._job["posted"] = details["seconds"]
+            self._job["submitted"] = at
+        elif event == "preview":
+            self._job["preview_times"].append(at)
+            self._job["preview_bytes"].append(details["bytes"])
+            self._job["first_preview"] = self._job["first_preview"] or at
+        elif event == "picture":
+            self._job["server_ended"] = at
+        else:
+            self._job[event] = at
+        if event == "finished":
+            self.last = self._job
+
+
 def run(server: str, model: str | None, size: int, steps: int, rounds: int, emit, say, local: str = "none") -> None:
     from sketchpad.backends.comfy.client import ComfyBackend
     from sketchpad.core.params import GenerationParams
 
-    backend = ComfyBackend(server, model, notify=say)
+    times = JobTimes()
+    backend = ComfyBackend(server, model, notify=say, observer=times)
     setup = f"{backend.model_name} on {backend.device_name}, {size}x{size}, {steps} steps"
     sketch = _sketch(size)
     base = GenerationParams("a cat", strength=0.5, steps=steps, seed=1, scheduler="euler")
@@ -54,7 +80,7 @@ def run(server: str, model: str | None, size: int, steps: int, rounds: int, emit
     for i in range(rounds):
         # each round a new denoise: the server re-runs the sampler and decoder, nothing else
         backend.generate(base.replace(strength=0.5 + 0.04 * i), sketch)
-        t = backend.last_timing
+        t = times.last
         # outside the server's execution, as we see it: before its execution_start reached us, after the picture did
         overhead.append((t["server_started"] - t["started"]) + (t["finished"] - t["server_ended"]))
         # the parts: ours (before the POST, after the last message), the POST, the server's own gaps
@@ -64,8 +90,8 @@ def run(server: str, model: str | None, size: int, steps: int, rounds: int, emit
         server_jobs.append(t["finished"] - t["started"])
 
         frame_bytes += t["preview_bytes"]
-        times = t["preview_times"]
-        step_times += [b - a for a, b in zip(times, times[1:])]
+        previews = t["preview_times"]
+        step_times += [b - a for a, b in zip(previews, previews[1:])]
     uploads = backend.uploads - uploads_before
     emit(Figure(SECTION, setup, "wall time per job outside the server's execution", overhead, "s",
                 note="call -> execution_start received, plus picture received -> returned"))
@@ -107,15 +133,15 @@ def run(server: str, model: str | None, size: int, steps: int, rounds: int, emit
         stale = base.replace(steps=max(steps * 4, 20), strength=0.6, seed=100 + i)
         backend.generate(stale, sketch, on_step=stale_step, should_stop=should_stop)
         backend.generate(base.replace(strength=0.3 + 0.05 * i, seed=100 + i), sketch)
-        t = backend.last_timing
+        t = times.last
         if t["stale_stopped"]:
             stopped.append(t["stale_stopped"] - requested["at"])
         first_preview.append(t["first_preview"] - requested["at"])
-        times = t["preview_times"]
-        if len(times) > 1 and t["stale_stopped"]:
+        previews = t["preview_times"]
+        if len(previews) > 1 and t["stale_stopped"]:
             # the server checks for an interrupt only between steps, so the stale step's rest comes first;
             # from then on the new job should take one step plus little
-            step = statistics.median(b - a for a, b in zip(times, times[1:]))
+            step = statistics.median(b - a for a, b in zip(previews, previews[1:]))
             margin.append(t["first_preview"] - t["stale_stopped"] - step)
     emit(Figure(SECTION, setup, "live restart: request -> stale job stopped on the server", stopped, "s"))
     emit(Figure(SECTION, setup, "live restart: request -> first preview of the new job", first_preview, "s"))

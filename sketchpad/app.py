@@ -40,6 +40,7 @@ def run_app(argv: list[str], program: str = "python main.py") -> int:
         return EXIT_MISSING
     from PySide6.QtWidgets import QApplication
 
+    from .backends.comfy.checkpoints import list_checkpoints
     from .ui.main_window import MainWindow
     from .ui.theme import apply_dark_palette
     from .worker import GenerationWorker
@@ -52,7 +53,7 @@ def run_app(argv: list[str], program: str = "python main.py") -> int:
     apply_dark_palette(app)
     worker = GenerationWorker()
     window = MainWindow(worker, model=args.model, device=args.device, output_dir=args.output_dir,
-                        server=args.server, state_dir=state)
+                        server=args.server, state_dir=state, lookup_checkpoints=list_checkpoints)
     window.show()
     window.start()
     code = app.exec()

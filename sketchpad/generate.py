@@ -66,9 +66,10 @@ def _generate(args) -> int:
 
 
 def _run_on_server(args, params, sketch) -> int:
-    """The same run on a ComfyUI server: torch is never imported; Ctrl+C removes our prompt there."""
+    """The same run on a ComfyUI server: torch is never imported; Ctrl+C removes our prompt there.
+    Why nothing happens yet (a queue ahead, a model loading) is said once per change."""
     from .backends.comfy.client import ComfyBackend
-    from .backends.comfy.connection import TOKEN_ENV
+    from .core.server_address import TOKEN_ENV
 
     out = _output_path(args.out, args.overwrite)
     if args.previews is not None:
@@ -76,7 +77,8 @@ def _run_on_server(args, params, sketch) -> int:
     backend = ComfyBackend(args.server, args.model, token=os.environ.get(TOKEN_ENV) or None, notify=say)
     try:
         say(f"Connected to {backend.server}: {backend.model_name} on {backend.device_name}")
-        result = backend.generate(params, sketch, on_step=_step_reporter(args.previews))
+        result = backend.generate(params, sketch, on_step=_step_reporter(args.previews),
+                                  on_waiting=lambda waiting: waiting.text and say(waiting.text))
     finally:
         backend.close()
     info = ResultInfo(result.params, result.image.width, result.image.height, backend.model_name, result.sampler)

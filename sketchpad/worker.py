@@ -116,7 +116,7 @@ class GenerationWorker(QThread):
     request_cancelled = Signal(int)  # request id (replaced by a newer one, or cancelled)
     notice = Signal(str)
     server_state = Signal(object)  # a server backend's connection: a ServerState
-    server_checkpoints = Signal(list)  # a server backend's checkpoints, once it is ready
+    server_offers = Signal(object, object, object)  # a server's checkpoints, LoRAs and ControlNets, once ready
 
     def __init__(self, parent=None, *, archive: ResultArchive | None = None):
         super().__init__(parent)
@@ -230,7 +230,7 @@ class GenerationWorker(QThread):
 
     def _load(self, choice: _ModelChoice) -> None:
         self._drop_backend()  # free the old weights before the new ones arrive
-        load = _Load(choice, self.notice.emit, self._server_state)
+        load = _Load(choice, self.notice.emit, self.server_state.emit)
         load.start()
         while not load.done.wait(LOAD_POLL_SECONDS):
             self._emit_progress(load)
@@ -250,7 +250,7 @@ class GenerationWorker(QThread):
         self._engine = load.backend
         checkpoints = getattr(self._engine, "checkpoints", None)  # a server's; the local engine has none
         if checkpoints is not None:
-            self.server_checkpoints.emit(list(checkpoints))
+            self.server_offers.emit(tuple(checkpoints), tuple(self._engine.loras), tuple(self._engine.controlnets))
         self.model_ready.emit(self._engine.model_name, getattr(self._engine, "device_name", ""))
 
     def _emit_progress(self, load: _Load) -> None:
@@ -260,9 +260,6 @@ class GenerationWorker(QThread):
             except queue.Empty:
                 return
             self.model_loading.emit(line)
-
-    def _server_state(self, state) -> None:
-        self.server_state.emit(state if isinstance(state, ServerState) else _OLD_STATES.get(state, ServerState.READY))
 
     def _generate(self, job: _Job) -> None:
         if self._engine is None:
@@ -307,8 +304,3 @@ class GenerationWorker(QThread):
             log.warning("keeping a result failed", exc_info=error)
             self.notice.emit(f"This result was not kept on disk: {Failure.of(error).message}")
         return None
-
-
-# the connection states as a client not yet speaking ServerState names them
-_OLD_STATES = {"connected": ServerState.READY, "reconnecting": ServerState.RECONNECTING,
-               "offline": ServerState.UNREACHABLE, "closed": ServerState.CLOSED}

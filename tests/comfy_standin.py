@@ -10,9 +10,11 @@ queue deletion and targeted interrupts, and the error answers. Pictures are not 
 is the sketch mixed with seeded noise, so tests can tell seeds and inputs apart.
 
 Faults for tests: kill() (the process dies: every socket closes), restart(), hang() (stops
-answering HTTP and websocket pings), drop_sockets(), fail_next_job(message, type).
+answering HTTP and websocket pings, as a process stopped with SIGSTOP), drop_sockets(),
+fail_next_job(message, type). Slow parts: step_seconds per sampler step, load_seconds for the
+checkpoint loader (the first job's model-loading phase).
 
-Run alone: python tests/comfy_standin.py --port 18190
+Run alone (e.g. to stop it with SIGSTOP): python tests/comfy_standin.py --port 18190 [--step-seconds 0.2]
 """
 
 from __future__ import annotations
@@ -52,11 +54,12 @@ def _recorded(name: str) -> dict:
 
 class StandIn:
     def __init__(self, checkpoints=("standin-sd15.safetensors",), *, loras=(), controlnets=(), step_seconds=0.01,
-                 previews=True,
+                 load_seconds=0.0, previews=True,
                  preview_size=64, websocket_output=True, preview_metadata=True, auth: str | None = None,
                  port: int = 0):
         self.checkpoints = list(checkpoints)
         self.step_seconds = step_seconds
+        self.load_seconds = load_seconds  # CheckpointLoaderSimple reading its file (when not cached)
         self.previews = previews
         self.preview_size = preview_size
         self.auth = auth  # the exact Authorization header required, or None
@@ -387,6 +390,10 @@ class StandIn:
         kind = node["class_type"]
         if kind in SAMPLERS:
             return self._sample(sid, prompt_id, graph, node_id, states)
+        if kind == "CheckpointLoaderSimple":
+            time.sleep(self.load_seconds)
+            self.answering.wait(30)
+            return None
         if kind == "EmptyLatentImage":
             size = 4 * 4 * int(inputs["batch_size"]) * (int(inputs["width"]) // 8) * (int(inputs["height"]) // 8)
             if size > self.memory_limit:  # what a real CPU server said when it could not allocate a latent
@@ -726,8 +733,10 @@ def _header_param(header: str, key: str) -> str | None:
 
 
 if __name__ == "__main__":
-    port = int(sys.argv[sys.argv.index("--port") + 1]) if "--port" in sys.argv else 8188
-    server = StandIn(port=port, step_seconds=0.2).start()
+    def option(name: str, default: str) -> str:
+        return sys.argv[sys.argv.index(name) + 1] if name in sys.argv else default
+
+    server = StandIn(port=int(option("--port", "8188")), step_seconds=float(option("--step-seconds", "0.2"))).start()
     print(f"stand-in ComfyUI on {server.url}", flush=True)
     try:
         while True:

@@ -9,9 +9,12 @@ import pytest
 from PIL import Image
 from PySide6.QtCore import QTimer
 
+from sketchpad.backends.comfy.checkpoints import list_checkpoints
+from sketchpad.core.errors import FailureKind
 from sketchpad.core.storage import read_png_parameters
+from tests import window_harness
 from tests.comfy_standin import StandIn
-from tests.window_harness import WAIT_MS, draw_line, generate_and_wait, open_window, started
+from tests.window_harness import WAIT_MS, draw_line, generate_and_wait, started
 
 MODEL = "standin-sd15.safetensors"
 SECOND = "second.safetensors"
@@ -21,6 +24,11 @@ SECOND = "second.safetensors"
 def server():
     with StandIn([MODEL, SECOND]) as running:
         yield running
+
+
+def open_window(qtbot, tmp_path, **kwargs):
+    """A window as the app makes it: the ComfyUI client's checkpoint lookup handed in."""
+    return window_harness.open_window(qtbot, tmp_path, lookup_checkpoints=list_checkpoints, **kwargs)
 
 
 def choose_server(qtbot, window, url):
@@ -68,7 +76,7 @@ def test_back_to_this_computer_loads_the_local_model_again(qtbot, tmp_path, serv
         picker = window.panel.backend_picker
         picker.combo.setCurrentIndex(picker.combo.findData("local"))
         picker.combo.activated.emit(picker.combo.currentIndex())
-    assert window.worker.model_name == tiny_model_dir.name and ready.args[1] == "cpu"
+    assert window.session.model.loaded_name == tiny_model_dir.name and ready.args[1] == "cpu"
     assert window.session.model.model == str(tiny_model_dir)
     assert window.device_label.text() == "Device: cpu" and listed(window)[0] == str(tiny_model_dir)
     outcome, _ = generate_and_wait(qtbot, window)
@@ -91,7 +99,8 @@ def test_the_server_is_remembered_but_its_credentials_are_never_shown_nor_saved(
         again = open_window(qtbot, tmp_path)  # no --server: the remembered one, which asks who we are
         with qtbot.waitSignal(again.worker.model_failed, timeout=WAIT_MS) as failed:
             again.start()
-        assert failed.args[0] == (f"the ComfyUI server at {server.url} asks for credentials (HTTP 401): put "
+        assert failed.args[0].kind is FailureKind.REFUSED
+        assert failed.args[0].message == (f"the ComfyUI server at {server.url} asks for credentials (HTTP 401): put "
                                   "user:password@ in the address or a token in SKETCHPAD_SERVER_TOKEN")
         assert again.session.model.server_model == SECOND  # remembered, for when the credentials come
         again.close()
@@ -120,7 +129,7 @@ def test_a_remembered_server_that_is_down_says_so_and_offers_this_computer(qtbot
     draw_line(qtbot, window.canvas, (5, 5), (60, 60))  # the window is usable
     with qtbot.waitSignal(window.worker.model_ready, timeout=WAIT_MS):
         picker.local_button.click()
-    assert window.worker.model_name == tiny_model_dir.name and not picker.problem_row.isVisibleTo(window)
+    assert window.session.model.loaded_name == tiny_model_dir.name and not picker.problem_row.isVisibleTo(window)
     window.close()
 
 
@@ -133,10 +142,11 @@ def test_a_server_killed_mid_run_is_one_line_and_the_next_request_works(qtbot, t
             request = window.generate()
         with qtbot.waitSignal(window.worker.request_failed, timeout=WAIT_MS) as failed:
             server.kill()
-        assert failed.args[0] == request and "\n" not in failed.args[1]
-        assert failed.args[1].startswith(f"lost the ComfyUI server at {server.url}")
+        failure = failed.args[1]
+        assert failed.args[0] == request and "\n" not in failure.message and failure.kind.server_gone
+        assert failure.message.startswith(f"lost the ComfyUI server at {server.url}")
         assert window.canvas.image() == drawing and window.canvas.is_modified()
-        assert window.preview.error_text() == failed.args[1]
+        assert window.preview.error_text() == failure.message
         assert window.device_label.text() == f"ComfyUI {server.url} · standin · unreachable"
 
         server.restart()
@@ -220,7 +230,7 @@ def test_connecting_to_a_server_that_is_down_changes_nothing(qtbot, tmp_path, ti
     picker.connect_button.click()
     qtbot.waitUntil(lambda: window.statusBar().currentMessage().startswith(f"cannot reach the ComfyUI server at {url}"),
                     timeout=WAIT_MS)
-    assert not window.session.model.on_server and window.worker.model_name == tiny_model_dir.name
+    assert not window.session.model.on_server and window.session.model.loaded_name == tiny_model_dir.name
     assert picker.combo.currentData() == "local" and window.device_label.text() == "Device: cpu"
     window.close()
 
@@ -232,7 +242,7 @@ def test_a_model_folder_from_the_file_menu_on_a_server_paints_on_this_computer(q
                         lambda *args, **kwargs: str(tiny_model_dir))
     with qtbot.waitSignal(window.worker.model_ready, timeout=WAIT_MS):
         window.actions["model_folder"].trigger()
-    assert window.worker.model_name == tiny_model_dir.name and not window.session.model.on_server
+    assert window.session.model.loaded_name == tiny_model_dir.name and not window.session.model.on_server
     assert window.session.model.server_model == ""  # the server's checkpoint was not overwritten by a path
     window.close()
 

@@ -81,7 +81,41 @@ def test_a_checkpoint_the_server_lacks_exits_2(tmp_path, drawing, capsys):
     with StandIn([MODEL]) as server:
         code = cli.main(["generate", str(drawing), "--prompt", "a cat", "--server", server.url,
                          "--model", "nope.safetensors", "--out", str(tmp_path / "r.png")])
-    assert code == 2 and f"it has: {MODEL}" in capsys.readouterr().err
+    assert code == 2 and capsys.readouterr().err == (f"error: the ComfyUI server at {server.url} is up but has no "
+                                                     f"checkpoint 'nope.safetensors'; it has: {MODEL}\n")
+
+
+def test_a_checkpoint_named_without_its_extension_is_found_and_saved_by_its_server_name(tmp_path, drawing):
+    with StandIn([MODEL]) as server:
+        code = cli.main(["generate", str(drawing), "--prompt", "a cat", "--server", server.url,
+                         "--model", "standin-sd15", "--steps", "2", "--out", str(tmp_path / "r.png")])
+    assert code == 0 and read_png_parameters(tmp_path / "r.png").model_name == MODEL
+
+
+def test_why_nothing_happens_yet_is_said_once_per_change(tmp_path, drawing, capsys):
+    from tests.test_comfy_waiting import someone_elses_job
+
+    with StandIn([MODEL], step_seconds=0.05, load_seconds=0.3) as server:
+        someone_elses_job(server, steps=10)  # loads the checkpoint, then keeps the server busy
+        assert wait_for_running(server)
+        code = cli.main(["generate", str(drawing), "--prompt", "a cat", "--server", server.url, "--steps", "2",
+                         "--out", str(tmp_path / "r.png")])
+    lines = capsys.readouterr().err.splitlines()
+    assert code == 0
+    assert lines[lines.index("waiting: 1 job ahead on the server") + 1] == "step 1/2"
+    with StandIn([MODEL], load_seconds=0.3) as fresh:
+        cli.main(["generate", str(drawing), "--prompt", "a cat", "--server", fresh.url, "--steps", "2",
+                  "--out", str(tmp_path / "fresh.png")])
+    lines = capsys.readouterr().err.splitlines()
+    assert lines[-4:-1] == ["the server is loading the model…", "step 1/2", "step 2/2"]
+    assert lines[0] == f"No checkpoint chosen: using the server's first, {MODEL}"
+
+
+def wait_for_running(server, limit: float = 5.0) -> bool:
+    deadline = time.monotonic() + limit
+    while server.running is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return server.running is not None
 
 
 def test_ctrl_c_removes_our_prompt_from_the_server(tmp_path, drawing):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 import urllib.request
@@ -13,7 +14,7 @@ import pytest
 from PIL import Image, ImageDraw
 
 from sketchpad.backends.comfy.client import NO_PREVIEWS_HINT, ComfyBackend
-from sketchpad.core.errors import SketchpadError
+from sketchpad.core.errors import FailureKind, MissingModel, ServerState, SketchpadError
 from sketchpad.core.params import GenerationParams
 from tests.comfy_standin import StandIn
 
@@ -166,26 +167,50 @@ def test_a_server_without_the_websocket_output_node_returns_the_picture_from_its
         assert result.image.size == (64, 48) and len(plain.temp_files) == 1
 
 
-def test_model_and_device_names(server):
+def test_model_and_device_names_and_the_checkpoint_picked_for_the_person_is_named(server):
     said = []
     backend = ComfyBackend(server.url, None, notify=said.append)
     assert backend.model_name == MODEL and backend.device_name == "standin"
-    assert backend.checkpoints == [MODEL, "other-model.safetensors"] and MODEL in said[0]
+    assert backend.checkpoints == [MODEL, "other-model.safetensors"]
+    assert said == [f"No checkpoint chosen: using the server's first, {MODEL}"]
 
 
 # -- wrong requests ----------------------------------------------------------------------------
-def test_a_checkpoint_the_server_lacks_is_one_line_listing_what_it_has(server):
-    with pytest.raises(SketchpadError) as caught:
+def test_a_checkpoint_the_server_lacks_says_the_server_is_up_and_carries_its_checkpoints(server):
+    with pytest.raises(MissingModel) as caught:
         ComfyBackend(server.url, "dreamshaper.safetensors")
-    assert str(caught.value) == ("the ComfyUI server has no checkpoint 'dreamshaper.safetensors'; it has: "
-                                 "standin-sd15.safetensors, other-model.safetensors")
+    assert str(caught.value) == (f"the ComfyUI server at {server.url} is up but has no checkpoint "
+                                 "'dreamshaper.safetensors'; it has: standin-sd15.safetensors, other-model.safetensors")
+    assert caught.value.kind is FailureKind.MODEL
+    assert caught.value.available == (MODEL, "other-model.safetensors")
+    assert server.sockets == {}  # the connection it opened is closed again
+
+
+def test_a_server_without_checkpoints_says_where_to_put_one():
+    with StandIn([]) as empty, pytest.raises(MissingModel) as caught:
+        ComfyBackend(empty.url, None)
+    assert "is up but has no checkpoint at all: put an SD1.5 .safetensors checkpoint in its models/checkpoints" \
+        in str(caught.value) and caught.value.available == ()
+
+
+@pytest.mark.parametrize("asked", ["sd15-min320x1-random", "SD15-min320x1-random.safetensors",
+                                   "~/models/sd15-min320x1-random.safetensors", "someone/sd15-min320x1-random"])
+def test_checkpoints_match_by_name_as_loras_do_with_or_without_extension_and_in_subfolders(asked):
+    on_server = "sd15/sd15-min320x1-random.safetensors"
+    with StandIn(["other.ckpt", on_server]) as server:
+        backend = ComfyBackend(server.url, asked)
+        assert backend.model_name == on_server
+        backend.generate(params(), sketch())
+        assert server.prompts[-1]["prompt"]["1"]["inputs"]["ckpt_name"] == on_server
+        assert ComfyBackend(server.url, "other").model_name == "other.ckpt"
 
 
 def test_a_checkpoint_removed_after_connecting_is_the_same_line(server):
     backend = ComfyBackend(server.url, "other-model.safetensors")
     server.nodes["CheckpointLoaderSimple"]["input"]["required"]["ckpt_name"][0] = [MODEL]
-    with pytest.raises(SketchpadError, match="has no checkpoint 'other-model.safetensors'; it has: standin-sd15"):
+    with pytest.raises(MissingModel, match="has no checkpoint 'other-model.safetensors'; it has: standin-sd15") as caught:
         backend.generate(params(), sketch())
+    assert caught.value.available == (MODEL,)
 
 
 def test_node_errors_are_one_line(server):
@@ -297,12 +322,15 @@ def test_a_server_killed_mid_run_is_one_line_and_the_next_request_works_once_it_
         if len(steps) == 1:
             threading.Thread(target=slow_server.kill).start()
 
-    with pytest.raises(SketchpadError, match="lost the ComfyUI server at http://127.0.0.1"):
+    with pytest.raises(SketchpadError) as caught:
         backend.generate(params(steps=30), sketch(), on_step=kill_after_first_step)
-    assert states[-2:] == ["reconnecting", "offline"]
+    assert str(caught.value) == (f"lost the ComfyUI server at {slow_server.url} while generating (Connection refused); "
+                                 "is it running?")  # the address once
+    assert caught.value.kind is FailureKind.CONNECTION_LOST
+    assert states[-2:] == [ServerState.RECONNECTING, ServerState.UNREACHABLE]
     slow_server.restart()
     result = backend.generate(params(steps=2), sketch())
-    assert result is not None and backend.state == "connected" and slow_server.upload_requests == 1
+    assert result is not None and backend.state is ServerState.READY and slow_server.upload_requests == 1
 
 
 def test_a_dropped_connection_reconnects_and_the_job_finishes(slow_server):
@@ -317,11 +345,11 @@ def test_a_dropped_connection_reconnects_and_the_job_finishes(slow_server):
 
     result = backend.generate(params(steps=6), sketch(), on_step=drop_after_first_step)
     assert result is not None and result.image.size == (64, 48)
-    assert "reconnecting" in states and states[-1] == "connected"
+    assert ServerState.RECONNECTING in states and states[-1] is ServerState.READY
     assert len(slow_server.prompts) == 1  # the same job went on; nothing was sent twice
 
 
-def test_a_server_that_stops_answering_times_out_in_one_line(slow_server):
+def test_a_server_that_stops_answering_mid_job_is_reported_with_the_time_that_passed(slow_server):
     backend = ComfyBackend(slow_server.url, MODEL, http_timeout=1.0, answer_timeout=1.5)
     steps = []
 
@@ -333,8 +361,74 @@ def test_a_server_that_stops_answering_times_out_in_one_line(slow_server):
     started = time.monotonic()
     with pytest.raises(SketchpadError) as caught:
         backend.generate(params(steps=30), sketch(), on_step=hang_after_first_step)
-    assert time.monotonic() - started < 15
-    assert "stopped answering" in str(caught.value) or "did not answer within" in str(caught.value)
+    waited = time.monotonic() - started
+    # at once after the answer timeout: no cancelling calls that would only wait again
+    assert waited < 1.5 + 1.0
+    assert caught.value.kind is FailureKind.NOT_ANSWERING and backend.state is ServerState.NOT_ANSWERING
+    said = re.fullmatch(rf"the ComfyUI server at {slow_server.url} stopped answering \(nothing for (\d+) s, "
+                        r"not even to a ping\)", str(caught.value))
+    assert said and 1.5 - 0.5 <= int(said[1]) <= waited + 0.5  # the silence it really saw
+    slow_server.unhang()
+
+
+def test_a_server_known_not_to_answer_is_said_at_once_and_a_server_that_hangs_before_a_job_within_its_timeout(
+        slow_server, monkeypatch):
+    """The idle watcher saw it stop answering: Generate says so at once, with the time since it last
+    answered. Before the watcher noticed, the first call that waits names the time it waited."""
+    monkeypatch.setattr("sketchpad.backends.comfy.connection.PING_AFTER", 0.1)
+    backend = ComfyBackend(slow_server.url, MODEL, http_timeout=1.0, answer_timeout=0.5)
+    slow_server.hang()  # no pongs any more, nor HTTP answers
+    started = time.monotonic()
+    with pytest.raises(SketchpadError) as caught:
+        backend.generate(params(), sketch())  # the upload waits for its answer
+    assert time.monotonic() - started < 2.0 and caught.value.kind is FailureKind.NOT_ANSWERING
+    assert str(caught.value) == f"the ComfyUI server at {slow_server.url} did not answer for 1 s"
+
+    started = time.monotonic()
+    with pytest.raises(SketchpadError) as caught:
+        backend.generate(params(), sketch())
+    assert time.monotonic() - started < 0.2 and caught.value.kind is FailureKind.NOT_ANSWERING
+    assert str(caught.value).startswith(f"the ComfyUI server at {slow_server.url} is not answering (nothing from it "
+                                        "for ")
+    slow_server.unhang()
+    assert wait_for(lambda: (backend.check_idle(), backend.state)[1] is ServerState.READY)
+    assert backend.generate(params(steps=2), sketch()) is not None
+
+
+def test_the_idle_watcher_finding_the_server_silent_makes_generate_fail_at_once(slow_server, monkeypatch):
+    monkeypatch.setattr("sketchpad.backends.comfy.connection.PING_AFTER", 0.1)
+    monkeypatch.setattr("sketchpad.backends.comfy.client.IDLE_CONNECT_TIMEOUT", 0.2)
+    backend = ComfyBackend(slow_server.url, MODEL, answer_timeout=0.5)
+    slow_server.hang()
+    assert wait_for(lambda: (backend.check_idle(), backend.state)[1] is ServerState.NOT_ANSWERING, limit=5)
+    for _ in range(3):  # looking again (a connection attempt) neither blocks long nor hides the state
+        started = time.monotonic()
+        backend.check_idle()
+        assert time.monotonic() - started < 0.5 and backend.state is ServerState.NOT_ANSWERING
+        time.sleep(0.05)
+    started = time.monotonic()
+    with pytest.raises(SketchpadError) as caught:
+        backend.generate(params(), sketch())
+    assert time.monotonic() - started < 0.2 and caught.value.kind is FailureKind.NOT_ANSWERING
+    assert slow_server.prompts == []
+    slow_server.unhang()
+
+
+def test_a_reconnect_to_a_server_that_takes_the_connection_and_says_nothing_gives_up_at_once(slow_server):
+    backend = ComfyBackend(slow_server.url, MODEL, http_timeout=1.0)
+    steps = []
+
+    def drop_and_hang_after_first_step(step):
+        steps.append(step)
+        if len(steps) == 1:
+            slow_server.hang()
+            slow_server.drop_sockets()
+
+    started = time.monotonic()
+    with pytest.raises(SketchpadError) as caught:
+        backend.generate(params(steps=30), sketch(), on_step=drop_and_hang_after_first_step)
+    assert time.monotonic() - started < 2.5  # one attempt of a second, not a backoff of them
+    assert caught.value.kind is FailureKind.NOT_ANSWERING
     slow_server.unhang()
 
 
@@ -376,12 +470,12 @@ def test_the_worker_opens_a_server_backend_through_open_backend(server):
     assert isinstance(backend, ComfyBackend) and backend.generate(params(), sketch()) is not None
     assert lines and all("pw" not in line for line in lines) and MODEL in lines[-1]
     close_backend(backend)
-    assert backend.state == "closed"
+    assert backend.state is ServerState.CLOSED
 
 
 def test_the_checkpoint_list_for_a_chooser_and_a_safe_address_for_the_status_bar(server):
     from sketchpad.backends.comfy.checkpoints import list_checkpoints
-    from sketchpad.backends.comfy.connection import display_address
+    from sketchpad.core.server_address import display_address
 
     assert list_checkpoints(server.url) == [MODEL, "other-model.safetensors"]
     assert display_address(server.url.replace("http://", "http://ann:pw@")) == server.url
@@ -402,7 +496,7 @@ def test_connection_state_changes_reach_the_worker_as_notices(slow_server, monke
 
     assert backend.generate(params(steps=5), sketch(), on_step=drop_after_first_step) is not None
     assert f"ComfyUI server {slow_server.url}: reconnecting" in said
-    assert said[-1] == f"ComfyUI server {slow_server.url}: connected"
+    assert said[-1] == f"ComfyUI server {slow_server.url}: ready"
 
 
 def test_previews_off_asks_the_server_for_none_and_decodes_nothing(server):
@@ -432,12 +526,12 @@ def test_an_idle_client_notices_the_server_going_and_coming_back(slow_server, mo
     states = []
     backend = ComfyBackend(slow_server.url, MODEL, on_state=states.append)
     backend.check_idle()
-    assert backend.state == "connected"  # a quiet, healthy server stays connected
+    assert backend.state is ServerState.READY  # a quiet, healthy server stays connected
     slow_server.kill()
-    assert wait_for(lambda: (backend.check_idle(), backend.state)[1] == "offline")
+    assert wait_for(lambda: (backend.check_idle(), backend.state)[1] is ServerState.UNREACHABLE)
     slow_server.restart()
-    assert wait_for(lambda: (backend.check_idle(), backend.state)[1] == "connected")
-    assert states[-2:] == ["offline", "connected"]
+    assert wait_for(lambda: (backend.check_idle(), backend.state)[1] is ServerState.READY)
+    assert states[-2:] == [ServerState.UNREACHABLE, ServerState.READY]
     assert backend.generate(params(steps=2), sketch()) is not None  # and it paints again
 
 
@@ -445,7 +539,7 @@ def test_an_idle_client_notices_a_server_that_stopped_answering(slow_server, mon
     monkeypatch.setattr("sketchpad.backends.comfy.connection.PING_AFTER", 0.1)
     backend = ComfyBackend(slow_server.url, MODEL, answer_timeout=0.5)
     slow_server.hang()  # no pongs any more
-    assert wait_for(lambda: (backend.check_idle(), backend.state)[1] == "offline", limit=5)
+    assert wait_for(lambda: (backend.check_idle(), backend.state)[1] is ServerState.NOT_ANSWERING, limit=5)
     slow_server.unhang()
 
 
@@ -458,7 +552,7 @@ def test_idle_reads_drain_a_stopped_jobs_tail_so_the_next_job_is_unaffected(slow
         time.sleep(0.02)
     fresh = []
     assert backend.generate(params(steps=3, seed=5), sketch(), on_step=fresh.append) is not None
-    assert [s.step for s in fresh] == [1, 2, 3] and backend.state == "connected"
+    assert [s.step for s in fresh] == [1, 2, 3] and backend.state is ServerState.READY
 
 
 def test_stopping_during_the_reconnect_backoff_returns_at_once(slow_server):
@@ -471,7 +565,7 @@ def test_stopping_during_the_reconnect_backoff_returns_at_once(slow_server):
             threading.Thread(target=slow_server.kill).start()
 
     def stop_soon_after_the_kill():
-        if backend.state == "reconnecting" and not asked:
+        if backend.state is ServerState.RECONNECTING and not asked:
             asked.append(time.monotonic())
         return bool(asked) and time.monotonic() - asked[0] > 0.3
 

@@ -13,7 +13,6 @@ from PIL import Image, ImageDraw, ImageOps
 
 from sketchpad.backends.comfy.client import ComfyBackend
 from sketchpad.backends.comfy.control_range import executed_sigmas, sigma_at
-from sketchpad.backends.local.controlnet import control_active
 from sketchpad.core.errors import SketchpadError
 from sketchpad.core.params import ControlSpec, GenerationParams
 from tests.comfy_standin import StandIn
@@ -107,8 +106,8 @@ def test_a_partial_range_steers_on_the_server_the_steps_it_steers_locally(server
     # the whole schedule, so 0.2 and 0.8 as they are would name other noise levels
     sigmas = executed_sigmas(graph["6"])
     upper, lower = sigma_at((1 - sent["start_percent"]) * 999), sigma_at((1 - sent["end_percent"]) * 999)
-    assert [bool(lower <= s <= upper) for s in sigmas] == [control_active(control, i, 4) for i in range(4)]
-    assert [control_active(control, i, 4) for i in range(4)] == [False, True, True, False]
+    assert [bool(lower <= s <= upper) for s in sigmas] == [control.steers(i, 4) for i in range(4)]
+    assert [control.steers(i, 4) for i in range(4)] == [False, True, True, False]
     assert (sent["start_percent"], sent["end_percent"]) != (0.2, 0.8)
     assert not np.array_equal(np.asarray(partial.image), np.asarray(full.image))
     assert partial.params.control == control  # saved with the result as locally

@@ -14,7 +14,6 @@ import pytest
 
 from sketchpad.backends.comfy.control_range import executed_sigmas, timestep_of
 from sketchpad.backends.comfy.workflow import COMFY_SAMPLERS, ServerControl, build_graph
-from sketchpad.backends.local.controlnet import control_active
 from sketchpad.core.params import ControlSpec, GenerationParams
 from sketchpad.core.schedule import plan_steps
 
@@ -25,7 +24,7 @@ REQUESTS = RECORDING["requests"]
 def local_mask(start: float, end: float, total: int) -> str:
     """The executed steps the local engine's ControlNet steers, as the recording writes them."""
     spec = ControlSpec("control.safetensors", 1.0, start, end)
-    return "".join("1" if control_active(spec, index, total) else "0" for index in range(total))
+    return "".join("1" if spec.steers(index, total) else "0" for index in range(total))
 
 
 def rebuilt(request: dict, start: float, end: float) -> dict:
@@ -35,7 +34,7 @@ def rebuilt(request: dict, start: float, end: float) -> dict:
     spec = ControlSpec("control.safetensors", 1.0, start, end)
     params = GenerationParams("", steps=request["steps"], scheduler=request["scheduler"], seed=1, control=spec, **how)
     return build_graph(params, plan_steps(params), "model.safetensors", COMFY_SAMPLERS[request["scheduler"]], (16, 16),
-                       "sketch.png", control=ServerControl("control.safetensors", "hint.png", spec)).nodes
+                       "sketch.png", control=ServerControl("control.safetensors", lambda: "hint.png")).nodes
 
 
 def test_the_recording_is_from_the_pinned_comfyui_and_covers_what_matters():

@@ -1,9 +1,12 @@
 """Opt-in: the client against a real ComfyUI server. Collected only when SKETCHPAD_COMFY_URL names one
-(SKETCHPAD_COMFY_MODEL picks the checkpoint; default: the server's first). See the README."""
+(SKETCHPAD_COMFY_MODEL picks the checkpoint; default: the server's first). The stopped-server test
+also needs the server's process id in SKETCHPAD_COMFY_PID (it stops the process with SIGSTOP for a
+few seconds). See the README."""
 
 from __future__ import annotations
 
 import os
+import signal
 import time
 
 import numpy as np
@@ -11,8 +14,11 @@ import pytest
 from PIL import Image, ImageDraw
 
 from sketchpad.backends.comfy.client import ComfyBackend
-from sketchpad.core.errors import SketchpadError
+from sketchpad.core.backend import Waiting
+from sketchpad.core.errors import FailureKind, MissingModel, ServerState, SketchpadError
 from sketchpad.core.params import ControlSpec, GenerationParams, LoraSpec
+from sketchpad.core.server_files import file_stem
+from tests.test_comfy_waiting import post_someone_elses_job
 
 if not os.environ.get("SKETCHPAD_COMFY_URL"):  # only when this file is named on the command line
     pytest.skip("set SKETCHPAD_COMFY_URL to a ComfyUI server's address to run these", allow_module_level=True)
@@ -75,9 +81,64 @@ def test_stopping_leaves_nothing_of_ours_on_the_server(backend):
     assert not backend._is_queued(prompt_id)
 
 
-def test_a_missing_checkpoint_is_one_line():
-    with pytest.raises(SketchpadError, match="has no checkpoint 'no-such-model.safetensors'; it has: "):
+def test_a_missing_checkpoint_is_one_line_carrying_the_servers_checkpoints(backend):
+    with pytest.raises(MissingModel, match=f"at {URL.rstrip('/')} is up but has no checkpoint "
+                                           "'no-such-model.safetensors'; it has: ") as caught:
         ComfyBackend(URL, "no-such-model.safetensors")
+    assert caught.value.available == tuple(backend.checkpoints)
+
+
+def test_a_checkpoint_named_without_its_extension_is_the_servers_file(backend):
+    named = ComfyBackend(URL, file_stem(backend.model_name))
+    assert named.model_name == backend.model_name
+    assert named.generate(params(steps=1), sketch()) is not None
+    named.close()
+
+
+def someone_elses_job(model: str, steps: int) -> str:
+    return post_someone_elses_job(URL, model, steps, size=192)
+
+
+def test_behind_another_clients_job_it_says_one_job_is_ahead_then_steps(backend):
+    someone_elses_job(backend.model_name, steps=8)
+    events = []
+    result = backend.generate(params(seed=int(time.time()) + 3), sketch(mark=4),
+                              on_step=lambda step: events.append(("step", step.step)),
+                              on_waiting=lambda waiting: events.append(("waiting", waiting)))
+    assert result is not None
+    waits = [event[1] for event in events if event[0] == "waiting"]
+    assert waits[:1] == [Waiting(jobs_ahead=1)] and Waiting(jobs_ahead=1) in waits
+    assert events.index(("waiting", Waiting(jobs_ahead=1))) < events.index(("step", 1))
+
+
+def test_a_stopped_server_is_reported_within_seconds_and_then_at_once():
+    """SIGSTOP, as a hung server: the idle watcher finds it silent within its answer timeout; Generate
+    then says so at once; after SIGCONT the watcher finds it ready and it paints again."""
+    if not os.environ.get("SKETCHPAD_COMFY_PID"):
+        pytest.skip("set SKETCHPAD_COMFY_PID to the server's process id to stop it for this test")
+    pid = int(os.environ["SKETCHPAD_COMFY_PID"])
+    client = ComfyBackend(URL, MODEL, answer_timeout=4.0)
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        stopped = time.monotonic()
+        while client.state is not ServerState.NOT_ANSWERING and time.monotonic() - stopped < 15:
+            client.check_idle()
+            time.sleep(0.2)
+        noticed = time.monotonic() - stopped
+        started = time.monotonic()
+        with pytest.raises(SketchpadError) as caught:
+            client.generate(params(), sketch())
+        answered = time.monotonic() - started
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    assert client.state is ServerState.NOT_ANSWERING and noticed < 4.0 + 3.0
+    assert answered < 0.5 and caught.value.kind is FailureKind.NOT_ANSWERING and "is not answering" in str(caught.value)
+    deadline = time.monotonic() + 15
+    while client.state is not ServerState.READY and time.monotonic() < deadline:
+        client.check_idle()
+        time.sleep(0.2)
+    assert client.generate(params(steps=1, seed=int(time.time())), sketch()) is not None
+    client.close()
 
 
 def test_a_lora_on_the_server_changes_the_picture(backend):
@@ -134,3 +195,14 @@ def test_ddim_runs_the_steps_comfyui_schedules_and_the_previews_count_them(backe
     backend.generate(params(scheduler="ddim", steps=7, strength=None, start_at_step=3, seed=int(time.time()) + 8), sketch(),
                      on_step=steps.append)
     assert [(s.step, s.total) for s in steps] == [(n, 5) for n in range(1, 6)]  # from step 3 of those 8
+
+
+def test_two_denoises_that_run_the_same_steps_give_the_same_picture(backend):
+    """4 steps at denoise 0.75 and 0.80 both run a 5-step schedule's last 4: the same plan, so a caller
+    that compares plans may reuse the first picture instead of paying for a second run."""
+    from sketchpad.core.schedule import plan_steps
+
+    first, second = params(steps=4, strength=0.75, seed=51), params(steps=4, strength=0.80, seed=51)
+    assert plan_steps(first) == plan_steps(second)
+    one, other = backend.generate(first, sketch(mark=6)), backend.generate(second, sketch(mark=6))
+    assert np.array_equal(np.asarray(one.image), np.asarray(other.image))

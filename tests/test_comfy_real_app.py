@@ -17,8 +17,9 @@ if not os.environ.get("SKETCHPAD_COMFY_URL"):
 
 from sketchpad import cli  # noqa: E402
 from sketchpad.core.storage import read_png_parameters  # noqa: E402
+from tests.test_comfy_app import open_window  # noqa: E402
 from tests.test_comfy_cli import ctrl_c_after_the_first_step, start_generate  # noqa: E402
-from tests.window_harness import WAIT_MS, draw_line, generate_and_wait, open_window, started  # noqa: E402
+from tests.window_harness import WAIT_MS, draw_line, generate_and_wait, started  # noqa: E402
 
 URL = os.environ["SKETCHPAD_COMFY_URL"].rstrip("/")
 
@@ -72,6 +73,21 @@ def test_generate_with_a_checkpoint_the_server_lacks_is_one_line_and_exit_2(tmp_
     err = process.stderr.read()
     assert process.wait(60) == cli.EXIT_ERROR and err.count("\n") == 1 and "nope.safetensors" in err
     assert not (tmp_path / "r.png").exists()
+
+
+def test_generate_says_why_it_waits_and_takes_a_checkpoint_named_without_its_extension(tmp_path, drawing):
+    from tests.test_comfy_real import someone_elses_job
+
+    someone_elses_job(checkpoint(), steps=8)
+    stem = checkpoint().rsplit("/", 1)[-1].rsplit(".", 1)[0]
+    process = start_generate(str(drawing), "--prompt", "a tent", "--server", URL, "--model", stem, "--steps", "2",
+                             "--seed", str(int(time.time())), "--out", str(tmp_path / "r.png"))
+    err = process.stderr.read()
+    assert process.wait(180) == 0, err
+    lines = err.splitlines()
+    assert lines.count("waiting: 1 job ahead on the server") == 1
+    assert lines.index("waiting: 1 job ahead on the server") < lines.index("step 1/2")
+    assert read_png_parameters(tmp_path / "r.png").model_name == checkpoint()
 
 
 def test_ctrl_c_in_generate_leaves_nothing_on_the_server(tmp_path, drawing):

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.comfy_recordings.record import Recorder, record_all, record_control, record_lora, sketch_png
+from tests.comfy_recordings.record import (Recorder, record_all, record_control, record_lora, record_stopped,
+                                            record_waiting, sketch_png)
 from tests.comfy_standin import StandIn
 
 RECORDINGS = Path(__file__).resolve().parent / "comfy_recordings"
@@ -180,3 +181,66 @@ def test_a_controlnet_job_matches_the_real_server(replayed_control):
 def test_a_missing_controlnet_gets_the_same_answer(replayed_control):
     assert replayed_control["error_400_missing_controlnet"]["response"] == \
         recorded("error_400_missing_controlnet")["response"]
+
+
+@pytest.fixture(scope="module")
+def replayed_waiting():
+    records = {}
+    # the real server loaded its checkpoint for about a second, and ran the other client's job for 15 s
+    with StandIn([CHECKPOINT], step_seconds=0.05, load_seconds=0.5) as server:
+        record_waiting(server.url, CHECKPOINT, "stand-in", other_steps=12,
+                       sink=lambda name, record: records.__setitem__(name, json.loads(json.dumps(record))))
+    return records
+
+
+def queue_lengths(messages) -> list[int]:
+    return [m["data"]["status"]["exec_info"]["queue_remaining"] for m in messages if m.get("type") == "status"]
+
+
+def test_a_job_behind_another_clients_gets_the_same_messages_as_on_the_real_server(replayed_waiting):
+    """While someone else's job runs ours hears only the queue's length changing; then its own job."""
+    real, standin = recorded("queue_waiting"), replayed_waiting["queue_waiting"]
+    assert sequence(standin["messages"]) == sequence(real["messages"])
+    assert queue_lengths(standin["messages"]) == queue_lengths(real["messages"]) == [1, 1, 2, 1, 1, 0]
+
+    def roles(record):
+        names = {record["theirs"]: "theirs", record["ours"]: "ours"}
+        return {lane: [names[item[1]] for item in items] for lane, items in record["queue_after_post"]["body"].items()}
+
+    assert roles(standin) == roles(real) == {"queue_running": ["theirs"], "queue_pending": ["ours"]}
+    for record in (real, standin):  # POST /prompt numbers the queue: ours comes after theirs
+        assert record["our_answer"]["body"]["number"] > record["their_answer"]["body"]["number"]
+
+
+def test_the_first_job_loads_the_checkpoint_like_the_real_server(replayed_waiting):
+    """Nothing is cached yet: the checkpoint loader runs first, and it is what takes the time."""
+    real, standin = recorded("model_loading"), replayed_waiting["model_loading"]
+    assert sequence(standin["messages"]) == sequence(real["messages"])
+
+    def slowest_node_before_the_first_step(messages):
+        timed = [(m["t"], m) for m in messages if "binary" not in m]
+        first_step = next(t for t, m in timed if m.get("type") == "progress")
+        nodes = [(t, m["data"]["node"]) for t, m in timed if m.get("type") == "executing" and t < first_step]
+        gaps = [(later[0] - earlier[0], earlier[1]) for earlier, later in zip(nodes, nodes[1:] + [(first_step, None)])]
+        return max(gaps)[1]
+
+    assert slowest_node_before_the_first_step(standin["messages"]) == "1"
+    assert slowest_node_before_the_first_step(real["messages"]) == "1"
+
+
+def test_a_stopped_server_answers_nothing_and_goes_on_like_the_real_one():
+    """hang() is what the client tests use for a server stopped with SIGSTOP: the connection is taken,
+    nothing is answered (not even a ping), and all of it is answered once it goes on."""
+    with StandIn([CHECKPOINT]) as server:
+        records = {}
+        record_stopped(server.url, CHECKPOINT, "stand-in", stop=server.hang, resume=server.unhang, wait=1.0,
+                       sink=records.__setitem__)
+    real, standin = recorded("stopped_server"), records["stopped_server"]
+
+    def outcomes(record):
+        return {key: {k: v for k, v in value.items() if k != "seconds"}
+                for key, value in record.items() if isinstance(value, dict)}
+
+    assert outcomes(standin) == outcomes(real)
+    assert outcomes(real)["tcp_connect"] == {"result": "connected"}
+    assert outcomes(real)["open_websocket_after_sigcont"] == {"result": {"pong": "stopped?"}}

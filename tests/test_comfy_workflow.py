@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
 import pytest
 
-from sketchpad.backends.comfy.connection import parse_server_url
+from sketchpad.core.server_address import parse_server_url
 from sketchpad.backends.comfy.frames import encode_image_frame, encode_metadata_frame, parse_frame
-from sketchpad.backends.comfy.workflow import COMFY_SAMPLERS, build_graph, comfy_sampler
+from sketchpad.backends.comfy.workflow import COMFY_SAMPLERS, ServerControl, build_graph, comfy_sampler
 from sketchpad.core.errors import SketchpadError
-from sketchpad.core.params import GenerationParams
+from sketchpad.core.params import ControlSpec, GenerationParams
 from sketchpad.core.schedule import plan_steps
 
 SAMPLERS = ["euler", "euler_ancestral", "dpmpp_2m", "ddim", "lcm"]
@@ -123,3 +124,55 @@ def test_the_client_imports_neither_torch_nor_diffusers_nor_qt():
             "('torch', 'diffusers', 'transformers', 'PySide6', 'shiboken6'))))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert json.loads(out.stdout) == []
+
+
+@pytest.mark.parametrize("module", ["sketchpad.ui.main_window", "sketchpad.ui.generation_panel"])
+def test_the_window_loads_no_backend_module_nor_the_websocket_client(module):
+    """Widgets take server addresses from core and the checkpoint lookup from the app: opening the
+    window costs nothing of the ComfyUI client until a server is used."""
+    code = (f"import sys, json, {module}; "
+            "print(json.dumps(sorted(m for m in sys.modules if m.startswith('sketchpad.backends') "
+            "or m.split('.')[0] == 'websocket')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env={**os.environ, "QT_QPA_PLATFORM": "offscreen"})
+    assert json.loads(out.stdout) == []
+
+
+@pytest.mark.parametrize("scheduler, knob, runs", [
+    ("ddim", dict(strength=1.0), 8),  # ComfyUI's ddim_uniform: 7 asked, 8 run from pure noise
+    ("ddim", dict(strength=None, start_at_step=2), 6),  # ... and from a start step: 8 - 2
+    ("ddim", dict(strength=0.5), 7),  # a denoise below 1 runs the last 7 of a longer schedule
+    ("euler", dict(strength=0.5), 7),
+    ("euler", dict(strength=0.01), 7),  # the capped plan, said outright to KSamplerAdvanced
+])
+def test_the_graph_says_how_many_steps_the_server_runs(scheduler, knob, runs):
+    params = GenerationParams("a cat", steps=7, seed=1, scheduler=scheduler, **knob).validated()
+    graph = build_graph(params, plan_steps(params), "m", COMFY_SAMPLERS[scheduler], (64, 64), "s.png")
+    assert graph.steps == runs
+
+
+def test_the_graph_carries_its_controlnet_window_and_uploads_the_control_picture_only_when_it_steers():
+    uploads = []
+
+    def graph_with(start, end, strength=1.0):
+        spec = ControlSpec("scribble.safetensors", strength, start, end)
+        params = GenerationParams("a cat", strength=0.5, steps=4, seed=1, control=spec).validated()
+        control = ServerControl("scribble.safetensors", lambda: uploads.append(1) or "hint.png")
+        return build_graph(params, plan_steps(params), "m", ("euler", "normal"), (64, 64), "s.png", control=control)
+
+    partial = graph_with(0.5, 1.0)
+    apply = partial.nodes["22"]["inputs"]
+    assert partial.control_window == (apply["start_percent"], apply["end_percent"]) and 0 < apply["start_percent"] < 1
+    assert partial.nodes["21"]["inputs"]["image"] == "hint.png" and uploads == [1]
+    for steers_nothing in (graph_with(0.8, 1.0), graph_with(0.0, 1.0, strength=0.0)):
+        assert steers_nothing.control_window is None and "22" not in steers_nothing.nodes
+    assert uploads == [1]
+
+
+def test_the_nodes_that_load_model_files_are_named():
+    params = GenerationParams("a cat", strength=0.5, steps=4, seed=1,
+                              control=ControlSpec("scribble.safetensors")).validated()
+    graph = build_graph(params, plan_steps(params), "m", ("euler", "normal"), (64, 64), "s.png",
+                        loras=(("ink.safetensors", 0.5), ("lcm.safetensors", 1.0)),
+                        control=ServerControl("scribble.safetensors", lambda: "hint.png"))
+    assert graph.loader_nodes == {"1", "10", "11", "20"}

@@ -11,7 +11,7 @@ import sys
 from typing import Callable
 
 from ..core.backend import Backend
-from ..core.errors import SketchpadError
+from ..core.errors import ServerState
 
 
 def open_backend(
@@ -20,13 +20,14 @@ def open_backend(
     progress: Callable[[str], None],
     server: str | None = None,
     notify: Callable[[str], None] | None = None,
-    on_state: Callable[[str], None] | None = None,
+    on_state: Callable[[ServerState], None] | None = None,
 ) -> Backend:
     """A ready backend for `model` (Hub id, folder or .safetensors file) on `device`, or on `server`.
 
     `progress` gets one line per loading stage, `notify` later notices (e.g. previews falling back),
-    `on_state` a server's connection state as it changes (connected / reconnecting / offline).
-    Raises SketchpadError with a message for the person when it cannot.
+    `on_state` a server's connection state (ServerState) as it changes after connecting.
+    Raises SketchpadError with a message for the person (and its kind) when it cannot; a checkpoint
+    the server lacks is a MissingModel carrying the server's checkpoints.
     """
     if server is not None:
         return _open_server(server, model, progress, notify, on_state)
@@ -42,21 +43,21 @@ def open_backend(
 
 def _open_server(server: str, model: str | None, progress, notify, on_state=None) -> Backend:
     # torch-free: a person with only a server needs no torch
+    from ..core.server_address import TOKEN_ENV, parse_server_url
     from .comfy.client import ComfyBackend
-    from .comfy.connection import TOKEN_ENV, parse_server_url
 
-    progress(f"Connecting to the ComfyUI server at {parse_server_url(server).base}")
     address = parse_server_url(server).base
+    progress(f"Connecting to the ComfyUI server at {address}")
     say = notify or progress
 
-    def state_changed(state: str) -> None:  # a dropped connection and its recovery show in the status line
-        if state in ("reconnecting", "offline", "connected"):
-            say(f"ComfyUI server {address}: {state}")
+    def state_changed(state: ServerState) -> None:  # a dropped connection and its recovery show in the status line
+        if state is not ServerState.CLOSED:
+            say(f"ComfyUI server {address}: {state.value}")
         if on_state is not None:
             on_state(state)
 
-    backend = ComfyBackend(server, model, token=os.environ.get(TOKEN_ENV) or None, notify=notify)
-    backend.on_state = state_changed  # after connecting: the first "connected" is the progress line below
+    backend = ComfyBackend(server, model, token=os.environ.get(TOKEN_ENV) or None, notify=say)
+    backend.on_state = state_changed  # after connecting: the first "ready" is the progress line below
     progress(f"Connected: {backend.model_name} on {backend.device_name} at {backend.server}")
     return backend
 

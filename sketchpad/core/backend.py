@@ -40,6 +40,13 @@ class Waiting:
     jobs_ahead: int = 0  # prompts the server runs before ours (0: ours is next or running)
     loading_model: bool = False  # ours runs, but the server is still loading the checkpoint
 
+    @property
+    def text(self) -> str:
+        """What the person is told (the window and the command line alike); "" once nothing holds the run up."""
+        if self.jobs_ahead:
+            return f"waiting: {self.jobs_ahead} job{'s' if self.jobs_ahead > 1 else ''} ahead on the server"
+        return "the server is loading the model…" if self.loading_model else ""
+
 
 OnStep = Callable[[StepPreview], None]
 ShouldStop = Callable[[], bool]

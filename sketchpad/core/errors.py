@@ -85,3 +85,11 @@ class ServerState(enum.Enum):
     @property
     def usable(self) -> bool:
         return self is ServerState.READY
+
+
+class MissingModel(ModelError):
+    """A model the server lacks, with the names it has instead, so the window can offer them."""
+
+    def __init__(self, message: str, available: tuple[str, ...] | list[str] = ()):
+        super().__init__(message)
+        self.available = tuple(available)

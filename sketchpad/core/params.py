@@ -77,10 +77,16 @@ class ControlSpec:
             raise SketchpadError(f"the ControlNet range must start before it ends (got {self.start!r}:{self.end!r})")
         return self
 
+    @property
+    def applies(self) -> bool:
+        """False at strength 0: then a request is exactly the one without a ControlNet, on every backend."""
+        return self.strength != 0
+
     def steers(self, index: int, total: int) -> bool:
-        """Whether the range covers executed step `index` (0-based) of `total`: diffusers' and
-        AUTOMATIC1111's guidance start/end rule, the one every backend follows."""
-        return not (index / total < self.start or (index + 1) / total > self.end)
+        """Whether the ControlNet steers executed step `index` (0-based) of `total`: never at strength
+        0, else where its range covers the step (diffusers' and AUTOMATIC1111's guidance start/end rule,
+        the one every backend follows)."""
+        return self.applies and not (index / total < self.start or (index + 1) / total > self.end)
 
 
 @dataclass(frozen=True)

@@ -11,9 +11,9 @@ from __future__ import annotations
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QLineEdit, QPushButton, QVBoxLayout, QWidget
 
-from ..backends.comfy.connection import display_address
 from ..core.errors import ServerState
 from ..core.registry import BACKENDS
+from ..core.server_address import display_address
 from .session_state import ModelStatus
 
 DEFAULT_SERVER = "http://127.0.0.1:8188"  # ComfyUI's own default address

@@ -22,10 +22,11 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from ..backends.comfy.connection import display_address
 from ..core.errors import ServerState, SketchpadError
 from ..core.registry import app_state_dir
 from ..core.result_archive import ResultArchive
+from ..core.server_address import display_address
+from ..core.server_files import server_file
 from ..core.storage import ResultInfo, clean_leftovers, format_parameters, next_free_path, save_png
 from .autosave import Recovered, SketchAutosaver
 from .canvas import SketchCanvas
@@ -59,7 +60,7 @@ def server_line(model: ModelState) -> str:
 
 class MainWindow(QMainWindow):
     def __init__(self, worker, model=None, device=None, output_dir=None, settings: QSettings | None = None,
-                 state_dir: Path | None = None, server: str | None = None):
+                 state_dir: Path | None = None, server: str | None = None, lookup_checkpoints=None):
         super().__init__()
         self.setWindowTitle("Sketchpad")
         self.worker = worker
@@ -73,7 +74,7 @@ class MainWindow(QMainWindow):
         self.panel = GenerationPanel(session=self.session)
         self.history = HistoryStrip()
         self.files = FileActions(self.session, self.canvas, self)
-        self.server_lookup = CheckpointLookup(self)
+        self.server_lookup = CheckpointLookup(lookup_checkpoints, self)  # the app hands in the client's
         self._model_said: tuple | None = None  # the model state the preview last spoke of
         self.runs = RunController(self.session, worker, self.canvas.image, self.panel.finish_editing, parent=self)
         self._model_remembered: tuple | None = None  # the model choice last written to settings
@@ -257,10 +258,14 @@ class MainWindow(QMainWindow):
                         error=True)
             self._show_model(self.session.model)
             return
-        model = self.session.model
-        remembered = model.server_model if model.server_model in names else names[0]
-        self.session.load_model(remembered, server_url=url)
-        self.session.server_checkpoints(names)
+        wanted = self.session.model.server_model
+        chosen = server_file(wanted, names) if wanted else None
+        if chosen is None:  # picked for the person: say which, and why
+            chosen = names[0]
+            lacks = f"it has no {wanted!r}; " if wanted else ""
+            self.report(f"Connected to {display_address(url)}: {lacks}using its checkpoint {chosen}")
+        self.session.load_model(chosen, server_url=url)
+        self.session.server_offers(checkpoints=names)
 
     # ---- generating ----------------------------------------------------------------------
     def generate(self, live: bool = False) -> int:

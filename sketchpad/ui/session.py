@@ -182,9 +182,6 @@ class Session(QObject):
                    (("checkpoints", checkpoints), ("loras", loras), ("controlnets", controlnets)) if value is not None}
         self._set_model(**changes)
 
-    def server_checkpoints(self, names) -> None:
-        self.server_offers(checkpoints=names)
-
     def server_state_changed(self, state: ServerState) -> None:
         """The client's connection state; a server back again takes its lost-server error with it."""
         if not self._model.on_server:
@@ -409,7 +406,7 @@ class Session(QObject):
         if run.status is RunStatus.GENERATING:
             if run.step:
                 return f"step {run.step} / {run.total}"
-            return _waiting_text(run.waiting)
+            return (run.waiting.text if run.waiting is not None else "") or "generating…"
         if run.status is RunStatus.FINISHED:
             return f"done · {run.seconds:.1f} s"
         if run.status is RunStatus.CANCELLED:
@@ -432,17 +429,6 @@ def _state_after(kind: FailureKind) -> ServerState:
     return ServerState.UNREACHABLE if kind.server_gone else ServerState.READY
 
 
-def _waiting_text(waiting: Waiting | None) -> str:
-    if waiting is None:
-        return "generating…"
-    if waiting.loading_model:
-        return "the server is loading the model…"
-    if waiting.jobs_ahead > 0:
-        ahead = waiting.jobs_ahead
-        return f"waiting: {ahead} job{'s' if ahead != 1 else ''} ahead on the server"
-    return "generating…"
-
-
 def bind_worker(session: Session, worker) -> None:
     """The worker reports into the session; the session's load requests go to the worker."""
     session.model_load_requested.connect(lambda model, device, url: worker.load_model(model or None, device, url or None))
@@ -450,7 +436,7 @@ def bind_worker(session: Session, worker) -> None:
     worker.model_ready.connect(session.model_ready)
     worker.model_failed.connect(session.model_failed)
     worker.server_state.connect(session.server_state_changed)
-    worker.server_checkpoints.connect(session.server_checkpoints)
+    worker.server_offers.connect(session.server_offers)
     worker.step_preview.connect(session.run_step)
     worker.request_waiting.connect(session.run_waiting)
     worker.result_ready.connect(session.take_outcome)

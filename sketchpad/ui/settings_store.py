@@ -9,9 +9,9 @@ from pathlib import Path
 from PySide6.QtCore import QSettings
 from PySide6.QtWidgets import QMainWindow, QSplitter
 
-from ..backends.comfy.connection import display_address
 from ..core.errors import SketchpadError
 from ..core.params import ControlSpec, GenerationParams, LoraSpec
+from ..core.server_address import display_address
 from .generation_panel import GenerationPanel
 from .session import Session
 

@@ -15,6 +15,12 @@ and with a ControlNet in its models/controlnet (make_server_controlnet.py), the 
 
     python tests/comfy_recordings/record.py http://127.0.0.1:8188 CHECKPOINT.safetensors COMMIT --control CN.safetensors
 
+Why a job waits (first thing after the server started, so that its checkpoint is not loaded yet), and
+what a stopped (SIGSTOP, not dead) server does, given its process id:
+
+    python tests/comfy_recordings/record.py http://127.0.0.1:8188 CHECKPOINT.safetensors COMMIT --waiting
+    python tests/comfy_recordings/record.py http://127.0.0.1:8188 CHECKPOINT.safetensors COMMIT --stopped PID
+
 It talks raw HTTP and websocket (not Sketchpad's client), so the fixtures say what the server does,
 not what the client expects. Binary frames are summarised (header fields, byte count, decoded image
 size), never stored whole.
@@ -24,6 +30,9 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import signal
+import socket
 import struct
 import sys
 import threading
@@ -85,15 +94,16 @@ class Recorder:
             hello.append(summarise(*ws.recv_data()))
         return ws, hello
 
-    def until_done(self, ws, prompt_id: str, limit: float = 300):
-        """Every message up to the `executing` with node None for `prompt_id` (sent after errors too)."""
+    def until_done(self, ws, prompt_id: str, limit: float = 300, stamped: bool = False):
+        """Every message up to the `executing` with node None for `prompt_id` (sent after errors too);
+        `stamped`: each with its arrival time (time.monotonic()) under "_at"."""
         messages, deadline = [], time.monotonic() + limit
         while time.monotonic() < deadline:
             msg = summarise(*ws.recv_data())
-            messages.append(msg)
+            messages.append({**msg, "_at": time.monotonic()})
             data = msg.get("data") or {}
             if msg.get("type") == "executing" and data.get("node") is None and data.get("prompt_id") == prompt_id:
-                return messages
+                return messages if stamped else [{k: v for k, v in m.items() if k != "_at"} for m in messages]
         raise TimeoutError(f"no end for {prompt_id}")
 
     # -- graphs --------------------------------------------------------------------------------
@@ -311,6 +321,95 @@ def record_control(base: str, ckpt: str, commit: str, controlnet: str, sink=writ
     ws.close()
 
 
+def record_waiting(base: str, ckpt: str, commit: str, sink=write_fixture, other_steps: int = 8) -> None:
+    """Why our job shows no step yet. First the model-loading phase of a server that has not loaded the
+    checkpoint yet (so run this first after starting it), then our job queued behind another client's.
+    Each message carries `t`: its arrival in seconds after our prompt was posted."""
+    r = Recorder(base, ckpt, commit)
+    name = r.upload(f"sketchpad-{uuid.uuid4().hex[:8]}.png", sketch_png(3))[1]["name"]
+    client = uuid.uuid4().hex
+    ws, _ = r.connect(client, preview_metadata=True)
+    pid = str(uuid.uuid4())
+    posted = time.monotonic()
+    answer = r.post_prompt(r.graph(name, {"seed": 1, "steps": 3, "denoise": 0.5}), pid, client)
+    sink("model_loading", {"comfyui_commit": commit, "client_id": client, "prompt_id": pid,
+                           "response": {"status": answer[0], "body": answer[1]},
+                           "messages": timed(r.until_done(ws, pid, stamped=True), posted)})
+
+    other = uuid.uuid4().hex
+    other_ws, _ = r.connect(other, preview_metadata=True)
+    theirs, ours = str(uuid.uuid4()), str(uuid.uuid4())
+    their_answer = r.post_prompt(r.graph(None, {"seed": 5, "steps": other_steps, "denoise": 1.0}, size=(192, 192)),
+                                 theirs, other)
+    time.sleep(0.5)
+    posted = time.monotonic()
+    our_answer = r.post_prompt(r.graph(name, {"seed": 3, "steps": 3, "denoise": 0.6}), ours, client)
+    queue_after_post = r.http("GET", "/queue")
+    messages = timed(r.until_done(ws, ours, stamped=True), posted)
+    other_ws.close()
+    ws.close()
+    sink("queue_waiting", {"comfyui_commit": commit, "client_id": client, "other_client": other, "theirs": theirs,
+                           "ours": ours, "their_answer": {"status": their_answer[0], "body": their_answer[1]},
+                           "our_answer": {"status": our_answer[0], "body": our_answer[1]},
+                           "queue_after_post": summarise_queue(queue_after_post), "messages": messages})
+
+
+def timed(messages, since: float) -> list[dict]:
+    """Stamped messages with their arrival as seconds after `since`."""
+    return [{**{k: v for k, v in message.items() if k != "_at"}, "t": round(message["_at"] - since, 3)}
+            for message in messages]
+
+
+def record_stopped(base: str, ckpt: str, commit: str, stop, resume, sink=write_fixture, wait: float = 6.0) -> None:
+    """A server stopped (its process given SIGSTOP by `stop`: hung, not dead): what an open websocket,
+    a new HTTP call and a new websocket get while it is stopped, and what arrives once `resume` lets
+    it go on (SIGCONT)."""
+    r = Recorder(base, ckpt, commit)
+    ws, _ = r.connect(uuid.uuid4().hex, preview_metadata=True)
+    stop()
+    try:
+        ws.ping(b"stopped?")
+        ws_outcome = outcome(lambda: frame_or_pong(ws), ws, wait)
+        host, port = base.split("//", 1)[1].split(":")
+        tcp = outcome(lambda: socket.create_connection((host, int(port)), timeout=wait).close() or "connected",
+                      None, wait)
+        http_started = time.monotonic()
+        request = urllib.request.Request(base + "/queue")
+        try:
+            with urllib.request.urlopen(request, timeout=wait) as answer:
+                http = {"answered": answer.status}
+        except (TimeoutError, socket.timeout, urllib.error.URLError) as error:
+            http = {"error": type(getattr(error, "reason", error)).__name__}
+        http["seconds"] = round(time.monotonic() - http_started, 1)
+        new_ws = outcome(lambda: websocket.create_connection(base.replace("http", "ws", 1) + "/ws?clientId=late",
+                                                           timeout=wait).close() or "connected", None, wait)
+    finally:
+        resume()
+    after = outcome(lambda: frame_or_pong(ws), ws, wait)
+    ws.close()
+    sink("stopped_server", {"comfyui_commit": commit, "wait_seconds": wait, "open_websocket_ping": ws_outcome,
+                            "tcp_connect": tcp, "http_get_queue": http, "new_websocket": new_ws,
+                            "open_websocket_after_sigcont": after})
+
+
+def frame_or_pong(ws) -> dict:
+    opcode, data = ws.recv_data(control_frame=True)
+    return {"pong": data.decode()} if opcode == websocket.ABNF.OPCODE_PONG else summarise(opcode, data)
+
+
+def outcome(action, ws, wait: float) -> dict:
+    """What one action got within `wait` seconds: its result, or the kind of error and when."""
+    started = time.monotonic()
+    if ws is not None:
+        ws.settimeout(wait)
+    try:
+        result = action()
+    except Exception as error:  # noqa: BLE001 - a recording tool: say what happened
+        return {"error": type(error).__name__, "seconds": round(time.monotonic() - started, 1)}
+    return {"result": result if isinstance(result, (str, dict)) else repr(result),
+            "seconds": round(time.monotonic() - started, 1)}
+
+
 def summarise_queue(response):
     """Queue entries as [number, prompt_id, client_id]: the graphs themselves are long and known."""
     status, body = response
@@ -319,7 +418,13 @@ def summarise_queue(response):
 
 
 if __name__ == "__main__":
-    if "--control" in sys.argv:
+    if "--waiting" in sys.argv:
+        record_waiting(*sys.argv[1:4])
+    elif "--stopped" in sys.argv:
+        pid = int(sys.argv[sys.argv.index("--stopped") + 1])
+        record_stopped(*sys.argv[1:4], stop=lambda: os.kill(pid, signal.SIGSTOP),
+                       resume=lambda: os.kill(pid, signal.SIGCONT))
+    elif "--control" in sys.argv:
         record_control(*sys.argv[1:4], controlnet=sys.argv[sys.argv.index("--control") + 1])
     elif "--lora" in sys.argv:
         record_lora(*sys.argv[1:4], lora=sys.argv[sys.argv.index("--lora") + 1])

@@ -150,7 +150,7 @@ def main(commit: str) -> None:
             spec = ControlSpec("control.safetensors", 1.0, start, end)
             params = GenerationParams("", steps=steps, scheduler=scheduler, seed=1, control=spec, **how).validated()
             graph = build_graph(params, plan_steps(params), "model.safetensors", COMFY_SAMPLERS[scheduler], (16, 16),
-                                "sketch.png", control=ServerControl("control.safetensors", "hint.png", spec)).nodes
+                                "sketch.png", control=ServerControl("control.safetensors", lambda: "hint.png")).nodes
             calls = comfy_run(graph["6"])
             if any(sigma.numel() != 1 for sigma in calls):
                 raise SystemExit("expected one latent per model call")

@@ -4,4 +4,4 @@ Imports neither torch, diffusers nor Qt (a test checks), so it runs where only a
 """
 
 from .client import ComfyBackend  # noqa: F401
-from .connection import ServerError, parse_server_url  # noqa: F401
+from .connection import ServerError  # noqa: F401

@@ -1,39 +1,47 @@
 """The ComfyUI backend: the same contract as the local engine, run on a ComfyUI server.
 
 One generate() = upload the sketch (content-addressed, once per session), POST /prompt with our own
-prompt id and client id, then follow our websocket: one StepPreview per executed sampler step, the
-result picture from SaveImageWebsocket. should_stop is polled between messages; stopping removes our
-own pending prompt from /queue and interrupts our own running prompt only (never another client's).
+prompt id and client id, then follow our websocket (job.py): why the prompt waits, one StepPreview
+per executed sampler step, the result picture from SaveImageWebsocket. should_stop is polled between
+messages; stopping removes our own pending prompt from /queue and interrupts it only while it runs
+(never another client's).
+
+The connection's state (core.errors.ServerState) is reported through on_state as it changes, also
+between jobs (check_idle): once the server is known to be gone, generate() says so at once.
 """
 
 from __future__ import annotations
 
 import hashlib
 import io
+import logging
 import time
 import urllib.parse
 import uuid
 from typing import Callable
 
-import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
-from ...core.backend import GenerationResult, OnStep, ShouldStop, StepPreview
-from ...core.errors import SketchpadError
+from ...core.backend import GenerationResult, OnStep, OnWaiting, ShouldStop
+from ...core.errors import FailureKind, ServerState, SketchpadError
 from ...core.images import prepare_sketch, scribble_image
 from ...core.params import GenerationParams
 from ...core.schedule import plan_steps
+from ...core.server_address import parse_server_url
+from ...core.server_files import server_file
 from . import failures
-from .control_range import executed_sigmas
-from .connection import Connection, ConnectionLost, ServerError, parse_server_url
-from .frames import parse_frame
-from .loras import missing_lora, missing_model, server_file, server_lora_name, with_local_hash
-from .workflow import (FILE_OUTPUT, WEBSOCKET_OUTPUT, Graph, ServerControl, build_graph, comfy_sampler, control_window,
+from .connection import CONNECT_TIMEOUT, Connection, ConnectionLost, ServerError
+from .job import Job, JobObserver, decode_png, observe
+from .loras import with_local_hash
+from .workflow import (FILE_OUTPUT, WEBSOCKET_OUTPUT, Graph, ServerControl, build_graph, comfy_sampler,
                        our_scheduler)
+
+log = logging.getLogger(__name__)
 
 POLL = 0.02  # seconds between should_stop checks while waiting for the server
 RECONNECT_DELAYS = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0)  # backoff after a dropped websocket
 IDLE_RETRY = 2.0  # seconds between connection attempts while idle and offline
+IDLE_CONNECT_TIMEOUT = 1.0  # a look between jobs (or before one) never holds the worker longer
 IDLE_DRAIN = 200  # messages read at most per idle look (what arrived since the last job)
 CANCEL_WAIT = 5.0  # how long close() and Ctrl+C wait for the server to confirm our job is gone
 # ComfyUI's --preview-method values, asked for per prompt (servers that take extra_data.preview_method;
@@ -41,16 +49,23 @@ CANCEL_WAIT = 5.0  # how long close() and Ctrl+C wait for the server to confirm 
 _SERVER_PREVIEWS = {"latent2rgb": "latent2rgb", "taesd": "taesd", "vae": "taesd", "none": "none"}
 NO_PREVIEWS_HINT = ("the ComfyUI server sends no step previews; start it with --preview-method latent2rgb "
                     "to watch the picture form")
+_GONE_STATES = {FailureKind.NOT_ANSWERING: ServerState.NOT_ANSWERING}  # any other gone kind: UNREACHABLE
 
 Notify = Callable[[str], None]
+OnState = Callable[[ServerState], None]
 
 
 class ComfyBackend:
-    """A Backend on a ComfyUI server. Raises SketchpadError for every problem, in one line."""
+    """A Backend on a ComfyUI server. Raises SketchpadError (with its kind) for every problem, in one line.
+
+    After connecting, `checkpoints`, `loras` and `controlnets` list the server's files, `model_name`
+    is the checkpoint in use (the server's own name for it) and `state` the connection's state.
+    """
 
     def __init__(self, url: str, model: str | None = None, *, token: str | None = None,
-                 notify: Notify | None = None, on_state: Notify | None = None,
-                 http_timeout: float | None = None, answer_timeout: float | None = None):
+                 notify: Notify | None = None, on_state: OnState | None = None,
+                 http_timeout: float | None = None, answer_timeout: float | None = None,
+                 observer: JobObserver | None = None):
         address = parse_server_url(url, token)
         options = {}
         if http_timeout is not None:
@@ -60,96 +75,96 @@ class ComfyBackend:
         self._conn = Connection(address, **options)
         self._notify = notify or (lambda message: None)
         self.on_state = on_state or (lambda state: None)
+        self._observer = observer
         self.server = address.base  # never carries credentials
-        self.state = "connecting"
+        self.state = ServerState.CONNECTING
         self._uploaded: dict[str, str] = {}  # sketch digest -> name on the server
         self._told_no_previews = False
         self.uploads = 0  # sketches sent this session (a dial-only change sends none)
-        self.last_timing: dict[str, float] = {}
         self._stopped: list[str] = []  # prompts we asked the server to drop
-        self._post_seconds = 0.0
         self._next_idle_try = 0.0
 
         self._connect()
-        info = self._node_info("CheckpointLoaderSimple", "KSampler", "KSamplerAdvanced", WEBSOCKET_OUTPUT, "LoraLoader",
-                               "ControlNetLoader")
-        self.checkpoints = _choices(info, "CheckpointLoaderSimple", "ckpt_name")
-        self.loras = _choices(info, "LoraLoader", "lora_name")
-        self.controlnets = _choices(info, "ControlNetLoader", "control_net_name")
-        self._samplers = _choices(info, "KSampler", "sampler_name")
-        self._schedulers = _choices(info, "KSampler", "scheduler")
-        self._output_class = WEBSOCKET_OUTPUT if WEBSOCKET_OUTPUT in info else FILE_OUTPUT
+        try:
+            info = self._node_info("CheckpointLoaderSimple", "KSampler", "KSamplerAdvanced", WEBSOCKET_OUTPUT,
+                                   "LoraLoader", "ControlNetLoader")
+            self.checkpoints = _choices(info, "CheckpointLoaderSimple", "ckpt_name")
+            self.loras = _choices(info, "LoraLoader", "lora_name")
+            self.controlnets = _choices(info, "ControlNetLoader", "control_net_name")
+            self._samplers = _choices(info, "KSampler", "sampler_name")
+            self._schedulers = _choices(info, "KSampler", "scheduler")
+            self._output_class = WEBSOCKET_OUTPUT if WEBSOCKET_OUTPUT in info else FILE_OUTPUT
+            self.model_name = self._checkpoint(model)
+        except SketchpadError:
+            self._conn.close_socket()  # nothing will use it
+            raise
+        self.device_name = self._device()
+
+    def _checkpoint(self, model: str | None) -> str:
+        """The server's checkpoint for `model`, matched by name as LoRAs are; its first when none is asked for."""
         if model is None:
             if not self.checkpoints:
-                raise failures.missing_checkpoint("(any)", [])
-            model = self.checkpoints[0]
-            self._notify(f"Using the server's checkpoint {model}")
-        elif model not in self.checkpoints:
-            raise failures.missing_checkpoint(model, self.checkpoints)
-        self.model_name = model
-        self.device_name = self._device()
+                raise failures.missing_checkpoint(self.server, None, [])
+            self._notify(f"No checkpoint chosen: using the server's first, {self.checkpoints[0]}")
+            return self.checkpoints[0]
+        name = server_file(model, self.checkpoints)
+        if name is None:
+            raise failures.missing_checkpoint(self.server, model, self.checkpoints)
+        return name
 
     # -- the contract ---------------------------------------------------------------------------
     def generate(self, params: GenerationParams, sketch: Image.Image, on_step: OnStep | None = None,
-                 should_stop: ShouldStop | None = None) -> GenerationResult | None:
+                 should_stop: ShouldStop | None = None, on_waiting: OnWaiting | None = None
+                 ) -> GenerationResult | None:
         started = time.perf_counter()
-        self.last_timing = {}
+        self._observe("started")
         params = params.validated().with_concrete_seed()
         stop = should_stop or (lambda: False)
-        server_loras = self._server_loras(params)
-        control_model = self._server_controlnet(params)
-        params = params.replace(loras=tuple(with_local_hash(lora) for lora in params.loras))
         sketch = prepare_sketch(sketch)
         plan = plan_steps(params)
         scheduler = our_scheduler(params)
-        sampler = comfy_sampler(scheduler, self._samplers, self._schedulers)
         if plan.run_steps == 0:  # denoise 0 / start = steps: the sketch itself, no server involved
             return GenerationResult(sketch.copy(), params, scheduler, 0, time.perf_counter() - started)
-        if stop() or not self._ensure_socket(stop):
-            return None
-
-        def upload_and_build() -> Graph:
-            image_name = None if plan.from_pure_noise else self._upload(sketch)
-            control = None
-            # the lines it keeps: the sketch inverted, sent like the sketch (not when no step that runs uses it)
-            if control_model is not None and control_window(params.control, params, plan, sampler) is not None:
-                control = ServerControl(control_model, self._upload(scribble_image(sketch)), params.control)
-            return build_graph(params, plan, self.model_name, sampler, sketch.size, image_name, self._output_class,
-                               server_loras, control)
-
-        graph = upload_and_build()
-        prompt_id = str(uuid.uuid4())
         try:
-            self._submit(graph, prompt_id, params.preview_method)
-        except _SketchGone:
-            # the server lost its input folder (a restart, a clean-up): send the pictures again, once
-            self._uploaded.clear()
+            self._check_reachable()
+            server_loras = self._server_loras(params)
+            control_model = self._server_controlnet(params)
+            sampler = comfy_sampler(scheduler, self._samplers, self._schedulers)
+            params = params.replace(loras=tuple(with_local_hash(lora) for lora in params.loras))
+            if stop() or not self._ensure_socket(stop):
+                return None
+
+            def upload_and_build() -> Graph:
+                image_name = None if plan.from_pure_noise else self._upload(sketch)
+                # the lines it keeps: the sketch inverted, sent like the sketch, when a step that runs uses it
+                control = (ServerControl(control_model, lambda: self._upload(scribble_image(sketch)))
+                           if control_model is not None else None)
+                return build_graph(params, plan, self.model_name, sampler, sketch.size, image_name,
+                                   self._output_class, server_loras, control)
+
             graph = upload_and_build()
-            self._submit(graph, prompt_id, params.preview_method, retry=False)
-        submitted = time.perf_counter()
-        # the steps the server really runs: ComfyUI's ddim_uniform runs one more than asked when the
-        # count does not divide 1000 (7 -> 8), and the previews should count what happens
-        server_steps = len(executed_sigmas(graph.nodes[graph.sampler_node]))
-        try:
-            job = _Job(prompt_id, graph, server_steps, params.preview_method != "none")
-            image = self._follow(job, on_step or (lambda preview: None), stop)
-        except BaseException:
-            # an error, Ctrl+C or a quit: leave nothing of ours queued or running
-            self._cancel(prompt_id, wait=True)
+            prompt_id = str(uuid.uuid4())
+            try:
+                number = self._submit(graph, prompt_id, params.preview_method)
+            except _SketchGone:
+                # the server lost its input folder (a restart, a clean-up): send the pictures again, once
+                self._uploaded.clear()
+                graph = upload_and_build()
+                number = self._submit(graph, prompt_id, params.preview_method, retry=False)
+            job = Job(prompt_id, number, graph, params.preview_method != "none", on_step or (lambda preview: None),
+                      on_waiting or (lambda waiting: None), self._observer)
+            image = self._run(job, stop)
+        except ServerError as error:
+            if error.kind.server_gone:
+                self._lost(error)
             raise
         if image is None:
             return None
         if job.steps_seen and not job.previews_seen and params.preview_method != "none" and not self._told_no_previews:
             self._told_no_previews = True
             self._notify(NO_PREVIEWS_HINT)
-        finished = time.perf_counter()
-        # for the benchmark: our clock (perf_counter) and the server's own (milliseconds, its messages)
-        self.last_timing = {"started": started, "submitted": submitted, "finished": finished,
-                            "server_started": job.started_at, "first_preview": job.first_preview_at,
-                            "server_execution": job.server_execution, "preview_bytes": job.preview_bytes,
-                            "preview_times": job.preview_times, "stale_stopped": job.stale_stopped_at,
-                            "posted": self._post_seconds, "server_success": job.success_at, "server_ended": job.ended_at}
-        return GenerationResult(image, params, scheduler, server_steps, finished - started)
+        self._observe("finished")
+        return GenerationResult(image, params, scheduler, graph.steps, time.perf_counter() - started)
 
     def close(self) -> None:
         """Make sure no prompt of ours is left queued or running, then disconnect."""
@@ -158,25 +173,25 @@ class ComfyBackend:
                 self._cancel(prompt_id, wait=True)
         self._stopped.clear()
         self._conn.close_socket()
-        self._set_state("closed")
+        self._set_state(ServerState.CLOSED)
 
     def _server_loras(self, params: GenerationParams) -> tuple[tuple[str, float], ...]:
         """(server file, weight) for each of the request's LoRAs; a LoRA the server lacks is an error.
         The server's list is read again before saying so: a file may have been added since we looked."""
-        names = [server_lora_name(lora, self.loras) for lora in params.loras]
+        names = [server_file(lora.source, self.loras) for lora in params.loras]
         if None in names:
             self.loras = _choices(self._conn.get("/object_info/LoraLoader") or {}, "LoraLoader", "lora_name")
-            names = [server_lora_name(lora, self.loras) for lora in params.loras]
+            names = [server_file(lora.source, self.loras) for lora in params.loras]
         for lora, name in zip(params.loras, names):
             if name is None:
-                raise missing_lora(lora, self.loras)
+                raise failures.missing_model("LoRA", lora.source, self.loras, "models/loras")
         return tuple((name, float(lora.weight)) for lora, name in zip(params.loras, names))
 
     def _server_controlnet(self, params: GenerationParams) -> str | None:
         """The server's file for the request's ControlNet; None without one or at strength 0 (then the
         graph is exactly the one without it)."""
         spec = params.control
-        if spec is None or spec.strength == 0:
+        if spec is None or not spec.applies:
             return None
         name = server_file(spec.model, self.controlnets)
         if name is None:
@@ -184,22 +199,33 @@ class ComfyBackend:
                                         "control_net_name")
             name = server_file(spec.model, self.controlnets)
         if name is None:
-            raise missing_model("ControlNet", spec.model, self.controlnets, "models/controlnet")
+            raise failures.missing_model("ControlNet", spec.model, self.controlnets, "models/controlnet")
         return name
 
     # -- connecting -----------------------------------------------------------------------------
-    def _connect(self) -> None:
-        self._conn.open_socket()
-        self._set_state("connected")
+    def _connect(self, timeout: float = CONNECT_TIMEOUT) -> None:
+        self._conn.open_socket(timeout)
+        self._set_state(ServerState.READY)
+
+    def _check_reachable(self) -> None:
+        """A server already known not to answer is said so at once; one known unreachable gets one
+        quick try (it may be back), no backoff."""
+        if self.state is ServerState.NOT_ANSWERING:
+            raise ServerError(f"the ComfyUI server at {self.server} is not answering (nothing from it for "
+                              f"{self._conn.silent_for:.0f} s); it may be stopped or overloaded",
+                              FailureKind.NOT_ANSWERING)
+        if self.state is ServerState.UNREACHABLE:
+            self._connect(IDLE_CONNECT_TIMEOUT)
 
     def _ensure_socket(self, stop: ShouldStop) -> bool:
         return self._conn.connected or self._reconnect(stop)
 
     def _reconnect(self, stop: ShouldStop) -> bool:
         """Connect again with backoff; False if stop() asked us to give up first (a quit never waits
-        out the backoff). Raises ServerError once every attempt failed."""
-        self._set_state("reconnecting")
-        last: SketchpadError | None = None
+        out the backoff). Raises ServerError once every attempt failed, or at once when the server
+        takes the connection and says nothing (a backoff would only multiply the wait)."""
+        self._set_state(ServerState.RECONNECTING)
+        last: ServerError | None = None
         for delay in RECONNECT_DELAYS:
             if _sleep_unless(stop, delay):
                 return False
@@ -207,32 +233,44 @@ class ComfyBackend:
                 self._connect()
                 return True
             except ServerError as error:
+                if error.kind is not FailureKind.UNREACHABLE:
+                    raise
                 last = error
-        self._set_state("offline")
-        raise last or ServerError(f"cannot reach the ComfyUI server at {self.server}")
+        raise last
 
     def check_idle(self) -> None:
         """Between jobs: notice a server that went away, stopped answering or came back, so the
         status line tells the truth before the next request. Reading the socket also answers the
         idle pings that tell a hung server from a quiet one."""
+        if self.state is ServerState.CLOSED:
+            return
         if self._conn.connected:
             try:
                 for _ in range(IDLE_DRAIN):  # status broadcasts, the tail of a job we stopped
                     if self._conn.receive(0.0) is None:
-                        break
-            except (ConnectionLost, ServerError):
-                self._set_state("offline")
-            return
-        if time.monotonic() < self._next_idle_try:
+                        return
+                return
+            except ConnectionLost as error:
+                log.info("the websocket to %s dropped while idle (%s); connecting again", self.server, error)
+            except ServerError as error:
+                self._lost(error)
+                return
+        elif time.monotonic() < self._next_idle_try:
             return
         self._next_idle_try = time.monotonic() + IDLE_RETRY
         try:
-            self._connect()
-        except ServerError:
-            self._set_state("offline")
+            self._connect(IDLE_CONNECT_TIMEOUT)
+        except ServerError as error:
+            self._lost(error)
 
-    def _set_state(self, state: str) -> None:
-        if state != self.state:
+    def _lost(self, error: ServerError) -> None:
+        """The server is gone (unreachable) or silent (not answering): say so, and start afresh next time."""
+        self._conn.close_socket()
+        self._set_state(_GONE_STATES.get(error.kind, ServerState.UNREACHABLE))
+
+    def _set_state(self, state: ServerState) -> None:
+        if state is not self.state:
+            log.info("ComfyUI server %s: %s", self.server, state.value)
             self.state = state
             self.on_state(state)
 
@@ -243,7 +281,8 @@ class ComfyBackend:
             if isinstance(answer, dict) and name in answer:
                 info[name] = answer[name]
         if "KSampler" not in info or "CheckpointLoaderSimple" not in info:
-            raise ServerError(f"{self.server} does not look like a ComfyUI server (no KSampler node)")
+            raise ServerError(f"{self.server} does not look like a ComfyUI server (no KSampler node)",
+                              FailureKind.REFUSED)
         return info
 
     def _device(self) -> str:
@@ -251,7 +290,8 @@ class ComfyBackend:
             stats = self._conn.get("/system_stats") or {}
             device = (stats.get("devices") or [{}])[0]
             return str(device.get("name") or device.get("type") or "unknown device")
-        except SketchpadError:
+        except SketchpadError as error:
+            log.info("no device name from %s: %s", self.server, error)
             return "unknown device"
 
     # -- one job --------------------------------------------------------------------------------
@@ -266,18 +306,36 @@ class ComfyBackend:
             self.uploads += 1
         return self._uploaded[digest]
 
-    def _submit(self, graph: Graph, prompt_id: str, job_previews: str, retry: bool = True) -> None:
+    def _submit(self, graph: Graph, prompt_id: str, job_previews: str, retry: bool = True) -> int | None:
+        """POST the prompt; its number in the server's queue."""
         body = {"prompt": graph.nodes, "prompt_id": prompt_id, "client_id": self._conn.client_id,
                 "extra_data": {"preview_method": _SERVER_PREVIEWS[job_previews]}}
         posting = time.perf_counter()
         status, answer = self._conn.call("POST", "/prompt", body, accept_statuses=(200, 400))
-        self._post_seconds = time.perf_counter() - posting
+        self._observe("posted", seconds=time.perf_counter() - posting)
         if status == 400:
             if retry and failures.names_missing_image(answer):
                 raise _SketchGone()
-            raise failures.rejected_prompt(answer, self.checkpoints, self.loras, self.controlnets)
+            raise failures.rejected_prompt(answer, self.server, self.checkpoints, self.loras, self.controlnets)
+        number = answer.get("number") if isinstance(answer, dict) else None
+        return number if isinstance(number, int) else None
 
-    def _follow(self, job: "_Job", on_step: OnStep, stop: ShouldStop) -> Image.Image | None:
+    def _run(self, job: Job, stop: ShouldStop) -> Image.Image | None:
+        """Follow the job to its picture; whatever ends it early leaves nothing of ours on the server."""
+        try:
+            return self._follow(job, stop)
+        except ServerError as error:
+            if error.kind.server_gone:  # asking it to cancel would only wait again; close() tries later
+                self._stopped = self._stopped[-2:] + [job.prompt_id]
+            else:
+                self._cancel(job.prompt_id, wait=True)
+            raise
+        except BaseException:
+            # another error, Ctrl+C or a quit: leave nothing of ours queued or running
+            self._cancel(job.prompt_id, wait=True)
+            raise
+
+    def _follow(self, job: Job, stop: ShouldStop) -> Image.Image | None:
         while True:
             if stop():
                 # newest wins: the next request need not wait for the server to confirm this one is gone
@@ -286,56 +344,64 @@ class ComfyBackend:
                 return None
             try:
                 message = self._conn.receive(POLL)
-            except ConnectionLost:
+            except ConnectionLost as error:
+                log.info("the websocket to %s dropped mid-job (%s)", self.server, error)
                 self._resume(job, stop)
                 continue
             if message is None:
                 continue
             kind, payload = message
             if kind == "binary":
-                if job.on_frame(payload, on_step):
+                if job.on_frame(payload):
                     # The output node runs last: with the picture in hand the job is done. Waiting for
                     # execution_success would add the server's between-jobs gc.collect() (about 1 s on a
                     # busy CPU), which holds its event loop before those last messages go out.
                     return job.result
                 continue
-            done = job.on_message(payload, on_step)
-            if done:
+            if job.on_message(payload):
                 return self._result(job)
+            if job.queue_changed:
+                job.saw_queue(self._conn.get("/queue") or {}, set(self._stopped))
 
-    def _resume(self, job: "_Job", stop: ShouldStop) -> None:
+    def _resume(self, job: Job, stop: ShouldStop) -> None:
         """The websocket dropped mid-job: reconnect; go on if the server still has our job.
         Stopped meanwhile, it returns at once and _follow's stop check ends the job."""
         try:
             if not self._reconnect(stop):
                 return
         except ServerError as error:
-            raise ServerError(f"lost the ComfyUI server at {self.server} while generating: {error}") from None
+            if error.kind is not FailureKind.UNREACHABLE:
+                raise
+            raise ServerError(f"lost the ComfyUI server at {self.server} while generating ({error.reason}); "
+                              "is it running?", FailureKind.CONNECTION_LOST) from error
         if not self._is_queued(job.prompt_id):
             raise ServerError(f"the connection to {self.server} dropped while it finished the picture; "
-                              "generate again") from None
+                              "generate again", FailureKind.CONNECTION_LOST)
 
-    def _result(self, job: "_Job") -> Image.Image:
+    def _result(self, job: Job) -> Image.Image:
         if job.result is not None:
             return job.result
         if job.files:  # the PreviewImage fallback: fetch the file from the server's temp folder
             entry = job.files[0]
             query = urllib.parse.urlencode({"filename": entry.get("filename", ""), "subfolder": entry.get("subfolder", ""),
                                             "type": entry.get("type", "temp")})
-            return _decode_png(self._conn.fetch(f"/view?{query}"))
-        raise ServerError(f"the ComfyUI server at {self.server} finished without sending the picture")
+            return decode_png(self._conn.fetch(f"/view?{query}"))
+        raise ServerError(f"the ComfyUI server at {self.server} finished without sending the picture",
+                          FailureKind.SERVER_FAILED)
 
     def _cancel(self, prompt_id: str, wait: bool) -> None:
-        """Remove our prompt if it still waits, then interrupt it if it runs: ours only, by its id."""
+        """Remove our prompt if it still waits; interrupt it only if it runs (an interrupt for a prompt
+        that is not running does nothing but put a line in the server's log). Ours only, by its id."""
         try:
             self._conn.post("/queue", {"delete": [prompt_id]})
-            self._conn.post("/interrupt", {"prompt_id": prompt_id})
+            if prompt_id in _prompts(self._conn.get("/queue") or {}, "queue_running"):
+                self._conn.post("/interrupt", {"prompt_id": prompt_id})
             if wait:
                 deadline = time.monotonic() + CANCEL_WAIT
                 while self._is_queued(prompt_id) and time.monotonic() < deadline:
                     time.sleep(0.05)
-        except SketchpadError:
-            pass  # a server that is gone runs nothing of ours
+        except SketchpadError as error:
+            log.info("could not cancel prompt %s on %s: %s", prompt_id, self.server, error)  # a server gone runs nothing
 
     def _queued_quietly(self, prompt_id: str) -> bool:
         try:
@@ -345,121 +411,18 @@ class ComfyBackend:
 
     def _is_queued(self, prompt_id: str) -> bool:
         queue = self._conn.get("/queue") or {}
-        entries = (queue.get("queue_running") or []) + (queue.get("queue_pending") or [])
-        return any(len(entry) > 1 and entry[1] == prompt_id for entry in entries)
+        return prompt_id in _prompts(queue, "queue_running") + _prompts(queue, "queue_pending")
+
+    def _observe(self, event: str, **details) -> None:
+        observe(self._observer, event, **details)
 
 
 class _SketchGone(Exception):
     """The server no longer has the sketch we uploaded earlier this session."""
 
 
-class _Job:
-    """What one prompt's messages have told us so far."""
-
-    def __init__(self, prompt_id: str, graph: Graph, total: int, decode_previews: bool):
-        self.prompt_id = prompt_id
-        self.graph = graph
-        self.total = total
-        self.decode_previews = decode_previews
-        self.running = False  # our prompt is the one the server is executing
-        self.started_at = 0.0
-        self.result: Image.Image | None = None
-        self.files: list[dict] = []
-        self.error: SketchpadError | None = None
-        self.steps_seen = 0
-        self.previews_seen = 0
-        self.first_preview_at = 0.0
-        self.preview_times: list[float] = []
-        self.preview_bytes: list[int] = []
-        self.server_execution: float | None = None  # seconds, by the server's own timestamps
-        self.stale_stopped_at = 0.0
-        self.success_at = 0.0
-        self.ended_at = 0.0
-        self._server_started_ms = None
-        # With prompt-tagged frames the preview arrives before its "progress"; untagged after it.
-        self._frame: np.ndarray | None = None
-        self._have_frame = False
-        self._step: int | None = None
-
-    def on_message(self, message: dict, on_step: OnStep) -> bool:
-        kind, data = message.get("type"), message.get("data") or {}
-        if not isinstance(data, dict):
-            return False
-        if data.get("prompt_id") != self.prompt_id:
-            if kind == "execution_interrupted":
-                self.stale_stopped_at = time.perf_counter()  # an earlier prompt of ours, stopped
-            if kind in ("execution_start", "executing") and data.get("prompt_id"):
-                self.running = False  # another prompt (a stale one of ours, or someone else's) runs now
-            return False
-        if kind != "progress" or data.get("node") != self.graph.sampler_node:
-            self._flush(on_step)
-        if kind == "execution_start":
-            self.running = True
-            self.started_at = time.perf_counter()
-            self._server_started_ms = data.get("timestamp")
-        elif kind == "execution_success":
-            self.success_at = time.perf_counter()
-            if isinstance(self._server_started_ms, (int, float)) and isinstance(data.get("timestamp"), (int, float)):
-                self.server_execution = (data["timestamp"] - self._server_started_ms) / 1000
-        elif kind == "progress" and data.get("node") == self.graph.sampler_node:
-            self._progress(int(data.get("value") or 0), on_step)
-        elif kind == "executed" and data.get("node") == self.graph.output_node:
-            self.files = list(((data.get("output") or {}).get("images")) or [])
-        elif kind == "execution_error":
-            self.error = failures.execution_failed(data)
-        elif kind == "execution_interrupted":
-            self.error = SketchpadError("the job was interrupted on the ComfyUI server (someone stopped it there)")
-        elif kind == "executing" and data.get("node") is None:
-            self.running = False
-            self.ended_at = time.perf_counter()
-            if self.error is not None:
-                raise self.error
-            return True
-        return False
-
-    def on_frame(self, data: bytes, on_step: OnStep) -> bool:
-        """True when the frame was our result picture."""
-        frame = parse_frame(data)
-        if frame is None:
-            return False
-        if frame.prompt_id is not None and frame.prompt_id != self.prompt_id:
-            return False
-        if frame.prompt_id is None and not self.running:
-            return False  # an untagged frame while another prompt runs is not ours
-        is_result = frame.node_id == self.graph.output_node if frame.node_id is not None else frame.is_png
-        if is_result:
-            self._flush(on_step)
-            self.result = _decode_png(frame.image)
-            self.ended_at = self.success_at = time.perf_counter()
-            return True
-        self.previews_seen += 1
-        self.preview_times.append(time.perf_counter())
-        self.preview_bytes.append(len(data))
-        self.first_preview_at = self.first_preview_at or self.preview_times[-1]
-        image = _decode_preview(frame.image) if self.decode_previews else None
-        if self._step is not None:  # untagged order: progress came first
-            step, self._step = self._step, None
-            self._emit(step, image, on_step)
-        else:
-            self._frame, self._have_frame = image, True
-        return False
-
-    def _progress(self, value: int, on_step: OnStep) -> None:
-        self._flush(on_step)
-        if self._have_frame:
-            image, self._frame, self._have_frame = self._frame, None, False
-            self._emit(value, image, on_step)
-        else:
-            self._step = value  # its frame may follow (untagged order), or never come (previews off)
-
-    def _flush(self, on_step: OnStep) -> None:
-        if self._step is not None:
-            step, self._step = self._step, None
-            self._emit(step, None, on_step)
-
-    def _emit(self, step: int, image, on_step: OnStep) -> None:
-        self.steps_seen += 1
-        on_step(StepPreview(min(max(step, 1), self.total), self.total, image))
+def _prompts(queue: dict, lane: str) -> list[str]:
+    return [entry[1] for entry in queue.get(lane) or [] if isinstance(entry, list) and len(entry) > 1]
 
 
 def _sleep_unless(stop: ShouldStop, seconds: float) -> bool:
@@ -484,19 +447,3 @@ def _choices(info: dict, node: str, name: str) -> list[str]:
     if first == "COMBO" and len(spec) > 1 and isinstance(spec[1], dict):  # the newer combo spelling
         return [str(item) for item in spec[1].get("options") or []]
     return []
-
-
-def _decode_preview(data: bytes) -> np.ndarray | None:
-    try:
-        with Image.open(io.BytesIO(data)) as image:
-            return np.asarray(image.convert("RGB"))
-    except (UnidentifiedImageError, OSError, ValueError):
-        return None
-
-
-def _decode_png(data: bytes) -> Image.Image:
-    try:
-        with Image.open(io.BytesIO(data)) as image:
-            return image.convert("RGB")
-    except (UnidentifiedImageError, OSError, ValueError):
-        raise ServerError("the ComfyUI server sent a picture that cannot be read") from None

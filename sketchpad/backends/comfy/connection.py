@@ -1,88 +1,41 @@
 """HTTP and websocket to one ComfyUI server, with timeouts, credentials and plain-worded failures.
 
-Credentials (a bearer token, or user:password@ in the URL) go into request headers only: `address`
-is the URL without them, and it is the only form that reaches messages, logs or PNG metadata.
+Every failure is a ServerError with its kind: UNREACHABLE (nobody listens there), NOT_ANSWERING (the
+server was reached but says nothing: stopped, hung), REFUSED (credentials, an answer that is not
+ComfyUI's). Credentials go into request headers only (core.server_address).
 """
 
 from __future__ import annotations
 
-import base64
 import json
+import logging
 import socket
 import struct
 import time
 import urllib.error
-import urllib.parse
 import urllib.request
 import uuid
-from dataclasses import dataclass
 
 import websocket
 
-from ...core.errors import SketchpadError
+from ...core.errors import FailureKind, SketchpadError
+from ...core.server_address import TOKEN_ENV, ServerAddress
 
-TOKEN_ENV = "SKETCHPAD_SERVER_TOKEN"  # a bearer token for a server behind a proxy (kept off the command line)
-HTTP_TIMEOUT = 15.0  # seconds for one HTTP call; a busy server still answers HTTP at once
+log = logging.getLogger(__name__)
+
+HTTP_TIMEOUT = 10.0  # seconds for one HTTP call; a busy server still answers HTTP at once
 PING_AFTER = 2.0  # websocket silence after which we ping (the server's event loop answers while it computes)
 CONNECT_TIMEOUT = 5.0  # for opening the websocket: a reconnect (and a quit waiting on it) never hangs longer
 ANSWER_TIMEOUT = 10.0  # no frame at all, not even a pong, for this long: the server stopped answering
 
 
 class ServerError(SketchpadError):
-    """The server could not be reached, stopped answering, or refused us."""
+    """The server could not be reached, stopped answering, refused us or failed; `kind` says which.
+    `reason`: for an unreachable server, what the network said (e.g. "Connection refused")."""
 
-
-@dataclass(frozen=True)
-class ServerAddress:
-    base: str  # http(s)://host:port[/prefix], no credentials
-    headers: tuple[tuple[str, str], ...]
-
-    @property
-    def websocket_base(self) -> str:
-        return "ws" + self.base[len("http"):]
-
-
-def parse_server_url(url: str, token: str | None = None) -> ServerAddress:
-    """http/https URL (ws/wss accepted too), with optional user:password@ or a bearer token."""
-    text = (url or "").strip()
-    if "://" not in text:
-        text = "http://" + text
-    parts = urllib.parse.urlsplit(text)
-    scheme = {"http": "http", "https": "https", "ws": "http", "wss": "https"}.get(parts.scheme.lower())
-    if scheme is None or not parts.hostname:
-        raise SketchpadError(f"--server needs an http:// or https:// address such as http://127.0.0.1:8188 (got {_safe(url)!r})")
-    try:
-        port = parts.port
-    except ValueError:
-        raise SketchpadError(f"the server address has a bad port: {_safe(url)!r}") from None
-    host = parts.hostname if ":" not in parts.hostname else f"[{parts.hostname}]"
-    netloc = host + (f":{port}" if port else "")
-    base = f"{scheme}://{netloc}{parts.path.rstrip('/')}"
-    headers = []
-    if parts.username is not None:
-        pair = f"{urllib.parse.unquote(parts.username)}:{urllib.parse.unquote(parts.password or '')}"
-        headers.append(("Authorization", "Basic " + base64.b64encode(pair.encode()).decode()))
-    if token:
-        headers.append(("Authorization", f"Bearer {token}"))
-    return ServerAddress(base, tuple(headers[-1:]))  # a token given explicitly wins over the URL's
-
-
-def display_address(url: str) -> str:
-    """The address as shown to the person: without credentials, and never an exception."""
-    try:
-        return parse_server_url(url).base
-    except SketchpadError:
-        return _safe(url)
-
-
-def _safe(url: str) -> str:
-    """The URL with any user:password removed, for messages."""
-    try:
-        parts = urllib.parse.urlsplit(url if "://" in url else "http://" + url)
-        netloc = parts.netloc.rpartition("@")[2]
-        return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, "", ""))
-    except ValueError:
-        return "(unreadable address)"
+    def __init__(self, message: str, kind: FailureKind | None = None, reason: str = ""):
+        super().__init__(message, kind)
+        self.reason = reason
 
 
 class Connection:
@@ -94,7 +47,6 @@ class Connection:
         self.http_timeout = http_timeout
         self.answer_timeout = answer_timeout
         self.client_id = uuid.uuid4().hex
-        self.preview_metadata = False  # the server agreed to tag preview frames with their prompt
         self._ws: websocket.WebSocket | None = None
         self._last_frame = 0.0
         self._pinged = False
@@ -109,18 +61,20 @@ class Connection:
             request.add_header(key, value)
         if data is not None:
             request.add_header("Content-Type", content_type)
+        started = time.monotonic()
         try:
             with urllib.request.urlopen(request, timeout=self.http_timeout) as response:
                 status, payload = response.status, response.read()
         except urllib.error.HTTPError as error:
             status, payload = error.code, error.read()
         except (urllib.error.URLError, OSError) as error:
-            raise self._unreachable(error) from None
+            raise self._unreachable(error, time.monotonic() - started) from error
         if status in (401, 403):
             raise self._refused(status)
         decoded = _json_or_none(payload)
         if status not in accept_statuses:
-            raise ServerError(f"the ComfyUI server at {self.address.base} answered {method} {path} with HTTP {status}")
+            raise ServerError(f"the ComfyUI server at {self.address.base} answered {method} {path} with HTTP {status}",
+                              FailureKind.REFUSED if status < 500 else FailureKind.SERVER_FAILED)
         return status, decoded
 
     def get(self, path: str):
@@ -139,7 +93,8 @@ class Connection:
         ).encode()
         _, answer = self.call("POST", "/upload/image", raw=body, content_type=f"multipart/form-data; boundary={boundary}")
         if not isinstance(answer, dict) or "name" not in answer:
-            raise ServerError(f"the ComfyUI server at {self.address.base} did not accept the sketch upload")
+            raise ServerError(f"the ComfyUI server at {self.address.base} did not accept the sketch upload",
+                              FailureKind.REFUSED)
         sub = answer.get("subfolder") or ""
         return f"{sub}/{answer['name']}" if sub else answer["name"]
 
@@ -147,33 +102,42 @@ class Connection:
         request = urllib.request.Request(self.address.base + path)
         for key, value in self.address.headers:
             request.add_header(key, value)
+        started = time.monotonic()
         try:
             with urllib.request.urlopen(request, timeout=self.http_timeout) as response:
                 return response.read()
         except (urllib.error.URLError, OSError) as error:
-            raise self._unreachable(error) from None
+            raise self._unreachable(error, time.monotonic() - started) from error
 
     # -- websocket ------------------------------------------------------------------------------
     @property
     def connected(self) -> bool:
         return self._ws is not None
 
-    def open_socket(self) -> None:
+    @property
+    def silent_for(self) -> float:
+        """Seconds since the server last sent anything on the websocket."""
+        return time.monotonic() - self._last_frame
+
+    def open_socket(self, timeout: float = CONNECT_TIMEOUT) -> None:
         """Connect the websocket under our client id and ask for prompt-tagged preview frames."""
         self.close_socket()
         url = f"{self.address.websocket_base}/ws?clientId={self.client_id}"
+        started = time.monotonic()
         try:
             ws = websocket.create_connection(
-                url, timeout=min(self.http_timeout, CONNECT_TIMEOUT), header=[f"{k}: {v}" for k, v in self.address.headers],
+                url, timeout=min(self.http_timeout, timeout), header=[f"{k}: {v}" for k, v in self.address.headers],
                 enable_multithread=True,
             )
             ws.send(json.dumps({"type": "feature_flags", "data": {"supports_preview_metadata": True}}))
         except websocket.WebSocketBadStatusException as error:
             if error.status_code in (401, 403):
-                raise self._refused(error.status_code) from None
-            raise ServerError(f"the ComfyUI server at {self.address.base} refused the websocket (HTTP {error.status_code})") from None
+                raise self._refused(error.status_code) from error
+            raise ServerError(f"the ComfyUI server at {self.address.base} refused the websocket "
+                              f"(HTTP {error.status_code})", FailureKind.REFUSED) from error
         except (websocket.WebSocketException, OSError) as error:
-            raise self._unreachable(error) from None
+            raise self._unreachable(error, time.monotonic() - started) from error
+        log.debug("websocket open to %s as %s", self.address.base, self.client_id)
         self._ws = ws
         self._last_frame = time.monotonic()
         self._pinged = False
@@ -194,7 +158,7 @@ class Connection:
             return self._silence()
         except (websocket.WebSocketException, OSError, struct.error) as error:
             self.close_socket()
-            raise ConnectionLost(str(error) or type(error).__name__) from None
+            raise ConnectionLost(str(error) or type(error).__name__) from error
         self._last_frame = time.monotonic()
         self._pinged = False
         if opcode == websocket.ABNF.OPCODE_TEXT:
@@ -208,17 +172,17 @@ class Connection:
         return None  # pong or ping (websocket-client answers pings itself)
 
     def _silence(self):
-        quiet = time.monotonic() - self._last_frame
+        quiet = self.silent_for
         if quiet > self.answer_timeout:
             self.close_socket()
             raise ServerError(f"the ComfyUI server at {self.address.base} stopped answering "
-                              f"(nothing for {quiet:.0f} s, not even to a ping)")
+                              f"(nothing for {quiet:.0f} s, not even to a ping)", FailureKind.NOT_ANSWERING)
         if quiet > PING_AFTER and not self._pinged:
             try:
                 self._ws.ping()
             except (websocket.WebSocketException, OSError) as error:
                 self.close_socket()
-                raise ConnectionLost(str(error)) from None
+                raise ConnectionLost(str(error)) from error
             self._pinged = True
         return None
 
@@ -227,22 +191,26 @@ class Connection:
         if ws is not None:
             try:
                 ws.close(timeout=0.2)
-            except (websocket.WebSocketException, OSError):
-                pass
+            except (websocket.WebSocketException, OSError) as error:
+                log.debug("closing the websocket to %s: %s", self.address.base, error)
 
     def _refused(self, status: int) -> ServerError:
         if not self.address.headers:  # e.g. a remembered address: its credentials are never saved
             return ServerError(f"the ComfyUI server at {self.address.base} asks for credentials (HTTP {status}): put "
-                               f"user:password@ in the address or a token in {TOKEN_ENV}")
+                               f"user:password@ in the address or a token in {TOKEN_ENV}", FailureKind.REFUSED)
         return ServerError(f"the ComfyUI server at {self.address.base} refused the credentials (HTTP {status}); "
-                           "check the token or the user:password in the address")
+                           "check the token or the user:password in the address", FailureKind.REFUSED)
 
-    def _unreachable(self, error: BaseException) -> ServerError:
+    def _unreachable(self, error: BaseException, waited: float) -> ServerError:
+        """Nobody listening (UNREACHABLE), or a server that took the connection and then said nothing
+        (NOT_ANSWERING: stopped or hung), with the time we really waited."""
         reason = getattr(error, "reason", None) or error
-        if isinstance(reason, (socket.timeout, TimeoutError)) or "timed out" in str(reason):
-            return ServerError(f"the ComfyUI server at {self.address.base} did not answer within {self.http_timeout:.0f} s")
+        if isinstance(reason, (socket.timeout, TimeoutError, websocket.WebSocketTimeoutException)):
+            return ServerError(f"the ComfyUI server at {self.address.base} did not answer for {waited:.0f} s",
+                               FailureKind.NOT_ANSWERING)
         text = getattr(reason, "strerror", None) or str(reason) or type(reason).__name__
-        return ServerError(f"cannot reach the ComfyUI server at {self.address.base} ({text}); is it running?")
+        return ServerError(f"cannot reach the ComfyUI server at {self.address.base} ({text}); is it running?",
+                           FailureKind.UNREACHABLE, reason=text)
 
 
 class ConnectionLost(Exception):

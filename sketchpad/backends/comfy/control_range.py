@@ -62,16 +62,25 @@ def schedule(scheduler: str, steps: int) -> np.ndarray:
     return np.append(levels, 0.0)
 
 
+def runs_whole_schedule(denoise: float) -> bool:
+    """ComfyUI's KSampler.set_steps treats a denoise above 0.9999 as full: the whole schedule runs."""
+    return denoise > 0.9999
+
+
+def ksampler_schedule_length(steps: int, denoise: float) -> int:
+    """The schedule KSampler builds: below full denoise a longer one, of which the last `steps` run."""
+    return steps if runs_whole_schedule(denoise) else int(steps / denoise)
+
+
 def executed_sigmas(sampler: dict) -> np.ndarray:
     """The sigma of each step a KSampler / KSamplerAdvanced node (as workflow builds them) runs."""
     inputs = sampler["inputs"]
     steps = int(inputs["steps"])
     if sampler["class_type"] == "KSampler":
         denoise = float(inputs["denoise"])
-        if denoise > 0.9999:
-            sigmas = schedule(inputs["scheduler"], steps)
-        else:  # KSampler.set_steps: a longer schedule, of which the last `steps` steps run
-            sigmas = schedule(inputs["scheduler"], int(steps / denoise))[-(steps + 1):]
+        sigmas = schedule(inputs["scheduler"], ksampler_schedule_length(steps, denoise))
+        if not runs_whole_schedule(denoise):  # of the longer schedule, the last `steps` steps run
+            sigmas = sigmas[-(steps + 1):]
     elif sampler["class_type"] == "KSamplerAdvanced":
         sigmas = schedule(inputs["scheduler"], steps)[int(inputs["start_at_step"]):]
     else:
@@ -79,10 +88,9 @@ def executed_sigmas(sampler: dict) -> np.ndarray:
     return sigmas[:-1]  # each step calls the model at its own sigma; the last one is only the target
 
 
-def control_percents(spec: ControlSpec, sampler: dict) -> tuple[float, float] | None:
-    """(start_percent, end_percent) that steer exactly the executed steps our range steers; None
-    when it steers none of them (then the graph goes without the ControlNet)."""
-    sigmas = executed_sigmas(sampler)
+def control_percents(spec: ControlSpec, sigmas: np.ndarray) -> tuple[float, float] | None:
+    """(start_percent, end_percent) that steer exactly the executed steps (run at `sigmas`) our range
+    steers; None when it steers none of them (then the graph goes without the ControlNet)."""
     total = len(sigmas)
     steered = [index for index in range(total) if spec.steers(index, total)]
     if not steered:

@@ -1,37 +1,58 @@
-"""ComfyUI's error answers turned into the one line a person reads."""
+"""ComfyUI's answers and failures as the one line a person reads, each with its kind."""
 
 from __future__ import annotations
 
-from ...core.errors import SketchpadError
-from .loras import missing_model
+from ...core.errors import FailureKind, MissingModel, ModelError, SketchpadError
+from ...core.server_files import file_stem
 
+SHOWN = 5  # server files named in a line
 _OUT_OF_MEMORY = ("out of memory", "outofmemory", "can't allocate memory", "not enough memory", "cannot allocate memory")
 
 
-def rejected_prompt(body, checkpoints: list[str] | None = None, loras: list[str] | None = None,
-                    controlnets: list[str] | None = None) -> SketchpadError:
+def missing_checkpoint(server: str, name: str | None, available: list[str]) -> MissingModel:
+    """The server is up but lacks the checkpoint (or has none at all); the error carries its list."""
+    if not available:
+        return MissingModel(f"the ComfyUI server at {server} is up but has no checkpoint at all: put an SD1.5 "
+                            ".safetensors checkpoint in its models/checkpoints folder")
+    return MissingModel(f"the ComfyUI server at {server} is up but has no checkpoint {name!r}; "
+                        f"it has: {_some(available)}", available)
+
+
+def missing_model(kind: str, source: str, available: list[str], folder: str) -> ModelError:
+    """A LoRA or ControlNet the server lacks (it never gets one uploaded)."""
+    name = file_stem(source)
+    asked = name if source in (name, name + ".safetensors") else f"{name} ({source})"
+    if not available:
+        return ModelError(f"the ComfyUI server has no {kind} {asked}; it has none: put {name}.safetensors "
+                          f"in its {folder} folder")
+    return ModelError(f"the ComfyUI server has no {kind} {asked}; it has: {_some(available)}")
+
+
+def rejected_prompt(body, server: str, checkpoints: list[str], loras: list[str],
+                    controlnets: list[str]) -> SketchpadError:
     """HTTP 400 from POST /prompt: the first node error in plain words."""
     body = body if isinstance(body, dict) else {}
     for node_id, node in (body.get("node_errors") or {}).items():
         for error in node.get("errors") or []:
             details = error.get("details") or error.get("message") or "invalid input"
-            name = (error.get("extra_info") or {}).get("input_name")
+            extra = error.get("extra_info") or {}
+            name, gone = extra.get("input_name"), str(extra.get("received_value", "?"))
+            # a file removed from the server between our look and the job
             if name == "ckpt_name":
-                return missing_checkpoint((error.get("extra_info") or {}).get("received_value", "?"), checkpoints or [])
+                return missing_checkpoint(server, gone, [item for item in checkpoints if item != gone])
             for field, kind, listed, folder in (("lora_name", "LoRA", loras, "models/loras"),
                                                 ("control_net_name", "ControlNet", controlnets, "models/controlnet")):
-                if name == field:  # removed from the server between our look and the job
-                    gone = str((error.get("extra_info") or {}).get("received_value", "?"))
-                    return missing_model(kind, gone, [item for item in listed or [] if item != gone], folder)
+                if name == field:
+                    return missing_model(kind, gone, [item for item in listed if item != gone], folder)
             return SketchpadError(f"the ComfyUI server rejected the request: {node.get('class_type', 'node ' + node_id)}: "
-                                  f"{_first_line(details)}")
+                                  f"{_first_line(details)}", FailureKind.REFUSED)
     error = body.get("error")
     if isinstance(error, dict):
         text = error.get("message") or error.get("type") or "invalid prompt"
         if error.get("details"):
             text += f" ({_first_line(error['details'])})"
-        return SketchpadError(f"the ComfyUI server rejected the request: {_first_line(text)}")
-    return SketchpadError("the ComfyUI server rejected the request (HTTP 400)")
+        return SketchpadError(f"the ComfyUI server rejected the request: {_first_line(text)}", FailureKind.REFUSED)
+    return SketchpadError("the ComfyUI server rejected the request (HTTP 400)", FailureKind.REFUSED)
 
 
 def names_missing_image(body) -> bool:
@@ -42,21 +63,20 @@ def names_missing_image(body) -> bool:
     return all(node.get("class_type") == "LoadImage" for node in errors.values())
 
 
-def missing_checkpoint(name: str, available: list[str]) -> SketchpadError:
-    if not available:
-        return SketchpadError(f"the ComfyUI server has no checkpoint {name!r}; it has none: put one in its models/checkpoints folder")
-    shown = ", ".join(available[:5]) + (f" (and {len(available) - 5} more)" if len(available) > 5 else "")
-    return SketchpadError(f"the ComfyUI server has no checkpoint {name!r}; it has: {shown}")
-
-
 def execution_failed(data: dict) -> SketchpadError:
+    """execution_error: the server's own exception, its type and message being all it tells."""
     message = str(data.get("exception_message") or "").strip()
     kind = str(data.get("exception_type") or "")
     node = data.get("node_type") or "a node"
     if any(word in (message + " " + kind).lower() for word in _OUT_OF_MEMORY):
         return SketchpadError(f"the ComfyUI server ran out of memory in {node}; try a smaller picture or fewer "
-                              "models loaded on the server")
-    return SketchpadError(f"the ComfyUI server failed in {node}: {_first_line(message) or kind or 'unknown error'}")
+                              "models loaded on the server", FailureKind.OUT_OF_MEMORY)
+    return SketchpadError(f"the ComfyUI server failed in {node}: {_first_line(message) or kind or 'unknown error'}",
+                          FailureKind.SERVER_FAILED)
+
+
+def _some(names: list[str]) -> str:
+    return ", ".join(names[:SHOWN]) + (f" (and {len(names) - SHOWN} more)" if len(names) > SHOWN else "")
 
 
 def _first_line(text: str, limit: int = 200) -> str:

@@ -1,4 +1,5 @@
-"""The prompt graph ComfyUI runs for one request: pure functions of the request, tested alone.
+"""The prompt graph ComfyUI runs for one request, and what it will run: functions of the request and
+its step plan, tested alone (the one call out is the control picture's upload, when it is needed).
 
 Only built-in nodes: CheckpointLoaderSimple, one LoraLoader per LoRA (chained: each takes the model
 and CLIP of the one before), CLIPTextEncode, LoadImage + VAEEncode (or EmptyLatentImage for
@@ -13,11 +14,12 @@ temp folder and not its output folder).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 from ...core.errors import SketchpadError
-from ...core.params import ControlSpec, GenerationParams
+from ...core.params import GenerationParams
 from ...core.schedule import StepPlan
-from .control_range import control_percents
+from .control_range import control_percents, executed_sigmas, ksampler_schedule_length
 
 # Our scheduler names -> ComfyUI (sampler_name, scheduler). PNDM has no ComfyUI counterpart.
 COMFY_SAMPLERS = {
@@ -34,16 +36,17 @@ SAMPLER_NODE = "6"
 OUTPUT_NODE = "8"
 FIRST_LORA_NODE = 10  # LoRA i is node str(10 + i)
 CONTROL_LOADER, CONTROL_IMAGE, CONTROL_APPLY = "20", "21", "22"
+LOADERS = {"CheckpointLoaderSimple", "LoraLoader", "ControlNetLoader"}
 
 
 @dataclass(frozen=True)
 class ServerControl:
-    """The ControlNet as the server runs it: its file there, the uploaded control picture, and the
-    request's spec (strength, and the range as fractions of the steps that run)."""
+    """The ControlNet as the server runs it: its file there, and the control picture's name there,
+    uploaded when first asked (not at all when the ControlNet steers no step that runs). Its
+    strength and range are the request's (params.control)."""
 
     model: str
-    image: str
-    spec: ControlSpec
+    upload_image: Callable[[], str]
 
 
 WEBSOCKET_OUTPUT = "SaveImageWebsocket"
@@ -52,10 +55,16 @@ FILE_OUTPUT = "PreviewImage"
 
 @dataclass(frozen=True)
 class Graph:
+    """A prompt and what it will run: the steps the server executes (its ddim_uniform runs 8 for 7
+    from pure noise or a start step) and the ControlNet's percents (None: no ControlNet in it)."""
+
     nodes: dict  # the API-format prompt: node id -> {"class_type", "inputs"}
     sampler_node: str
     output_node: str
     output_class: str
+    steps: int
+    control_window: tuple[float, float] | None
+    loader_nodes: frozenset[str]  # the nodes that read model files: while they run, the server loads models
 
 
 def our_scheduler(params: GenerationParams) -> str:
@@ -95,8 +104,8 @@ def build_graph(
     `image_name` is the uploaded sketch; it is not used (and may be None) for text-to-image.
     `loras`: (server file name, weight) pairs; the weight goes to both the UNet and the text encoder,
     as the local engine fuses it. A weight of 0 changes nothing, so it adds no node.
-    `control`: the ControlNet; at strength 0, or with a range that steers none of the steps that run,
-    the graph has none of its nodes (exactly the picture without it).
+    `control`: the request's ControlNet on the server; at strength 0, or with a range that steers none
+    of the steps that run, the graph has none of its nodes (exactly the picture without it).
     """
     if plan.run_steps == 0:
         raise ValueError("a plan that runs no steps needs no server")
@@ -121,39 +130,32 @@ def build_graph(
             raise ValueError("image-to-image needs the uploaded sketch")
         nodes["4"] = _node("LoadImage", image=image_name)
         nodes["5"] = _node("VAEEncode", pixels=["4", 0], vae=["1", 2])
-    conditioning = (["2", 0], ["3", 0])
-    percents = control_window(control.spec if control else None, params, plan, sampler)
-    if percents is not None:
+    sampler_node = _sampler_node(params, plan, sampler, model)
+    sigmas = executed_sigmas(sampler_node)
+    spec = params.control
+    window = control_percents(spec, sigmas) if control is not None and spec is not None and spec.applies else None
+    positive, negative = ["2", 0], ["3", 0]
+    if window is not None:
         nodes[CONTROL_LOADER] = _node("ControlNetLoader", control_net_name=control.model)
-        nodes[CONTROL_IMAGE] = _node("LoadImage", image=control.image)
+        nodes[CONTROL_IMAGE] = _node("LoadImage", image=control.upload_image())
         nodes[CONTROL_APPLY] = _node(
-            "ControlNetApplyAdvanced", positive=["2", 0], negative=["3", 0], control_net=[CONTROL_LOADER, 0],
-            image=[CONTROL_IMAGE, 0], strength=float(control.spec.strength), start_percent=percents[0],
-            end_percent=percents[1])
-        conditioning = ([CONTROL_APPLY, 0], [CONTROL_APPLY, 1])
-    nodes[SAMPLER_NODE] = _sampler_node(params, plan, sampler, model, conditioning)
-    return Graph(nodes, SAMPLER_NODE, OUTPUT_NODE, output_class)
+            "ControlNetApplyAdvanced", positive=positive, negative=negative, control_net=[CONTROL_LOADER, 0],
+            image=[CONTROL_IMAGE, 0], strength=float(spec.strength), start_percent=window[0], end_percent=window[1])
+        positive, negative = [CONTROL_APPLY, 0], [CONTROL_APPLY, 1]
+    sampler_node["inputs"].update(positive=positive, negative=negative)
+    nodes[SAMPLER_NODE] = sampler_node
+    loaders = frozenset(node_id for node_id, node in nodes.items() if node["class_type"] in LOADERS)
+    return Graph(nodes, SAMPLER_NODE, OUTPUT_NODE, output_class, len(sigmas), window, loaders)
 
 
-def control_window(spec: ControlSpec | None, params: GenerationParams, plan: StepPlan,
-                   sampler: tuple[str, str]) -> tuple[float, float] | None:
-    """ControlNetApplyAdvanced's (start_percent, end_percent) for this request's sampler node, or None
-    when the ControlNet steers no step that runs (or has strength 0)."""
-    if spec is None or spec.strength == 0:
-        return None
-    return control_percents(spec, _sampler_node(params, plan, sampler, None, (None, None)))
-
-
-def _sampler_node(params: GenerationParams, plan: StepPlan, sampler: tuple[str, str], model: list,
-                  conditioning: tuple[list, list]) -> dict:
-    common = dict(
-        model=model, positive=conditioning[0], negative=conditioning[1], latent_image=["5", 0],
-        cfg=float(params.cfg), sampler_name=sampler[0], scheduler=sampler[1],
-    )
+def _sampler_node(params: GenerationParams, plan: StepPlan, sampler: tuple[str, str], model: list) -> dict:
+    """KSampler or KSamplerAdvanced running the plan; its conditioning is linked in by the caller."""
+    common = dict(model=model, latent_image=["5", 0], cfg=float(params.cfg), sampler_name=sampler[0],
+                  scheduler=sampler[1])
     if plan.from_pure_noise:
         return _node("KSampler", seed=params.seed, steps=params.steps, denoise=1.0, **common)
     denoise = params.strength
-    if denoise is not None and _ksampler_schedule(params.steps, denoise) == plan.schedule_steps:
+    if denoise is not None and ksampler_schedule_length(params.steps, denoise) == plan.schedule_steps:
         # KSampler builds int(steps / denoise) steps and runs the last `steps`: our plan exactly.
         return _node("KSampler", seed=params.seed, steps=params.steps, denoise=float(denoise), **common)
     # A start step, or a denoise so small that our plan caps the schedule: say the plan outright.
@@ -161,11 +163,6 @@ def _sampler_node(params: GenerationParams, plan: StepPlan, sampler: tuple[str, 
         "KSamplerAdvanced", add_noise="enable", noise_seed=params.seed, steps=plan.schedule_steps,
         start_at_step=plan.first_step, end_at_step=10000, return_with_leftover_noise="disable", **common,
     )
-
-
-def _ksampler_schedule(steps: int, denoise: float) -> int:
-    """The schedule length ComfyUI's KSampler.set_steps builds for this denoise."""
-    return steps if denoise > 0.9999 else int(steps / denoise)
 
 
 def _node(class_type: str, **inputs) -> dict:

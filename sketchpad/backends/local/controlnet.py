@@ -94,10 +94,3 @@ class ControlNetSlot:
         width, height = sketch.size
         return processor.preprocess(scribble_image(sketch), height=height, width=width).to(self.device, self.dtype)
 
-
-def control_active(spec: ControlSpec | None, index: int, total: int) -> bool:
-    """Whether the ControlNet steers executed step `index` of `total` (diffusers' and AUTOMATIC1111's
-    guidance start/end rule); never at strength 0, so that is exactly the picture without it."""
-    if spec is None or spec.strength == 0:
-        return False
-    return spec.steers(index, total)

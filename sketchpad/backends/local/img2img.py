@@ -27,7 +27,7 @@ from ...core.params import GenerationParams
 from ...core.schedule import StepPlan, plan_steps
 from . import preview as previews
 from .compat import check_pipeline, check_scheduler
-from .controlnet import ControlNetSlot, control_active
+from .controlnet import ControlNetSlot
 from .lora import LoraStack
 from .models import out_of_memory, out_of_memory_error
 from .samplers import longest_schedule, make_scheduler, prepare_timesteps, scheduler_name
@@ -245,14 +245,14 @@ class Img2ImgEngine:
     # ---- "keep my lines" -----------------------------------------------------------------
     def _control_residuals(self, params, sketch, embeds, do_cfg):
         spec = params.control
-        if spec is None or spec.strength == 0:  # strength 0: the ControlNet is not even loaded
+        if spec is None or not spec.applies:  # strength 0: the ControlNet is not even loaded
             return lambda model_input, t, index, total: {}
         controlnet = self.controlnets.get(spec)
         condition = self.controlnets.control_image(sketch)
         condition = torch.cat([condition] * 2) if do_cfg else condition
 
         def residuals(model_input, t, index, total) -> dict:
-            if not control_active(spec, index, total):
+            if not spec.steers(index, total):
                 return {}
             down, mid = controlnet(
                 model_input, t, encoder_hidden_states=embeds, controlnet_cond=condition,
