@@ -39,50 +39,31 @@ def _generate(args) -> int:
     # Every check that can fail on bad input runs before the (slow) model load and before any write.
     params = params_from_args(args).with_concrete_seed()
     sketch = load_sketch(args.sketch)
-    if getattr(args, "server", None):
-        return _run_on_server(args, params, sketch)
-    source = resolve_model_source(args.model)
     out = _output_path(args.out, args.overwrite)
     if args.previews is not None:
         _check_writable_folder(args.previews)
-    _check_weights(source, params)  # before torch loads: weights that cannot be had are said in seconds
+    if not args.server:  # before torch loads: weights that cannot be had are said in seconds
+        _check_weights(resolve_model_source(args.model), params)
 
-    from .backends.local.img2img import Img2ImgEngine
-    from .backends.local.models import load_pipeline, pick_device
-
-    device = pick_device(args.device)
+    # the window's own way in: torch only for this computer; a server needs none, and Ctrl+C there
+    # removes our prompt from its queue
+    from .backends.loading import close_backend, open_backend
 
     started = time.perf_counter()
-    pipe = load_pipeline(source, device, progress=say)
-    say(f"Model ready in {time.perf_counter() - started:.1f} s")
-    engine = Img2ImgEngine(pipe, source.name, notify=say)
-    on_step = _step_reporter(args.previews)
-    result = engine.generate(params, sketch, on_step=on_step)
-    info = ResultInfo(result.params, result.image.width, result.image.height, source.name, result.sampler)
-    saved = save_result(result.image, info, out, overwrite=args.overwrite)
-    say(f"Seed {result.params.seed}, {result.steps_run} steps in {result.seconds:.1f} s")
-    print(saved)
-    return 0
-
-
-def _run_on_server(args, params, sketch) -> int:
-    """The same run on a ComfyUI server: torch is never imported; Ctrl+C removes our prompt there.
-    Why nothing happens yet (a queue ahead, a model loading) is said once per change."""
-    from .backends.comfy.client import ComfyBackend
-    from .core.server_address import TOKEN_ENV
-
-    out = _output_path(args.out, args.overwrite)
-    if args.previews is not None:
-        _check_writable_folder(args.previews)
-    backend = ComfyBackend(args.server, args.model, token=os.environ.get(TOKEN_ENV) or None, notify=say)
+    # a server answers at once: its connecting lines are worth saying only once it did (a failure is one line)
+    connecting: list[str] = []
+    backend = open_backend(args.model, args.device, connecting.append if args.server else say, server=args.server,
+                           notify=say)
+    for line in connecting:
+        say(line)
     try:
-        say(f"Connected to {backend.server}: {backend.model_name} on {backend.device_name}")
+        say(f"Model ready in {time.perf_counter() - started:.1f} s")
+        # why nothing happens yet on a server (a queue ahead, a model loading) is said once per change
         result = backend.generate(params, sketch, on_step=_step_reporter(args.previews),
                                   on_waiting=lambda waiting: waiting.text and say(waiting.text))
     finally:
-        backend.close()
-    info = ResultInfo(result.params, result.image.width, result.image.height, backend.model_name, result.sampler)
-    saved = save_result(result.image, info, out, overwrite=args.overwrite)
+        close_backend(backend)
+    saved = save_result(result.image, ResultInfo.of(result, backend.model_name), out, overwrite=args.overwrite)
     say(f"Seed {result.params.seed}, {result.steps_run} steps in {result.seconds:.1f} s")
     print(saved)
     return 0

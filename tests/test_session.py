@@ -232,6 +232,13 @@ def test_the_window_does_not_need_the_worker_module(module):
     assert out.stdout.split() == ["False", "False"]
 
 
+def test_the_worker_needs_nothing_of_the_widgets():
+    code = "import sys, sketchpad.worker; print(sorted(m for m in sys.modules if m.startswith('sketchpad.ui')))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=Path(__file__).parent.parent)
+    assert out.stdout.strip() == "[]"
+
+
 def test_emitting_from_python_keeps_the_bool_singletons_alive(qtbot):
     """PySide6 6.12.0 drops a reference to True on every Python emit(): after a few thousand
     (a short Live session) the interpreter aborts. pyproject excludes it; this says so loudly."""
