@@ -11,8 +11,9 @@ import sys
 from pathlib import Path
 
 from .core.errors import SketchpadError
-from .core.params import PRESETS, PREVIEW_METHODS, SCHEDULERS, ControlSpec, GenerationParams, LoraSpec
-from .core.registry import DEVICES
+from .core.lora_text import parse_lora
+from .core.params import PRESETS, PREVIEW_METHODS, ControlSpec, GenerationParams
+from .core.registry import DEVICES, SCHEDULERS
 
 EXIT_ERROR = 2
 EXIT_INTERRUPTED = 130
@@ -93,18 +94,6 @@ _number.__name__ = "number"  # argparse names the type in its error message
 _whole.__name__ = "whole number"
 
 
-def parse_lora(text: str) -> LoraSpec:
-    """`FILE_OR_ID[:WEIGHT]` -> LoraSpec (weight 1 when none is given)."""
-    head, colon, tail = text.rpartition(":")
-    if colon:
-        try:
-            return LoraSpec(head.strip(), _number(tail)).validated()
-        except ValueError:
-            if "/" not in tail and "\\" not in tail:  # else a Windows drive colon, not a weight
-                raise SketchpadError(f"--lora {text}: the weight after ':' must be a number") from None
-    return LoraSpec(text.strip()).validated()
-
-
 def parse_control(source: str | None, strength: float | None, span: str | None) -> ControlSpec | None:
     if source is None:
         if strength is not None or span is not None:
@@ -117,8 +106,8 @@ def parse_control(source: str | None, strength: float | None, span: str | None) 
             if not colon:
                 raise ValueError
             start, end = _number(first), _number(second)
-        except ValueError:
-            raise SketchpadError(f"--control-range {span}: give START:END as fractions, e.g. 0:0.8") from None
+        except ValueError as error:
+            raise SketchpadError(f"--control-range {span}: give START:END as fractions, e.g. 0:0.8") from error
     return ControlSpec(source, 1.0 if strength is None else strength, start, end).validated()
 
 

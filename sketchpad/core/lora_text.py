@@ -8,14 +8,15 @@ from .params import LoraSpec
 
 def parse_loras(text: str) -> tuple[LoraSpec, ...]:
     """`a.safetensors:0.8, owner/name` -> LoraSpecs; an empty line is no LoRA."""
-    return tuple(_parse_one(part.strip()) for part in text.split(",") if part.strip())
+    return tuple(parse_lora(part.strip()) for part in text.split(",") if part.strip())
 
 
 def format_loras(loras: tuple[LoraSpec, ...]) -> str:
     return ", ".join(f"{lora.source}:{lora.weight:g}" for lora in loras)
 
 
-def _parse_one(text: str) -> LoraSpec:
+def parse_lora(text: str) -> LoraSpec:
+    """One LoRA, `file_or_id[:weight]`, as the panel's line and the command line's --lora take it."""
     head, colon, tail = text.rpartition(":")
     if colon and "/" not in tail and "\\" not in tail:  # else a Windows drive's colon, not a weight
         try:
