@@ -10,6 +10,9 @@ from __future__ import annotations
 
 from pathlib import PurePath
 
+from .errors import ModelError
+
+SHOWN = 5  # names listed in a message before "(and N more)"
 # the extensions ComfyUI lists model files with (folder_paths.supported_pt_extensions)
 MODEL_EXTENSIONS = (".safetensors", ".sft", ".ckpt", ".pt", ".pt2", ".pth", ".bin", ".pkl")
 
@@ -32,3 +35,19 @@ def file_stem(name: str) -> str:
         if last.lower().endswith(extension):
             return last[: -len(extension)]
     return last
+
+
+def missing_model(kind: str, source: str, available: list[str] | tuple[str, ...], folder: str) -> ModelError:
+    """A LoRA or ControlNet the server lacks (it never gets one uploaded), in the words the client
+    and the window both use."""
+    name = file_stem(source)
+    asked = name if source in (name, name + ".safetensors") else f"{name} ({source})"
+    if not available:
+        return ModelError(f"the ComfyUI server has no {kind} {asked}; it has none: put {name}.safetensors "
+                          f"in its {folder} folder")
+    return ModelError(f"the ComfyUI server has no {kind} {asked}; it has: {listed(available)}")
+
+
+def listed(names: list[str] | tuple[str, ...]) -> str:
+    names = list(names)
+    return ", ".join(names[:SHOWN]) + (f" (and {len(names) - SHOWN} more)" if len(names) > SHOWN else "")

@@ -29,6 +29,7 @@ from sketchpad.core.registry import SCHEDULER_LABELS, SCHEDULERS
 
 from .backend_picker import BackendPicker
 from .fast_live_controls import FinishedLineEdit
+from .server_choices import ServerChoices
 from .session import Session
 from .denoise_dial import BANDS, UNCHANGED, DenoiseDial, band_color, band_range_text, denoise_band
 from .fast_live_controls import KeepMyLines, PresetRow
@@ -177,6 +178,7 @@ class GenerationPanel(QWidget):
         self.set_denoise(0.75)
         self._show_knob()
         self._fit_settings_width()
+        self.server_choices = ServerChoices(self.session, self.presets, self.lines)
         self._write_request()
 
     # ---- public API ---------------------------------------------------------------------

@@ -100,6 +100,11 @@ class Session(QObject):
             self._set_problem(Cause.REQUEST, problem)
         self.request_changed.emit(self._request)  # Live tries it, and says why it cannot run
 
+    def warn_request(self, text: str) -> None:
+        """Something the request names will not work (a file a server lacks): said now, though a run
+        may still be tried (the server may have it by then); it goes with the next edit or run."""
+        self._set_problem(Cause.REQUEST, text)
+
     def check_request(self) -> bool:
         """Before a run: False, and the problem shown, when the values make no request."""
         if self._request_problem:

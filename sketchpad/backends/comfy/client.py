@@ -28,7 +28,7 @@ from ...core.images import prepare_sketch, scribble_image
 from ...core.params import GenerationParams
 from ...core.schedule import plan_steps
 from ...core.server_address import parse_server_url
-from ...core.server_files import server_file
+from ...core.server_files import missing_model, server_file
 from . import failures
 from .connection import CONNECT_TIMEOUT, Connection, ConnectionLost, ServerError
 from .job import Job, JobObserver, decode_png, observe
@@ -184,7 +184,7 @@ class ComfyBackend:
             names = [server_file(lora.source, self.loras) for lora in params.loras]
         for lora, name in zip(params.loras, names):
             if name is None:
-                raise failures.missing_model("LoRA", lora.source, self.loras, "models/loras")
+                raise missing_model("LoRA", lora.source, self.loras, "models/loras")
         return tuple((name, float(lora.weight)) for lora, name in zip(params.loras, names))
 
     def _server_controlnet(self, params: GenerationParams) -> str | None:
@@ -199,7 +199,7 @@ class ComfyBackend:
                                         "control_net_name")
             name = server_file(spec.model, self.controlnets)
         if name is None:
-            raise failures.missing_model("ControlNet", spec.model, self.controlnets, "models/controlnet")
+            raise missing_model("ControlNet", spec.model, self.controlnets, "models/controlnet")
         return name
 
     # -- connecting -----------------------------------------------------------------------------

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 from ...core.errors import FailureKind, MissingModel, ModelError, SketchpadError
-from ...core.server_files import file_stem
+from ...core.server_files import listed, missing_model
 
-SHOWN = 5  # server files named in a line
 _OUT_OF_MEMORY = ("out of memory", "outofmemory", "can't allocate memory", "not enough memory", "cannot allocate memory")
 
 
@@ -15,17 +14,7 @@ def missing_checkpoint(server: str, name: str | None, available: list[str]) -> M
         return MissingModel(f"the ComfyUI server at {server} is up but has no checkpoint at all: put an SD1.5 "
                             ".safetensors checkpoint in its models/checkpoints folder")
     return MissingModel(f"the ComfyUI server at {server} is up but has no checkpoint {name!r}; "
-                        f"it has: {_some(available)}", available)
-
-
-def missing_model(kind: str, source: str, available: list[str], folder: str) -> ModelError:
-    """A LoRA or ControlNet the server lacks (it never gets one uploaded)."""
-    name = file_stem(source)
-    asked = name if source in (name, name + ".safetensors") else f"{name} ({source})"
-    if not available:
-        return ModelError(f"the ComfyUI server has no {kind} {asked}; it has none: put {name}.safetensors "
-                          f"in its {folder} folder")
-    return ModelError(f"the ComfyUI server has no {kind} {asked}; it has: {_some(available)}")
+                        f"it has: {listed(available)}", available)
 
 
 def rejected_prompt(body, server: str, checkpoints: list[str], loras: list[str],
@@ -40,10 +29,10 @@ def rejected_prompt(body, server: str, checkpoints: list[str], loras: list[str],
             # a file removed from the server between our look and the job
             if name == "ckpt_name":
                 return missing_checkpoint(server, gone, [item for item in checkpoints if item != gone])
-            for field, kind, listed, folder in (("lora_name", "LoRA", loras, "models/loras"),
-                                                ("control_net_name", "ControlNet", controlnets, "models/controlnet")):
+            for field, kind, names, folder in (("lora_name", "LoRA", loras, "models/loras"),
+                                               ("control_net_name", "ControlNet", controlnets, "models/controlnet")):
                 if name == field:
-                    return missing_model(kind, gone, [item for item in listed if item != gone], folder)
+                    return missing_model(kind, gone, [item for item in names if item != gone], folder)
             return SketchpadError(f"the ComfyUI server rejected the request: {node.get('class_type', 'node ' + node_id)}: "
                                   f"{_first_line(details)}", FailureKind.REFUSED)
     error = body.get("error")
@@ -73,10 +62,6 @@ def execution_failed(data: dict) -> SketchpadError:
                               "models loaded on the server", FailureKind.OUT_OF_MEMORY)
     return SketchpadError(f"the ComfyUI server failed in {node}: {_first_line(message) or kind or 'unknown error'}",
                           FailureKind.SERVER_FAILED)
-
-
-def _some(names: list[str]) -> str:
-    return ", ".join(names[:SHOWN]) + (f" (and {len(names) - SHOWN} more)" if len(names) > SHOWN else "")
 
 
 def _first_line(text: str, limit: int = 200) -> str:

@@ -1,0 +1,105 @@
+"""The window on a shared ComfyUI server (the stand-in): it says why a run waits, offers the server's
+own LoRAs and ControlNets, flags a name the server lacks as soon as it is typed, never pays twice for
+the same picture, and the quit question says that closing stops the server's job."""
+
+from __future__ import annotations
+
+import pytest
+from PySide6.QtCore import Qt
+from PySide6.QtTest import QTest
+
+from tests.comfy_standin import StandIn
+from tests.test_comfy_app import MODEL, open_window
+from tests.test_comfy_waiting import someone_elses_job
+from tests.window_harness import WAIT_MS, draw_line, generate_and_wait, started
+
+LORAS = ("ink.safetensors", "styles/watercolour.safetensors")
+CONTROLNETS = ("control_v11p_sd15_scribble.safetensors",)
+
+
+@pytest.fixture
+def server():
+    with StandIn([MODEL], loras=LORAS, controlnets=CONTROLNETS, step_seconds=0.05) as running:
+        yield running
+
+
+def on_server(qtbot, tmp_path, server):
+    return started(qtbot, open_window(qtbot, tmp_path, server=server.url, model=MODEL))
+
+
+def test_a_run_behind_another_clients_jobs_says_how_many_are_ahead(qtbot, tmp_path, server):
+    window = on_server(qtbot, tmp_path, server)
+    someone_elses_job(server, steps=20)
+    someone_elses_job(server, steps=4)
+    qtbot.waitUntil(lambda: server.running is not None, timeout=WAIT_MS)
+    said = []
+    window.session.status_changed.connect(said.append)
+    generate_and_wait(qtbot, window)
+    waited = [line for line in said if line.startswith("waiting")]
+    assert waited[:2] == ["waiting: 2 jobs ahead on the server", "waiting: 1 job ahead on the server"]
+    assert window.state_text().startswith("done")
+    window.close()
+
+
+def test_the_servers_loras_and_controlnets_are_offered_and_a_missing_one_is_flagged_when_typed(qtbot, tmp_path,
+                                                                                               server):
+    window = on_server(qtbot, tmp_path, server)
+    panel = window.panel
+    assert panel.presets.lora_edit.completer().model().stringList() == list(LORAS)
+    panel.lines.checkbox.setChecked(True)
+    offered = [action for action in panel.lines.choose_menu.actions() if action.isVisible()]
+    assert [action.text() for action in offered] == list(CONTROLNETS)  # the server's files, not this computer's
+    offered[0].trigger()
+    assert panel.lines.model_edit.text() == CONTROLNETS[0]
+    assert "server" in panel.lines.model_edit.placeholderText()
+    # the completion finishes the entry after the last comma
+    panel.presets.lora_edit.setFocus()
+    QTest.keyClicks(panel.presets.lora_edit, "ink:0.5, water")
+    completer = panel.presets.lora_edit.completer()
+    assert completer.completionCount() == 1  # matched on "water", in a sub-folder
+    assert completer.currentCompletion() == "ink:0.5, " + LORAS[1]  # the earlier entries kept
+    # a LoRA the server lacks is said as soon as the entry is finished, before any Generate
+    panel.presets.lora_edit.setText("")
+    QTest.keyClicks(panel.presets.lora_edit, "charcoal:0.7")
+    QTest.keyClick(panel.presets.lora_edit, Qt.Key.Key_Return)
+    assert window.preview.error_text().startswith("the ComfyUI server has no LoRA charcoal; it has: ink.safetensors")
+    assert window.session.run.request_id == 0  # nothing was sent
+    panel.presets.lora_edit.setText("watercolour:0.7")  # found in its sub-folder, without the extension
+    assert window.preview.error_text() == ""
+    window.close()
+
+
+def test_back_on_this_computer_the_fields_offer_files_again(qtbot, tmp_path, server, tiny_model_dir):
+    window = on_server(qtbot, tmp_path, server)
+    with qtbot.waitSignal(window.worker.model_ready, timeout=WAIT_MS):
+        window.session.load_model(str(tiny_model_dir), "cpu", server_url="")
+    panel = window.panel
+    assert panel.presets.lora_edit.completer() is None
+    offered = [action.text() for action in panel.lines.choose_menu.actions() if action.isVisible()]
+    assert offered == ["A .safetensors file…", "A diffusers folder…"]
+    window.close()
+
+
+def test_live_on_a_server_never_pays_twice_for_the_same_steps(qtbot, tmp_path, server):
+    window = on_server(qtbot, tmp_path, server)
+    window.panel.set_params(window.panel.params().replace(steps=4, seed=7, strength=0.75))
+    draw_line(qtbot, window.canvas, (5, 5), (50, 40))
+    generate_and_wait(qtbot, window)
+    prompts = server.number
+    window.panel.set_live(True)
+    window.panel.set_denoise(0.8)  # the last 4 of 5 steps again: the same picture
+    qtbot.wait(500)
+    assert server.number == prompts and len(window.session.history()) == 1
+    assert "same picture" in window.panel.denoise_label.text()
+    window.close()
+
+
+def test_the_quit_question_says_that_closing_stops_the_servers_job(qtbot, tmp_path):
+    with StandIn([MODEL], step_seconds=0.5) as slow:
+        window = started(qtbot, open_window(qtbot, tmp_path, server=slow.url, model=MODEL))
+        assert "ComfyUI" not in window.discard_question().informativeText()
+        window.panel.set_params(window.panel.params().replace(steps=20))
+        with qtbot.waitSignal(window.worker.step_preview, timeout=WAIT_MS):
+            window.generate()
+        assert "stops it there" in window.discard_question().informativeText()
+        window.close()
