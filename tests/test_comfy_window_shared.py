@@ -32,11 +32,13 @@ def test_a_run_behind_another_clients_jobs_says_how_many_are_ahead(qtbot, tmp_pa
     someone_elses_job(server, steps=20)
     someone_elses_job(server, steps=4)
     qtbot.waitUntil(lambda: server.running is not None, timeout=WAIT_MS)
-    said = []
+    said, captions = [], []
     window.session.status_changed.connect(said.append)
+    window.session.run_changed.connect(lambda run: captions.append(window.preview.caption_text()))
     generate_and_wait(qtbot, window)
     waited = [line for line in said if line.startswith("waiting")]
     assert waited[:2] == ["waiting: 2 jobs ahead on the server", "waiting: 1 job ahead on the server"]
+    assert "waiting: 2 jobs ahead on the server" in captions  # under the picture as well
     assert window.state_text().startswith("done")
     window.close()
 

@@ -76,6 +76,7 @@ class MainWindow(QMainWindow):
         self.files = FileActions(self.session, self.canvas, self)
         self.server_lookup = CheckpointLookup(lookup_checkpoints, self)  # the app hands in the client's
         self._model_said: tuple | None = None  # the model state the preview last spoke of
+        self._run_begun = 0  # the run whose start the preview has shown
         self.runs = RunController(self.session, worker, self.canvas.image, self.panel.finish_editing, parent=self)
         self._model_remembered: tuple | None = None  # the model choice last written to settings
         self._build_layout()
@@ -287,8 +288,12 @@ class MainWindow(QMainWindow):
 
     def _show_run(self, run: Run) -> None:
         self.panel.set_busy(run.active)
-        if run.active and run.step == 0 and run.waiting is None:  # a new run: the last one's marks go
-            self.preview.begin_run(run.total)
+        if run.active and run.step == 0:
+            if run.request_id != self._run_begun:  # a new run: the last one's marks go at once
+                self._run_begun = run.request_id
+                self.preview.begin_run(run.total)
+            if run.waiting is not None:  # why no step has come yet, under the picture too
+                self.preview.show_caption(run.waiting.text or f"step 0 / {run.total}")
         if run.status is RunStatus.CANCELLED and run.step:
             self.preview.mark_cancelled(run.step, run.total)
 
