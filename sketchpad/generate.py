@@ -23,7 +23,7 @@ def say(message: str) -> None:
 def run_generate(args) -> int:
     # Every check that can fail on bad input runs before the (slow) model load and before any write.
     params = params_from_args(args).with_concrete_seed()
-    sketch = load_sketch(args.sketch)
+    sketch = _load_sketch(args.sketch, params)
     if getattr(args, "server", None):
         return _run_on_server(args, params, sketch)
     from .backends.local.models import pick_device, resolve_model_source
@@ -53,6 +53,9 @@ def run_generate(args) -> int:
 
 def _run_on_server(args, params, sketch) -> int:
     """The same run on a ComfyUI server: torch is never imported; Ctrl+C removes our prompt there."""
+    if params.mask is not None:
+        raise SketchpadError("--mask with --server comes later: masks on a ComfyUI server are not supported yet; "
+                             "leave out --server to inpaint on this computer")
     from .backends.comfy.client import ComfyBackend
     from .backends.comfy.connection import TOKEN_ENV
 
@@ -70,6 +73,17 @@ def _run_on_server(args, params, sketch) -> int:
     say(f"Seed {result.params.seed}, {result.steps_run} steps in {result.seconds:.1f} s")
     print(saved)
     return 0
+
+
+def _load_sketch(path, params):
+    """The sketch; with a mask, the picture at its own size, which the mask must fit."""
+    if params.mask is None:
+        return load_sketch(path)
+    from .core.masks import check_mask_fits
+
+    picture = load_sketch(path, keep_size=True)
+    check_mask_fits(params.mask, picture.size)
+    return picture
 
 
 def _check_add_ons(params) -> None:
