@@ -73,7 +73,8 @@ def build_generate_parser(program: str = "python main.py") -> argparse.ArgumentP
                         help="work on the whole picture, or only the masked area at the model's native size "
                         "(default auto: masked while the mask's bounding box covers less than half the picture)")
     parser.add_argument("--padding", type=_whole, default=None, metavar="PX",
-                        help=f"context around the masked area, with --inpaint-area masked (default {DEFAULT_MASK_PADDING})")
+                        help="context around the masked area, with --inpaint-area masked "
+                        f"(default {DEFAULT_MASK_PADDING})")
     parser.add_argument("--model", default=None, help="Hugging Face id, diffusers folder or .safetensors file "
                         "(with --server: one of the server's checkpoints, default its first)")
     parser.add_argument("--server", default=None, metavar="URL",

@@ -9,7 +9,7 @@ from PIL import Image, ImageDraw, ImageFilter
 
 from sketchpad.core.errors import FailureKind, SketchpadError
 from sketchpad.core.masks import plan_inpaint
-from sketchpad.core.params import GenerationParams, MaskSpec
+from sketchpad.core.params import ControlSpec, GenerationParams, MaskSpec
 
 
 def params(mask=None, **changes) -> GenerationParams:
@@ -202,14 +202,14 @@ def test_keep_my_lines_sees_the_part_worked_on(engine, tmp_path, monkeypatch):
     from diffusers import ControlNetModel
 
     ControlNetModel.from_unet(engine.pipe.unet).save_pretrained(tmp_path / "scribble")
-    from sketchpad.core.params import ControlSpec
-
     shown = []
     control_image = engine.controlnets.control_image
-    monkeypatch.setattr(engine.controlnets, "control_image", lambda sketch: shown.append(sketch.size) or control_image(sketch))
+    monkeypatch.setattr(engine.controlnets, "control_image",
+                        lambda sketch: shown.append(sketch.size) or control_image(sketch))
     picture = noise_picture((300, 200))
     mask = ellipse_mask((300, 200), (100, 60, 140, 100))
-    result = engine.generate(params(MaskSpec.from_image(mask), control=ControlSpec(str(tmp_path / "scribble"))), picture)
+    control = ControlSpec(str(tmp_path / "scribble"))
+    result = engine.generate(params(MaskSpec.from_image(mask), control=control), picture)
     assert shown == [(512, 512)]
     keep = untouched(mask, 4)
     assert np.array_equal(np.asarray(result.image)[keep], np.asarray(picture)[keep])

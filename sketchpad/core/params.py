@@ -150,7 +150,9 @@ class MaskSpec:
         if not np.frombuffer(self.pixels, np.uint8).any():
             raise SketchpadError("the mask is empty (all black): paint the part to redo in white")
         if not _is_int(self.blur) or not 0 <= self.blur <= MAX_MASK_BLUR:
-            raise SketchpadError(f"mask blur must be a whole number from 0 to {MAX_MASK_BLUR} pixels (got {self.blur!r})")
+            raise SketchpadError(
+                f"mask blur must be a whole number from 0 to {MAX_MASK_BLUR} pixels (got {self.blur!r})"
+            )
         if self.area not in MASK_AREAS:
             raise SketchpadError(f"unknown inpaint area {self.area!r}; choose one of: {', '.join(MASK_AREAS)}")
         if not _is_int(self.padding) or not 0 <= self.padding <= MAX_MASK_PADDING:

@@ -437,7 +437,9 @@ def _read_mask(data: bytes, size: tuple[int, int]) -> Image.Image:
     try:
         with Image.open(io.BytesIO(data), formats=["PNG"]) as mask:
             if mask.size != size or mask.mode != "L":  # checked before its pixels are decoded
-                raise SketchpadError(f"its mask is {mask.mode} {mask.size[0]}x{mask.size[1]}, not L {size[0]}x{size[1]}")
+                raise SketchpadError(
+                    f"its mask is {mask.mode} {mask.size[0]}x{mask.size[1]}, not L {size[0]}x{size[1]}"
+                )
             mask.load()
             return mask.copy()
     except (OSError, SyntaxError, ValueError, EOFError, struct.error) as e:

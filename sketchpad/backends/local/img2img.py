@@ -148,7 +148,8 @@ class Img2ImgEngine:
         plan = plan_steps(params, longest_schedule(scheduler, params.steps))
         sampler = scheduler_name(scheduler)
         if plan.run_steps == 0:
-            return GenerationResult((sketch if picture is None else picture).copy(), params, sampler, 0, time.perf_counter() - started)
+            unchanged = sketch if picture is None else picture
+            return GenerationResult(unchanged.copy(), params, sampler, 0, time.perf_counter() - started)
         params = params.replace(loras=self.loras.apply(params.loras))
         # a refine (the same request as the last draft, decoded with the full VAE) reuses its latents
         key = (params.replace(draft=False, preview_method="none"), self.loras.state, _sketch_key(sketch))
@@ -288,7 +289,9 @@ class Img2ImgEngine:
             return regular_masking(scheduler, timesteps, noise, self._sketch_latents(sketch), redo)
         redo_pixels = None if inpaint is None else inpaint.work_redo()
         # cached beside the sketches' latents: a denoise-only change encodes nothing
-        key = ("blank", sketch.size) if redo_pixels is None else (_sketch_key(sketch), _digest(np.packbits(redo_pixels)))
+        key = ("blank", sketch.size)
+        if redo_pixels is not None:
+            key = (_sketch_key(sketch), _digest(np.packbits(redo_pixels)))
 
         def encode_masked():
             return self._encode(blank_where_redone(self._pixels(sketch), redo_pixels))
