@@ -12,7 +12,8 @@ from pathlib import Path
 
 from .core.errors import SketchpadError
 from .core.lora_text import parse_lora
-from .core.params import PRESETS, PREVIEW_METHODS, ControlSpec, GenerationParams
+from .core.params import (DEFAULT_MASK_BLUR, DEFAULT_MASK_PADDING, MASK_AREAS, PRESETS, PREVIEW_METHODS, ControlSpec,
+                          GenerationParams, MaskSpec)
 from .core.registry import DEVICES, SCHEDULERS
 
 EXIT_ERROR = 2
@@ -64,6 +65,17 @@ def build_generate_parser(program: str = "python main.py") -> argparse.ArgumentP
     parser.add_argument("--control-strength", type=_number, default=None, help="ControlNet strength 0..2 (default 1)")
     parser.add_argument("--control-range", default=None, metavar="START:END",
                         help="the part of the steps the ControlNet steers, as fractions (default 0:1)")
+    parser.add_argument("--mask", type=Path, default=None, metavar="MASK.png",
+                        help="redo only part of the sketch: an image of its size whose white pixels (with "
+                        "transparency: its opaque ones) are redone; the rest stays as it is, pixel for pixel")
+    parser.add_argument("--mask-blur", type=_whole, default=None, metavar="PX",
+                        help=f"feather the mask's edge by this many pixels (default {DEFAULT_MASK_BLUR})")
+    parser.add_argument("--inpaint-area", choices=MASK_AREAS, default=None,
+                        help="work on the whole picture, or only the masked area at the model's native size "
+                        "(default auto: masked while the mask's bounding box covers less than half the picture)")
+    parser.add_argument("--padding", type=_whole, default=None, metavar="PX",
+                        help="context around the masked area, with --inpaint-area masked "
+                        f"(default {DEFAULT_MASK_PADDING})")
     parser.add_argument("--model", default=None, help="Hugging Face id, diffusers folder or .safetensors file "
                         "(with --server: one of the server's checkpoints, default its first)")
     parser.add_argument("--server", default=None, metavar="URL",
@@ -111,6 +123,22 @@ def parse_control(source: str | None, strength: float | None, span: str | None) 
     return ControlSpec(source, 1.0 if strength is None else strength, start, end).validated()
 
 
+def parse_mask(path: Path | None, blur: int | None, area: str | None, padding: int | None) -> MaskSpec | None:
+    """--mask and its settings -> MaskSpec (the file is read here, so a bad one stops before any work)."""
+    if path is None:
+        if (blur, area, padding) != (None, None, None):
+            raise SketchpadError("--mask-blur, --inpaint-area and --padding need --mask MASK.png")
+        return None
+    from .core.masks import load_mask
+
+    return MaskSpec.from_image(
+        load_mask(path),
+        DEFAULT_MASK_BLUR if blur is None else blur,
+        "auto" if area is None else area,
+        DEFAULT_MASK_PADDING if padding is None else padding,
+    ).validated()
+
+
 def params_from_args(args) -> GenerationParams:
     from .core.presets import apply_preset
 
@@ -126,6 +154,7 @@ def params_from_args(args) -> GenerationParams:
         preview_method=args.preview_method,
         loras=tuple(parse_lora(text) for text in args.lora),
         control=parse_control(args.control, args.control_strength, args.control_range),
+        mask=parse_mask(args.mask, args.mask_blur, args.inpaint_area, args.padding),
     )
     if args.preset is not None:
         params = apply_preset(params, args.preset)

@@ -38,7 +38,10 @@ def run_generate(args) -> int:
 def _generate(args) -> int:
     # Every check that can fail on bad input runs before the (slow) model load and before any write.
     params = params_from_args(args).with_concrete_seed()
-    sketch = load_sketch(args.sketch)
+    sketch = _load_sketch(args.sketch, params)
+    if params.mask is not None and args.server:
+        raise SketchpadError("--mask with --server comes later: masks on a ComfyUI server are not supported yet; "
+                             "leave out --server to inpaint on this computer")
     out = _output_path(args.out, args.overwrite)
     if args.previews is not None:
         _check_writable_folder(args.previews)
@@ -67,6 +70,17 @@ def _generate(args) -> int:
     say(f"Seed {result.params.seed}, {result.steps_run} steps in {result.seconds:.1f} s")
     print(saved)
     return 0
+
+
+def _load_sketch(path, params):
+    """The sketch; with a mask, the picture at its own size, which the mask must fit."""
+    if params.mask is None:
+        return load_sketch(path)
+    from .core.masks import check_mask_fits
+
+    picture = load_sketch(path, keep_size=True)
+    check_mask_fits(params.mask, picture.size)
+    return picture
 
 
 def _check_weights(source, params) -> None:

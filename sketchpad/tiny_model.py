@@ -1,6 +1,6 @@
 """Write a random-weight Stable Diffusion 1.5-architecture pipeline for offline tests and benchmarks.
 
-    python -m sketchpad.tiny_model DIR [--full-size] [--seed N] [--overwrite]
+    python -m sketchpad.tiny_model DIR [--full-size] [--inpainting] [--seed N] [--overwrite]
 
 The folder is in diffusers layout (what ``StableDiffusionImg2ImgPipeline.from_pretrained(DIR,
 use_safetensors=True)`` loads) with safetensors weights only, plus a ``taesd`` subfolder holding a
@@ -11,6 +11,9 @@ random ``AutoencoderTiny`` for the preview-decoder path.  Nothing is downloaded.
   about 1.2 million parameters (5 MB), so a 64x64 img2img step takes milliseconds on a CPU.
 * ``--full-size``: the real SD1.5 architecture (UNet 860M, VAE 84M, CLIP ViT-L/14 text 123M
   parameters) with random weights, for speed/memory benchmarks.  About 4 GiB on disk (fp32).
+* ``--inpainting``: the UNet of an inpainting checkpoint (such as
+  stable-diffusion-v1-5/stable-diffusion-inpainting): 9 input channels (latents, mask, masked
+  picture's latents) instead of 4; either size.
 
 Both use the same small byte-level CLIP tokenizer shipped in ``resources/tiny_tokenizer``.
 """
@@ -137,11 +140,15 @@ def _load_tokenizer():
 # --------------------------------------------------------------------------------------------
 # model configs
 # --------------------------------------------------------------------------------------------
-def _unet_config(full_size: bool) -> dict:
+INPAINTING_IN_CHANNELS = 9  # 4 latent + 1 mask + 4 masked-picture latent channels
+
+
+def _unet_config(full_size: bool, inpainting: bool = False) -> dict:
+    in_channels = INPAINTING_IN_CHANNELS if inpainting else 4
     if full_size:
         return dict(
             sample_size=64,
-            in_channels=4,
+            in_channels=in_channels,
             out_channels=4,
             layers_per_block=2,
             block_out_channels=(320, 640, 1280, 1280),
@@ -160,7 +167,7 @@ def _unet_config(full_size: bool) -> dict:
         )
     return dict(
         sample_size=8,  # 8 latents = 64 px default size
-        in_channels=4,
+        in_channels=in_channels,
         out_channels=4,
         layers_per_block=2,
         block_out_channels=(32, 64),
@@ -272,13 +279,14 @@ def _tidy_saved_files(out: pathlib.Path) -> None:
     _edit_json(out / "taesd" / "config.json", lambda d: d.pop("block_out_channels", None))
 
 
-def write_tiny_model(directory, full_size: bool = False, seed: int = 0, *,
+def write_tiny_model(directory, full_size: bool = False, seed: int = 0, *, inpainting: bool = False,
                      progress: Callable[[str], None] | None = None) -> pathlib.Path:
     """Write a random-weight SD1.5-architecture img2img pipeline (safetensors only) into ``directory``.
 
     Returns the directory as an absolute path.  The same ``seed`` writes the same weights.  The
     folder is created if needed; component entries this function owns (model_index.json, unet, vae,
     text_encoder, tokenizer, scheduler, taesd) are replaced, anything else in it is left alone.
+    ``inpainting`` (keyword-only) writes an inpainting checkpoint's 9-channel UNet.
     ``progress`` (keyword-only) receives short human-readable status lines.
     """
     import torch
@@ -301,7 +309,7 @@ def write_tiny_model(directory, full_size: bool = False, seed: int = 0, *,
         elif p.exists() or p.is_symlink():
             p.unlink()
 
-    kind = "full-size" if full_size else "tiny"
+    kind = ("full-size" if full_size else "tiny") + (" inpainting" if inpainting else "")
     t0 = time.perf_counter()
     with _quiet_libraries():
         tokenizer = _load_tokenizer()
@@ -313,7 +321,7 @@ def write_tiny_model(directory, full_size: bool = False, seed: int = 0, *,
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             say(f"building {kind} UNet")
-            unet = UNet2DConditionModel(**_unet_config(full_size))
+            unet = UNet2DConditionModel(**_unet_config(full_size, inpainting))
             say(f"building {kind} VAE")
             vae = AutoencoderKL(**_vae_config(full_size))
             say(f"building {kind} CLIP text encoder")
@@ -377,6 +385,8 @@ def _parse_args(argv):
     parser.add_argument("directory", metavar="DIR", help="folder to write (must be empty or absent)")
     parser.add_argument("--full-size", action="store_true",
                         help="real SD1.5 sizes (about 4 GiB) instead of the tiny test model")
+    parser.add_argument("--inpainting", action="store_true",
+                        help="an inpainting checkpoint's UNet (9 input channels: latents, mask, masked picture)")
     parser.add_argument("--seed", type=int, default=0, help="torch seed for the random weights (default 0)")
     parser.add_argument("--overwrite", action="store_true", help="allow writing into a non-empty folder")
     return parser.parse_args(argv)
@@ -398,7 +408,8 @@ def main(argv=None) -> int:
         def progress(msg: str) -> None:
             print(f"{prog}: [{time.perf_counter() - started:5.1f}s] {msg}", file=sys.stderr, flush=True)
 
-        out = write_tiny_model(target, full_size=args.full_size, seed=args.seed, progress=progress)
+        out = write_tiny_model(target, full_size=args.full_size, seed=args.seed, inpainting=args.inpainting,
+                               progress=progress)
     except SystemExit as exc:  # --help
         return int(exc.code or 0)
     except KeyboardInterrupt:

@@ -47,3 +47,13 @@ def test_a_full_picture_covers_its_draft_but_not_the_other_way_round():
     assert full.covers(draft) and full.covers(full) and draft.covers(draft)
     assert not draft.covers(full)
     assert not full.covers(key(BASE.replace(seed=6, draft=True)))
+
+
+def test_with_a_mask_the_sketch_counts_even_from_pure_noise():
+    from sketchpad.core.params import MaskSpec
+
+    mask = MaskSpec(b"\xff" * 4, (2, 2))
+    noise = BASE.replace(strength=1.0, mask=mask)
+    assert key(noise) != key(noise, sketch="sketch-b")  # outside the mask the picture is the sketch
+    assert key(noise) != key(noise.replace(mask=mask.replace(blur=0)))
+    assert key(BASE.replace(strength=1.0), sketch="sketch-a") == key(BASE.replace(strength=1.0), sketch="sketch-b")

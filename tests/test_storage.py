@@ -548,3 +548,60 @@ def test_clean_leftovers_keeps_a_concurrent_save_in_another_process(tmp_path):
     finally:
         writer.kill()
         writer.wait()
+
+
+# --- masks ---------------------------------------------------------------------------------------------------------
+def soft_mask(width=16, height=12, box=(2, 3, 9, 8)):
+    from sketchpad.core.params import MaskSpec
+
+    mask = Image.new("L", (width, height), 0)
+    mask.paste(255, box)
+    mask.putpixel((0, 0), 77)  # a soft value survives too
+    return MaskSpec.from_image(mask, blur=6, area="masked", padding=12)
+
+
+def test_a_masked_result_carries_automatic1111s_mask_fields():
+    text = format_parameters(make_info(width=16, height=12, mask=soft_mask()))
+    assert text.endswith(", Mask blur: 6, Inpaint area: Only masked, Masked area padding: 12, Version: sketchpad "
+                         + VERSION)
+    whole = format_parameters(make_info(width=16, height=12, mask=soft_mask().replace(area="whole", blur=0)))
+    assert ", Mask blur: 0, Inpaint area: Whole picture, Masked area padding: 12," in whole
+    assert "Mask" not in format_parameters(make_info())
+
+
+def test_auto_is_saved_as_the_area_it_chose():
+    small, large = soft_mask(box=(2, 3, 5, 5)).replace(area="auto"), soft_mask(box=(0, 0, 16, 8)).replace(area="auto")
+    assert "Inpaint area: Only masked" in format_parameters(make_info(width=16, height=12, mask=small))
+    assert "Inpaint area: Whole picture" in format_parameters(make_info(width=16, height=12, mask=large))
+
+
+def test_a_saved_mask_comes_back_with_its_settings(tmp_path):
+    info = make_info(width=16, height=12, mask=soft_mask())
+    path = save_result(picture(), info, tmp_path / "masked.png")
+    back = read_png_parameters(path)
+    assert back == info and back.params.mask.pixels == info.params.mask.pixels
+    with Image.open(path) as saved:
+        assert [kind for kind, *_ in saved.private_chunks] == [storage.MASK_CHUNK]
+        assert saved.convert("RGB").tobytes() == picture().tobytes()
+
+
+def test_automatic1111s_mask_fields_without_our_mask_chunk_read_as_no_mask(tmp_path):
+    text = format_parameters(make_info(width=16, height=12, mask=soft_mask()))
+    assert parse_parameters(text).params.mask is None
+    path = save_png(picture(), tmp_path / "a1111.png", {"parameters": text})
+    assert read_png_parameters(path).params.mask is None
+
+
+@pytest.mark.parametrize("chunk,words", [(b"not a png", "mask is damaged"), ("wrong size", "not L 16x12")])
+def test_a_damaged_mask_chunk_is_a_one_line_error(tmp_path, chunk, words):
+    import io
+
+    if chunk == "wrong size":
+        data = io.BytesIO()
+        Image.new("L", (4, 4), 255).save(data, format="PNG")
+        chunk = data.getvalue()
+    text = format_parameters(make_info(width=16, height=12, mask=soft_mask()))
+    path = save_png(picture(), tmp_path / "bad.png", {"parameters": text}, chunks={storage.MASK_CHUNK: chunk})
+    with pytest.raises(SketchpadError, match=words) as caught:
+        read_png_parameters(path)
+    assert "bad.png has settings" in str(caught.value) and "\n" not in str(caught.value)

@@ -187,3 +187,11 @@ def test_shipped_tokenizer_files_match_generator(tmp_path):
     fresh = build_tiny_tokenizer_files(tmp_path)
     for name in ("vocab.json", "merges.txt"):
         assert (tiny_tokenizer_dir() / name).read_bytes() == (fresh / name).read_bytes(), name
+
+
+def test_cli_inpainting_writes_a_nine_channel_unet(tmp_path, capsys):
+    assert main([str(tmp_path / "inpainting"), "--inpainting"]) == 0
+    config = json.loads((tmp_path / "inpainting" / "unet" / "config.json").read_text())
+    assert (config["in_channels"], config["out_channels"]) == (9, 4)
+    weights = load_file(tmp_path / "inpainting" / "unet" / "diffusion_pytorch_model.safetensors")
+    assert tuple(weights["conv_in.weight"].shape[:2]) == (32, 9)

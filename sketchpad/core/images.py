@@ -13,6 +13,7 @@ import os
 import struct
 import warnings
 import zlib
+from typing import Callable
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -29,23 +30,30 @@ SD15_LONG_SIDE = 512  # SD1.5 was trained at 512x512
 SD15_FIT_ABOVE = 768
 
 
-def load_sketch(path: str | os.PathLike) -> Image.Image:
-    """Read an image file as a sketch, or raise SketchpadError saying why it cannot be used."""
+def load_sketch(path: str | os.PathLike, keep_size: bool = False) -> Image.Image:
+    """Read an image file as a sketch, or raise SketchpadError saying why it cannot be used.
+    `keep_size`: at its own size (see `to_rgb_picture`), not rounded to multiples of 8."""
+    return load_image(path, to_rgb_picture if keep_size else prepare_sketch)
+
+
+def load_image(path: str | os.PathLike, convert: Callable[[Image.Image], Image.Image], what: str = "sketch"):
+    """Read an image file and `convert` it (e.g. to a sketch or a mask), or raise SketchpadError
+    saying why the file cannot be used as the `what`."""
     path = os.fspath(path)
     if not os.path.exists(path):
-        raise SketchpadError(f"sketch not found: {path}")
+        raise SketchpadError(f"{what} not found: {path}")
     if os.path.isdir(path):
         raise SketchpadError(f"{path} is a folder; give an image file (PNG, JPEG, WebP, ...)")
     try:
-        return _read_sketch(path, path)
+        return _read_image(path, path, convert)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
-        raise SketchpadError(f"{path} is too large to be a sketch (at most {MAX_SIDE}x{MAX_SIDE} pixels)") from error
+        raise SketchpadError(f"{path} is too large to be a {what} (at most {MAX_SIDE}x{MAX_SIDE} pixels)") from error
     except (OSError, ValueError, SyntaxError) as error:  # UnidentifiedImageError is an OSError
         # A PNG whose text chunks (its settings) are broken still holds a good picture: read that.
         stripped = _png_without_text(path)
         if stripped is not None:
             try:
-                return _read_sketch(io.BytesIO(stripped), path)
+                return _read_image(io.BytesIO(stripped), path, convert)
             except (OSError, ValueError, SyntaxError):
                 pass
         if isinstance(error, UnidentifiedImageError):
@@ -53,13 +61,13 @@ def load_sketch(path: str | os.PathLike) -> Image.Image:
         raise SketchpadError(f"{path} could not be read as an image ({_first_line(error)}); is it truncated?") from error
 
 
-def _read_sketch(source, path: str) -> Image.Image:
+def _read_image(source, path: str, convert) -> Image.Image:
     with warnings.catch_warnings():
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         with Image.open(source) as image:
             _check_size(image.size, path)
             image.load()
-            return prepare_sketch(image)
+            return convert(image)
 
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -100,20 +108,32 @@ def prepare_sketch(image: Image.Image) -> Image.Image:
     """Any PIL image -> opaque RGB whose sides are multiples of 8 and at least MIN_SIDE (resized to the
     nearest such sides)."""
     _check_size(image.size, "the sketch")
-    rgb = _to_rgb(ImageOps.exif_transpose(image) if image.format == "JPEG" else image)
+    rgb = to_rgb_picture(image)
     size = sketch_size(*rgb.size)
     if size != rgb.size:
         rgb = rgb.resize(size, Image.Resampling.LANCZOS)
     return rgb
 
 
+def to_rgb_picture(image: Image.Image) -> Image.Image:
+    """Any PIL image -> opaque RGB at its own size: a picture whose pixels a mask must leave as they are."""
+    _check_size(image.size, "the sketch")
+    return _to_rgb(ImageOps.exif_transpose(image) if image.format == "JPEG" else image)
+
+
 def fit_for_sd15(size: tuple[int, int]) -> tuple[int, int]:
     """The size SD1.5 handles for a picture of `size`: 512 on the long side, the aspect kept as
     closely as multiples of 8 allow (never below MIN_SIDE)."""
+    return fit_long_side(size, SD15_LONG_SIDE)
+
+
+def fit_long_side(size: tuple[int, int], long_side: int) -> tuple[int, int]:
+    """`size` scaled to `long_side` on its long side, the aspect kept as closely as multiples of 8
+    allow (never below MIN_SIDE)."""
     width, height = size
     if width < 1 or height < 1:
         raise SketchpadError(f"a picture of {width}x{height} pixels cannot be fitted")
-    scale = SD15_LONG_SIDE / max(width, height)
+    scale = long_side / max(width, height)
     # straight from the exact scaled side to the nearest multiple of 8 (rounding twice can miss it)
     return tuple(max(MIN_SIDE, round(side * scale / LATENT_FACTOR) * LATENT_FACTOR) for side in (width, height))
 

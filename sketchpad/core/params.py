@@ -6,12 +6,17 @@ Deliberately free of torch so the widgets and the storage code can import it che
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import math
 import random
 from dataclasses import dataclass, field
 from pathlib import PurePath
 
+import numpy as np
+from PIL import Image
+
 from .errors import SketchpadError
+from .images import MAX_SIDE
 from .registry import SCHEDULERS
 from .sources import refuse_pickle
 
@@ -22,6 +27,11 @@ RANDOM_SEED = -1
 PRESETS = ("quality", "lcm", "hyper", "lightning")  # defined in presets.py; named here for validation
 MAX_LORA_WEIGHT = 10.0
 MAX_CONTROL_STRENGTH = 2.0  # AUTOMATIC1111's ControlNet weight range
+MASK_AREAS = ("auto", "whole", "masked")  # auto: only the masked area when it is small (see core/masks.py)
+DEFAULT_MASK_BLUR = 4  # AUTOMATIC1111's "Mask blur"
+DEFAULT_MASK_PADDING = 32  # AUTOMATIC1111's "Only masked padding, pixels"
+MAX_MASK_BLUR = 64  # AUTOMATIC1111's ranges
+MAX_MASK_PADDING = 256
 
 
 @dataclass(frozen=True)
@@ -90,6 +100,67 @@ class ControlSpec:
 
 
 @dataclass(frozen=True)
+class MaskSpec:
+    """Which part of the picture is redone, and how (see core/masks.py for what each value does).
+
+    `pixels`: the mask, one byte per pixel row by row, `size` = (width, height) of the picture:
+    0 keeps the picture, 255 redoes it, values between blend. `blur`: the feather, a Gaussian radius
+    in pixels. `area`: "whole" picture, only the "masked" area at the model's native size, or "auto".
+    `padding`: pixels of context around the masked area when only that is worked on.
+
+    A request is compared and hashed often (it is a dict key), so the pixels themselves are neither:
+    `digest`, a hash of pixels and size made when the spec is, stands for them."""
+
+    pixels: bytes = field(repr=False, compare=False)
+    size: tuple[int, int]
+    blur: int = DEFAULT_MASK_BLUR
+    area: str = "auto"
+    padding: int = DEFAULT_MASK_PADDING
+    digest: str = field(init=False, default="")
+
+    def __post_init__(self):
+        if isinstance(self.pixels, bytes):  # anything else is refused by validated()
+            key = hashlib.blake2b(self.pixels, digest_size=16, person=b"sketchpad-mask")
+            key.update(repr(self.size).encode())
+            object.__setattr__(self, "digest", key.hexdigest())
+
+    @staticmethod
+    def from_image(image: Image.Image, blur: int = DEFAULT_MASK_BLUR, area: str = "auto",
+                   padding: int = DEFAULT_MASK_PADDING) -> MaskSpec:
+        """A spec from a PIL image whose grey level is the mask (converted to "L" if it is not)."""
+        grey = image if image.mode == "L" else image.convert("L")
+        return MaskSpec(grey.tobytes(), grey.size, blur, area, padding)
+
+    def image(self) -> Image.Image:
+        """The mask as a PIL "L" image."""
+        return Image.frombytes("L", self.size, self.pixels)
+
+    def replace(self, **changes) -> MaskSpec:
+        return dataclasses.replace(self, **changes)
+
+    def validated(self) -> MaskSpec:
+        size = self.size
+        if not (isinstance(size, tuple) and len(size) == 2 and all(_is_int(side) for side in size)
+                and all(1 <= side <= MAX_SIDE for side in size)):
+            raise SketchpadError(f"the mask size must be two whole numbers from 1 to {MAX_SIDE} (got {size!r})")
+        if not isinstance(self.pixels, bytes) or len(self.pixels) != size[0] * size[1]:
+            raise SketchpadError(f"the mask must hold one byte per pixel of its {size[0]}x{size[1]} pixels")
+        if not np.frombuffer(self.pixels, np.uint8).any():
+            raise SketchpadError("the mask is empty (all black): paint the part to redo in white")
+        if not _is_int(self.blur) or not 0 <= self.blur <= MAX_MASK_BLUR:
+            raise SketchpadError(
+                f"mask blur must be a whole number from 0 to {MAX_MASK_BLUR} pixels (got {self.blur!r})"
+            )
+        if self.area not in MASK_AREAS:
+            raise SketchpadError(f"unknown inpaint area {self.area!r}; choose one of: {', '.join(MASK_AREAS)}")
+        if not _is_int(self.padding) or not 0 <= self.padding <= MAX_MASK_PADDING:
+            raise SketchpadError(
+                f"masked area padding must be a whole number from 0 to {MAX_MASK_PADDING} pixels (got {self.padding!r})"
+            )
+        return self
+
+
+@dataclass(frozen=True)
 class GenerationParams:
     """What to generate. Exactly one of `strength` (denoise) and `start_at_step` is set."""
 
@@ -106,6 +177,7 @@ class GenerationParams:
     preset: str | None = None  # the preset that set sampler, steps, CFG and its LoRA; saved with the result
     control: ControlSpec | None = None
     draft: bool = False  # decode the final picture with the tiny autoencoder (TAESD), e.g. while a dial moves
+    mask: MaskSpec | None = None  # redo only part of the picture (inpainting); the sketch is then the picture as it is
 
     def replace(self, **changes) -> GenerationParams:
         return dataclasses.replace(self, **changes)
@@ -153,6 +225,10 @@ class GenerationParams:
             self.control.validated()
         if not isinstance(self.draft, bool):
             raise SketchpadError(f"draft must be true or false (got {self.draft!r})")
+        if self.mask is not None:
+            if not isinstance(self.mask, MaskSpec):
+                raise SketchpadError("the mask settings must be a MaskSpec")
+            self.mask.validated()
         return self
 
     def with_concrete_seed(self) -> GenerationParams:

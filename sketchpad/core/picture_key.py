@@ -19,7 +19,7 @@ from .schedule import StepPlan, plan_steps
 class PictureKey:
     plan: StepPlan
     params: GenerationParams  # with the knob, preview method and preset blanked out
-    sketch_digest: str  # "" when nothing reads the sketch (text-to-image without "Keep my lines")
+    sketch_digest: str  # "" when nothing reads the sketch (text-to-image without "Keep my lines" or a mask)
     model: str  # the backend and model that paint it
     draft: bool = False  # decoded by TAESD
 
@@ -38,5 +38,6 @@ def picture_key(params: GenerationParams, sketch_digest: str, model: str) -> Pic
     if plan.run_steps == 0:  # the sketch itself, whatever the rest says
         return PictureKey(plan, GenerationParams(prompt="", seed=0, strength=0.0), sketch_digest, "")
     blanked = params.replace(strength=None, start_at_step=None, preview_method="none", preset=None, draft=False)
-    sketch_read = not plan.from_pure_noise or params.control is not None
+    # from pure noise, only "Keep my lines" and a mask (outside it the picture is the sketch) read the sketch
+    sketch_read = not plan.from_pure_noise or params.control is not None or params.mask is not None
     return PictureKey(plan, blanked, sketch_digest if sketch_read else "", model, params.draft)

@@ -11,12 +11,17 @@ read theirs. Choices that make format -> parse an exact round trip:
 - LoRAs are written as AUTOMATIC1111 does: `<lora:name:weight>` at the end of the prompt and a
   `Lora hashes` field; our own `Lora sources` field (JSON) says where each one came from, so opening
   the PNG restores them. Tags in another tool's prompt are read too (their source is then the name).
-- The one thing not kept: a request with scheduler=None reads back with the scheduler that actually ran.
+- A mask is written as AUTOMATIC1111 writes one (`Mask blur`, `Inpaint area`, `Masked area
+  padding`), and its pixels, which AUTOMATIC1111 does not keep, as a PNG in a private chunk of
+  their own (`skMK`), so opening the picture brings the mask back with its settings.
+- Not kept: a request with scheduler=None reads back with the scheduler that actually ran, and a
+  mask's area "auto" with the area it chose.
 """
 
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import os
 import re
@@ -31,7 +36,8 @@ from PIL import Image, PngImagePlugin
 
 from .. import __version__
 from .errors import FailureKind, SketchpadError
-from .params import ControlSpec, GenerationParams, LoraSpec
+from .masks import resolve_area
+from .params import ControlSpec, GenerationParams, LoraSpec, MaskSpec
 from .registry import SCHEDULER_LABELS
 from .backend import GenerationResult
 
@@ -62,6 +68,9 @@ _DEFAULTS = GenerationParams(prompt="")
 _LORA_TAG = re.compile(r"(?:^|\s)<lora:([^:<>]+):([^:<>]+)(?::[^<>]*)?>")
 _DRAFT_VAE = "TAESD"
 _CONTROL_MODULE = "invert (from white bg & black line)"  # sd-webui-controlnet's name for what we feed
+# ancillary (s), private (k), reserved (M), unsafe to copy (K): an editor that changes the pixels drops it
+MASK_CHUNK = b"skMK"
+_AREA_NAMES = {"whole": "Whole picture", "masked": "Only masked"}  # AUTOMATIC1111's "Inpaint area" values
 
 
 def _current_umask() -> int:
@@ -140,6 +149,10 @@ def _extra_fields(p: GenerationParams) -> dict[str, str]:
         fields["Preset"] = p.preset
     if p.draft:
         fields["VAE"] = _DRAFT_VAE
+    if p.mask is not None:
+        fields["Mask blur"] = p.mask.blur
+        fields["Inpaint area"] = _AREA_NAMES[resolve_area(p.mask)]
+        fields["Masked area padding"] = p.mask.padding
     return fields
 
 
@@ -179,7 +192,16 @@ def _parse_control(text: str | None) -> ControlSpec | None:
         raise SketchpadError(f"the settings have an unreadable ControlNet 0: {text!r}") from error
 
 
-def parse_parameters(text: str) -> ResultInfo:
+def _parse_mask(fields: dict[str, str], mask: Image.Image | None, number) -> MaskSpec | None:
+    """The mask spec, when the text has mask settings and the picture its mask (AUTOMATIC1111 keeps none)."""
+    if mask is None or "Mask blur" not in fields:
+        return None
+    area = next((ours for ours, name in _AREA_NAMES.items() if name == fields.get("Inpaint area")), "whole")
+    return MaskSpec.from_image(mask, number("Mask blur", int, 0), area, number("Masked area padding", int, 0))
+
+
+def parse_parameters(text: str, mask: Image.Image | None = None) -> ResultInfo:
+    """The settings in `text`; `mask`: the picture's mask (from its mask chunk), if it has one."""
     body, newline, last = text.rstrip().rpartition("\n")
     fields = {key.strip(): _unquote(value) for key, value in _PARAM_RE.findall(last)}
     if len(fields) < 3:  # AUTOMATIC1111's own test for "this is the settings line"
@@ -218,6 +240,7 @@ def parse_parameters(text: str) -> ResultInfo:
         preset=fields.get("Preset") or None,
         control=_parse_control(fields.get("ControlNet 0")),
         draft=fields.get("VAE", "") == _DRAFT_VAE,
+        mask=_parse_mask(fields, mask, number),
     ).validated()
     return ResultInfo(params, int(size[1]), int(size[2]), fields.get("Model", ""), ours or sampler)
 
@@ -300,8 +323,10 @@ def _is_our_legacy_temp(path: str) -> bool:
     return head.startswith(b"\x89PNG\r\n\x1a\n") and b"parameters" in head and b"Version: sketchpad " in head
 
 
-def save_png(image: Image.Image, path, text: dict[str, str], overwrite: bool = False) -> Path:
-    """Write image as a PNG with text chunks, atomically: a failure leaves neither a partial nor a temp file."""
+def save_png(image: Image.Image, path, text: dict[str, str], overwrite: bool = False,
+             chunks: dict[bytes, bytes] | None = None) -> Path:
+    """Write image as a PNG with text chunks (and private `chunks`), atomically: a failure leaves
+    neither a partial nor a temp file."""
     path = Path(path)
     folder = path.parent
     if path.is_dir():
@@ -311,6 +336,8 @@ def save_png(image: Image.Image, path, text: dict[str, str], overwrite: bool = F
     info = PngImagePlugin.PngInfo()
     for key, value in text.items():
         info.add_text(key, value)  # tEXt when the text fits Latin-1, else iTXt (AUTOMATIC1111 readers take both)
+    for kind, data in (chunks or {}).items():
+        info.add(kind, data)
     try:
         folder.mkdir(parents=True, exist_ok=True)
         fd, tmp = make_temp_file(folder)
@@ -353,7 +380,12 @@ def _publish(tmp: str, path: Path, overwrite: bool) -> None:
 
 
 def save_result(image: Image.Image, info: ResultInfo, path, overwrite: bool = False) -> Path:
-    return save_png(image, path, {"parameters": format_parameters(info)}, overwrite=overwrite)
+    chunks = None
+    if info.params.mask is not None:
+        mask = io.BytesIO()
+        info.params.mask.image().save(mask, format="PNG")
+        chunks = {MASK_CHUNK: mask.getvalue()}
+    return save_png(image, path, {"parameters": format_parameters(info)}, overwrite=overwrite, chunks=chunks)
 
 
 def next_free_path(folder, stem: str = "sketchpad", suffix: str = ".png") -> Path:
@@ -373,11 +405,14 @@ def next_free_path(folder, stem: str = "sketchpad", suffix: str = ".png") -> Pat
 
 
 def read_png_parameters(path) -> ResultInfo | None:
-    """The settings stored in a PNG, or None when it has none. Never decodes the pixels."""
+    """The settings stored in a PNG (with its mask, if it keeps one), or None when it has none.
+    Never decodes the pixels."""
     path = Path(path)
     try:
         with Image.open(path, formats=["PNG"]) as image:
             text = image.info.get("parameters")  # text chunks before the pixel data, read by open()
+            mask_png = next((data for kind, data, *_ in image.private_chunks if kind == MASK_CHUNK), None)
+            size = image.size
             image.verify()  # checksums the rest without decompressing it: catches truncated files
     except FileNotFoundError as e:
         raise SketchpadError(f"{path} does not exist") from e
@@ -394,6 +429,19 @@ def read_png_parameters(path) -> ResultInfo | None:
     if text is None:
         return None
     try:
-        return parse_parameters(str(text))
+        return parse_parameters(str(text), None if mask_png is None else _read_mask(mask_png, size))
     except SketchpadError as e:
         raise SketchpadError(f"{path.name} has settings Sketchpad cannot read: {e}") from e
+
+
+def _read_mask(data: bytes, size: tuple[int, int]) -> Image.Image:
+    try:
+        with Image.open(io.BytesIO(data), formats=["PNG"]) as mask:
+            if mask.size != size or mask.mode != "L":  # checked before its pixels are decoded
+                raise SketchpadError(
+                    f"its mask is {mask.mode} {mask.size[0]}x{mask.size[1]}, not L {size[0]}x{size[1]}"
+                )
+            mask.load()
+            return mask.copy()
+    except (OSError, SyntaxError, ValueError, EOFError, struct.error) as e:
+        raise SketchpadError(f"its mask is damaged ({e})") from e

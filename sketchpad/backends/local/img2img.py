@@ -22,12 +22,14 @@ from diffusers.utils.torch_utils import randn_tensor
 from PIL import Image
 
 from ...core.backend import GenerationResult, OnStep, OnWaiting, ShouldStop, StepPreview
-from ...core.images import prepare_sketch
+from ...core.images import prepare_sketch, to_rgb_picture
+from ...core.masks import InpaintPlan, check_mask_fits, plan_inpaint
 from ...core.params import GenerationParams
 from ...core.schedule import StepPlan, plan_steps
 from . import preview as previews
 from .compat import check_pipeline, check_scheduler
 from .controlnet import ControlNetSlot
+from .inpaint import Masking, blank_where_redone, inpainting_masking, is_inpainting_unet, regular_masking
 from .lora import LoraStack
 from .models import out_of_memory, out_of_memory_error
 from .samplers import longest_schedule, make_scheduler, prepare_timesteps, scheduler_name
@@ -123,18 +125,32 @@ class Img2ImgEngine:
         on_waiting: OnWaiting | None = None,  # noqa: ARG002  (the local engine never waits on others)
     ) -> GenerationResult | None:
         """Run one request. Returns None if `should_stop` said so (checked before every step and
-        between the UNet's blocks, so a stale run leaves within a fraction of a step)."""
+        between the UNet's blocks, so a stale run leaves within a fraction of a step).
+
+        With a mask (`params.mask`) the sketch is the picture at its own size; the run works on the
+        part core/masks.py plans, every preview shows the whole picture, and the result is the
+        picture with the new part pasted in through the feather."""
         if self.pipe is None:
             raise RuntimeError("this engine was closed; load the model again")
         started = time.perf_counter()
         params = params.validated().with_concrete_seed()
         stop = should_stop or (lambda: False)
-        sketch = prepare_sketch(sketch)
+        picture, inpaint = None, None
+        if params.mask is None:
+            sketch = prepare_sketch(sketch)
+        else:
+            picture = to_rgb_picture(sketch)
+            check_mask_fits(params.mask, picture.size)
+            inpaint = plan_inpaint(params.mask)
+            sketch = inpaint.work_picture(picture)
+            if on_step is not None:
+                on_step = _pasting_previews(on_step, inpaint.preview_paster(picture))
         scheduler = self._scheduler(params.scheduler)
         plan = plan_steps(params, longest_schedule(scheduler, params.steps))
         sampler = scheduler_name(scheduler)
         if plan.run_steps == 0:
-            return GenerationResult(sketch.copy(), params, sampler, 0, time.perf_counter() - started)
+            unchanged = sketch if picture is None else picture
+            return GenerationResult(unchanged.copy(), params, sampler, 0, time.perf_counter() - started)
         params = params.replace(loras=self.loras.apply(params.loras))
         # a refine (the same request as the last draft, decoded with the full VAE) reuses its latents
         key = (params.replace(draft=False, preview_method="none"), self.loras.state, _sketch_key(sketch))
@@ -145,13 +161,16 @@ class Img2ImgEngine:
                 if not params.draft and self._draft_latents is not None and self._draft_latents[0] == key:
                     latents, steps_run = self._draft_latents[1], 0
                 else:
-                    ran = self._denoise(params, sketch, scheduler, plan, on_step or (lambda preview: None), stop)
+                    ran = self._denoise(params, sketch, scheduler, plan, on_step or (lambda preview: None), stop,
+                                        inpaint)
                     if ran is None or stop():
                         return None
                     latents, steps_run = ran
                     if params.draft:
                         self._draft_latents = (key, latents)
                 image = self._decode_draft(latents) if params.draft else self._decode(latents)
+            if inpaint is not None:
+                image = inpaint.paste(picture, image)
         except _Abandoned:
             return None
         except (MemoryError, RuntimeError) as error:  # torch.OutOfMemoryError is a RuntimeError
@@ -181,7 +200,8 @@ class Img2ImgEngine:
             hook.remove()
         self._run_hooks = []
 
-    def _denoise(self, params, sketch, scheduler, plan: StepPlan, on_step: OnStep, stop: ShouldStop):
+    def _denoise(self, params, sketch, scheduler, plan: StepPlan, on_step: OnStep, stop: ShouldStop,
+                 inpaint: InpaintPlan | None = None):
         pipe, device = self.pipe, self.device
         do_cfg = params.cfg > 1 and pipe.unet.config.time_cond_proj_dim is None
         embeds = self._prompt_embeddings(params.prompt, params.negative_prompt, do_cfg)
@@ -189,12 +209,13 @@ class Img2ImgEngine:
         generator = torch.Generator("cpu").manual_seed(params.seed)
         width, height = sketch.size
         factor = pipe.vae_scale_factor
-        shape = (1, pipe.unet.config.in_channels, height // factor, width // factor)
+        shape = (1, pipe.vae.config.latent_channels, height // factor, width // factor)
         noise = randn_tensor(shape, generator=generator, device=device, dtype=embeds.dtype)
         if plan.from_pure_noise:
             latents = noise * scheduler.init_noise_sigma
         else:
             latents = scheduler.add_noise(self._sketch_latents(sketch), noise, timesteps[:1])
+        masking = self._masking(inpaint, sketch, scheduler, timesteps, noise, do_cfg)
         step_kwargs = _step_kwargs(pipe, scheduler, generator)
         timestep_cond = self._guidance_embedding(params.cfg, latents.dtype)
         preview = self._previewer(params.preview_method)
@@ -209,7 +230,7 @@ class Img2ImgEngine:
             model_input = scheduler.scale_model_input(model_input, t)
             residuals = control(model_input, t, index, total)  # {} when no ControlNet steers this step
             noise_pred = pipe.unet(
-                model_input,
+                model_input if masking is None else masking.condition(model_input),
                 t,
                 encoder_hidden_states=embeds,
                 timestep_cond=timestep_cond,
@@ -227,7 +248,7 @@ class Img2ImgEngine:
                 on_step(StepPreview(index + 1, total, preview(x0)))
             else:
                 on_step(StepPreview(index + 1, total, None))
-            latents = output.prev_sample
+            latents = output.prev_sample if masking is None else masking.blend(output.prev_sample, index)
         return latents, total
 
     def _decode(self, latents: torch.Tensor) -> Image.Image:
@@ -262,6 +283,26 @@ class Img2ImgEngine:
 
         return residuals
 
+    # ---- masks ---------------------------------------------------------------------------
+    def _masking(self, inpaint: InpaintPlan | None, sketch, scheduler, timesteps, noise, do_cfg) -> Masking | None:
+        """What the mask adds to each step (see inpaint.py); None for a plain run on a regular UNet."""
+        inpainting = is_inpainting_unet(self.pipe.unet)
+        if inpaint is None and not inpainting:
+            return None
+        redo = np.ones(noise.shape[2:], bool) if inpaint is None else inpaint.latent_mask(self.pipe.vae_scale_factor)
+        if not inpainting:
+            return regular_masking(scheduler, timesteps, noise, self._sketch_latents(sketch), redo)
+        redo_pixels = None if inpaint is None else inpaint.work_redo()
+        # cached beside the sketches' latents: a denoise-only change encodes nothing
+        key = ("blank", sketch.size)
+        if redo_pixels is not None:
+            key = (_sketch_key(sketch), _digest(np.packbits(redo_pixels)))
+
+        def encode_masked():
+            return self._encode(blank_where_redone(self._pixels(sketch), redo_pixels))
+
+        return inpainting_masking(self._sketch_cache.get_or_make(key, encode_masked), redo, do_cfg)
+
     # ---- caches for live use -------------------------------------------------------------
     def _prompt_embeddings(self, prompt: str, negative: str, do_cfg: bool) -> torch.Tensor:
         def encode():
@@ -277,15 +318,17 @@ class Img2ImgEngine:
     def _sketch_latents(self, sketch: Image.Image) -> torch.Tensor:
         key = _sketch_key(sketch)
 
-        def encode():
-            vae = self.pipe.vae
-            pixels = self.pipe.image_processor.preprocess(sketch).to(self.device, vae.dtype)
-            # the distribution's mode, not a sample: the same sketch always gives the same latents,
-            # which is what lets a seed-only change reuse them
-            latents = vae.encode(pixels).latent_dist.mode() * vae.config.scaling_factor
-            return latents.to(self.dtype)
+        return self._sketch_cache.get_or_make(key, lambda: self._encode(self._pixels(sketch)))
 
-        return self._sketch_cache.get_or_make(key, encode)
+    def _pixels(self, picture: Image.Image) -> torch.Tensor:
+        return self.pipe.image_processor.preprocess(picture).to(self.device, self.pipe.vae.dtype)
+
+    def _encode(self, pixels: torch.Tensor) -> torch.Tensor:
+        vae = self.pipe.vae
+        # the distribution's mode, not a sample: the same sketch always gives the same latents,
+        # which is what lets a seed-only change reuse them
+        latents = vae.encode(pixels).latent_dist.mode() * vae.config.scaling_factor
+        return latents.to(self.dtype)
 
     def _scheduler(self, name: str | None):
         if name is None:
@@ -335,8 +378,22 @@ class Img2ImgEngine:
         return self._taesd_model
 
 
+def _pasting_previews(on_step: OnStep, paste) -> OnStep:
+    """Previews of the work picture shown as the whole picture, the work pasted in."""
+
+    def report(preview: StepPreview) -> None:
+        image = None if preview.image is None else paste(preview.image)
+        on_step(StepPreview(preview.step, preview.total, image))
+
+    return report
+
+
 def _sketch_key(sketch: Image.Image) -> str:
-    return hashlib.blake2b(sketch.tobytes(), digest_size=16, person=b"sketchpad").hexdigest() + str(sketch.size)
+    return _digest(sketch.tobytes()) + str(sketch.size)
+
+
+def _digest(data) -> str:
+    return hashlib.blake2b(data, digest_size=16, person=b"sketchpad").hexdigest()
 
 
 def _step_kwargs(pipe, scheduler, generator) -> dict:
