@@ -13,7 +13,6 @@
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import sys
 import time
@@ -155,22 +154,15 @@ def plan_setups(quick: bool) -> list[InpaintSetup]:
 def main(argv=None) -> int:
     from . import engine_bench as eb
     from .__main__ import REPO
-    from .report import console_line, render_markdown
+    from .report import Collected, render_markdown, standalone_parser
 
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.inpaint_bench", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="tiny model only")
-    parser.add_argument("--full-size-only", action="store_true", help="the full-size model only")
+    parser = standalone_parser("inpaint_bench", __doc__, REPO / "BENCHMARKS-inpaint.md")
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
-    parser.add_argument("--models-dir", default=str(REPO / ".bench-models"))
-    parser.add_argument("--out", default=str(REPO / "BENCHMARKS-inpaint.md"))
     args = parser.parse_args(argv)
-    figures, notes = [], []
+    run = Collected()
+    figures, notes = run.figures, run.notes
 
-    def emit(fig):
-        figures.append(fig)
-        print(console_line(fig), flush=True)
-
-    ctx = eb.Context(eb.resolve_device(args.device), None, emit=emit, notes=notes,
+    ctx = eb.Context(eb.resolve_device(args.device), None, emit=run.emit, notes=notes,
                      guard=eb.LoadGuard(print, wait_budget=60.0, retries=0))
     started = time.perf_counter()
     for setup in plan_setups(args.quick):

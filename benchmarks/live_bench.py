@@ -14,7 +14,6 @@ runs these sections alone (they are also part of `python -m benchmarks`).
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import sys
 import time
@@ -191,25 +190,15 @@ def plan(quick: bool, full: bool) -> dict[str, list[LiveSetup]]:
 def main(argv=None) -> int:
     from . import engine_bench as eb
     from .__main__ import REPO
-    from .report import console_line, render_markdown
+    from .report import Collected, render_markdown, standalone_parser
 
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.live_bench", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="tiny model only")
-    parser.add_argument("--full-size-only", action="store_true", help="the full-size model only")
-    parser.add_argument("--models-dir", default=str(REPO / ".bench-models"))
-    parser.add_argument("--out", default=str(REPO / "BENCHMARKS-live.md"))
-    args = parser.parse_args(argv)
-    figures, notes = [], []
-
-    def emit(fig):
-        figures.append(fig)
-        print(console_line(fig), flush=True)
-
-    device = eb.resolve_device("auto")
-    # a shared machine: wait a little for quiet, but never long; each figure says how busy it was
+    args = standalone_parser("live_bench", __doc__, REPO / "BENCHMARKS-live.md").parse_args(argv)
+    run = Collected()
+    figures, notes = run.figures, run.notes
     # a shared machine: wait a little for quiet but never redo (a full-size Quality run is minutes);
     # both variants share every round, so load that comes and goes hits both, and each ratio says how busy
-    ctx = eb.Context(device, None, emit=emit, notes=notes, guard=eb.LoadGuard(print, wait_budget=60.0, retries=0))
+    ctx = eb.Context(eb.resolve_device("auto"), None, emit=run.emit, notes=notes,
+                     guard=eb.LoadGuard(print, wait_budget=60.0, retries=0))
     models_dir = Path(args.models_dir)
     started = time.perf_counter()
     for model, setups in plan(args.quick, False).items():

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import argparse
 import statistics
 from dataclasses import dataclass, field
+from pathlib import Path
 
 
 @dataclass
@@ -125,3 +127,25 @@ def render_markdown(
         lines += ["## Notes from this run", ""] + [f"- {note}" for note in notes] + [""]
     lines += ["## Method", ""] + [f"- {item}" for item in method] + [""]
     return "\n".join(lines)
+
+
+def standalone_parser(module: str, doc: str, out: Path) -> argparse.ArgumentParser:
+    """The options every benchmark run on its own shares (python -m benchmarks.<module>)."""
+    parser = argparse.ArgumentParser(prog=f"python -m benchmarks.{module}", description=doc.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="tiny model only")
+    parser.add_argument("--full-size-only", action="store_true", help="the full-size model only")
+    parser.add_argument("--models-dir", default=str(out.parent / ".bench-models"))
+    parser.add_argument("--out", default=str(out))
+    return parser
+
+
+class Collected:
+    """The figures and notes of a run, each figure printed as it comes."""
+
+    def __init__(self):
+        self.figures: list[Figure] = []
+        self.notes: list[str] = []
+
+    def emit(self, fig: Figure) -> None:
+        self.figures.append(fig)
+        print(console_line(fig), flush=True)
