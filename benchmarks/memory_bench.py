@@ -54,9 +54,9 @@ def bench_window_live_memory(model_dir: Path, emit: Callable[[Figure], None], ru
         try:
             _wait_for(worker.model_ready, window.start, timeout)
             window.panel.set_live(True)
+            values = _dial_values(steps)
             for run in range(1, runs + 1):
-                # consecutive dial positions always differ: every turn is a new request
-                value = 20 + (run * 7) % 70
+                value = values[run % len(values)]
                 before = _shown_request(window)
                 _wait_for(worker.result_ready, lambda v=value: window.panel.dial.setValue(v), timeout,
                           until=lambda b=before: _shown_request(window) > b)
@@ -72,6 +72,22 @@ def bench_window_live_memory(model_dir: Path, emit: Callable[[Figure], None], ru
         f"RSS growth, {runs} live runs vs {early} (MainWindow + GenerationWorker)", [growth], "MB",
         target=f"<= {RSS_TARGET_MB:.0f} MB", passed=growth <= RSS_TARGET_MB,
         note=f"RSS after {early}: {rss[early]:.0f} MB, after {runs}: {rss[runs]:.0f} MB"))]
+
+
+def _dial_values(steps: int) -> list[int]:
+    """Dial positions (hundredths) in which each runs other steps than the one before, so every turn
+    is a new request (Live skips a value that runs the steps already on show)."""
+    from sketchpad.core.schedule import plan_denoise
+
+    values, last = [], None
+    for value in [20 + (i * 7) % 70 for i in range(70)]:
+        plan = plan_denoise(steps, value / 100)
+        if plan != last:
+            values.append(value)
+            last = plan
+    if plan_denoise(steps, values[0] / 100) == last:
+        values.pop()  # the cycle wraps round: its last and first must differ too
+    return values
 
 
 def _shown_request(window) -> int:
