@@ -253,3 +253,12 @@ def test_the_mask_layer_keeps_its_values_exactly():
     layer = mask_from_grey(values)
     assert np.array_equal(mask_grey(layer), values)
     assert layer.pixelColor(15, 15) == MASK_COLOR  # 255: the mask's colour itself
+
+
+def test_a_lasso_crossing_itself_masks_all_it_encloses(canvas):
+    """A star drawn in one go: its middle is enclosed twice, and is masked too."""
+    corners = [(128 + 100 * np.sin(a), 128 - 100 * np.cos(a)) for a in np.radians([0, 144, 288, 72, 216, 0])]
+    canvas.set_tool("mask_lasso")
+    drag(canvas, corners)
+    values = canvas.mask_values()
+    assert values[128, 128] == 255 and values[60, 128] == 255 and values[20, 20] == 0

@@ -289,7 +289,7 @@ class SketchCanvas(QWidget):
             outline = QPolygonF([self.image_to_widget(point) for point in self._selection.outline()])
             p.setBrush(QColor(MASK_COLOR.red(), MASK_COLOR.green(), MASK_COLOR.blue(), 60))
             p.setPen(QPen(QColor(0, 0, 0, 220), 1, Qt.PenStyle.DashLine))
-            p.drawPolygon(outline)
+            p.drawPolygon(outline, Qt.FillRule.WindingFill)
         if self._hover is not None and self._tool not in MASK_SELECTIONS:
             p.setBrush(Qt.BrushStyle.NoBrush)
             r = max(1.0, self._size * s / 2)
@@ -422,7 +422,7 @@ class SketchCanvas(QWidget):
             p.setCompositionMode(QPainter.CompositionMode.CompositionMode_DestinationOut)
         p.setPen(Qt.PenStyle.NoPen)
         p.setBrush(MASK_COLOR)
-        p.drawPolygon(outline)
+        p.drawPolygon(outline, Qt.FillRule.WindingFill)  # a lasso crossing itself masks all it encloses
         p.end()
         text = ("Unmask " if selection.clears else "Mask ") + ("box" if selection.tool == "mask_box" else "lasso")
         self._push(StrokeCommand(self, rect, before, self._mask.copy(rect), text, MASK))
