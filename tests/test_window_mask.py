@@ -209,10 +209,12 @@ def test_recovery_brings_the_mask_and_its_settings_back(qtbot, tmp_path, tiny_mo
     second = make_window(qtbot, tmp_path, str(tiny_model_dir), settings_name="second.ini")
     second.confirm_discard = lambda: True
     second.ask_recover = lambda recovered, params: True
+    said = []
+    second.session.message.connect(said.append)
     with qtbot.waitSignal(second.worker.model_ready, timeout=WAIT_MS):
         second.start()
     assert np.array_equal(second.canvas.mask_values(), mask)
-    assert second.canvas_mask.options.blur == 7
+    assert second.canvas_mask.options.blur == 7 and any("with its mask" in line for line in said)
     # the drawing that could not share the canvas was saved with its mask: opening it brings it back
     (kept,) = (tmp_path / "out").glob("recovered-*.png")
     spec = read_png_parameters(kept).params.mask

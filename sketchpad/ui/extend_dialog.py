@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 from PIL import Image
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QDialog, QDialogButtonBox, QGridLayout, QLabel, QSpinBox, QVBoxLayout, QWidget
 
 from ..core.errors import SketchpadError
@@ -43,6 +44,8 @@ class ExtendDialog(QDialog):
             grid.addWidget(spin, row, column)
             self.spins[side] = spin
         self.size_label = QLabel(self)
+        self.size_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.size_label.setToolTip("The size of the picture once extended")
         grid.addWidget(self.size_label, 1, 1)
         layout.addLayout(grid)
         self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel,

@@ -220,8 +220,9 @@ class MainWindow(QMainWindow):
                     if params is not None:
                         self.session.load_request(params)
                     on_canvas = True
-                    self.report("Restored the drawing" + (" and its prompt" if params else "") + " from a window "
-                                "that did not close properly")
+                    kept = " with its mask" if recovered.mask is not None else ""
+                    self.report(f"Restored the drawing{kept}" + (" and its prompt" if params else "") +
+                                " from a window that did not close properly")
                 else:
                     self._save_recovered(recovered, params)
             self.autosaver.take(recovered)

@@ -96,7 +96,7 @@ class MaskToolRow(QWidget):
         menu = QMenu(self.state_button)
         menu.addActions([self.edit_actions[key] for key in ("clear_mask", "invert_mask", "grow_mask", "shrink_mask",
                                                              "feather_mask")])
-        menu.addSeparator()
+        menu.addSection("How a run uses the mask")
         settings = QWidgetAction(menu)
         settings.setDefaultWidget(self._settings_form(menu))
         menu.addAction(settings)
