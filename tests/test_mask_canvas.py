@@ -4,14 +4,14 @@ touches the sketch's pixels."""
 import numpy as np
 import pytest
 from PySide6.QtCore import QEvent, QPointF, QSize, Qt
-from PySide6.QtGui import QColor, QImage, QMouseEvent
+from PySide6.QtGui import QColor, QImage, QInputDevice, QMouseEvent, QPointingDevice
 from PySide6.QtWidgets import QApplication
 
 from sketchpad.ui.canvas import SketchCanvas
 from sketchpad.ui.canvas_undo import blank_image
 from sketchpad.ui.mask_layer import MASK_COLOR, feathered, grown, mask_from_grey, mask_grey, shrunk
 from sketchpad.ui.tool_bar import ToolPanel
-from test_canvas import mouse, stroke
+from test_canvas import mouse, pen, stroke, tablet
 
 
 @pytest.fixture
@@ -262,3 +262,22 @@ def test_a_lasso_crossing_itself_masks_all_it_encloses(canvas):
     drag(canvas, corners)
     values = canvas.mask_values()
     assert values[128, 128] == 255 and values[60, 128] == 255 and values[20, 20] == 0
+
+
+def test_a_pens_eraser_end_unmasks_with_a_mask_brush_and_a_box_is_dragged_as_with_a_mouse(canvas):
+    sketch = drawn(canvas)
+    canvas.set_tool("mask_box")
+    T = QEvent.Type
+    assert not tablet(canvas, pen(), T.TabletPress, QPointF(20, 20), 1.0)  # left to Qt to replay as a mouse
+    drag(canvas, [(20, 20), (200, 200)])
+    canvas.set_tool("mask")
+    canvas.set_brush_size(20)
+    eraser = QPointingDevice("test eraser", 4243, QInputDevice.DeviceType.Stylus, QPointingDevice.PointerType.Eraser,
+                             QInputDevice.Capability.Position | QInputDevice.Capability.Pressure, 1, 3)
+    assert tablet(canvas, eraser, T.TabletPress, QPointF(40, 100), 1.0)
+    for x in range(50, 190, 10):
+        tablet(canvas, eraser, T.TabletMove, QPointF(x, 100), 1.0)
+    tablet(canvas, eraser, T.TabletRelease, QPointF(180, 100), 0.0)
+    values = canvas.mask_values()
+    assert values[100, 60:170].max() == 0 and values[50, 100] == 255
+    assert canvas.undo_stack().undoText() == "Unmask" and canvas.image() == sketch

@@ -23,7 +23,7 @@ from PySide6.QtWidgets import QWidget
 
 from .canvas_undo import (MASK, SKETCH, Page, ReplaceImageCommand, StrokeCommand, blank_image, history_bytes,
                           opaque_image, resized_image, trim_history)
-from .mask_layer import MASK_COLOR, MASK_OPACITY, blank_mask, mask_from_grey, mask_grey, resized_mask
+from .mask_layer import MASK_COLOR, MASK_OPACITY, blank_mask, mask_from_grey, mask_grey
 
 MIN_BRUSH, MAX_BRUSH = 1, 200
 MIN_CANVAS, MAX_CANVAS = 64, 2048  # resize_canvas bounds (multiples of 8, what SD 1.5 accepts)
@@ -150,7 +150,7 @@ class SketchCanvas(QWidget):
             return
         before = self._page()
         self._push(ReplaceImageCommand(self, "Resize canvas", before, make_after=lambda: Page(
-            resized_image(before.image, width, height), resized_mask(before.mask, width, height))))
+            resized_image(before.image, width, height), resized_image(before.mask, width, height, blank_mask))))
 
     # ---- the mask -------------------------------------------------------------------------
     def mask_bytes(self) -> bytes | None:

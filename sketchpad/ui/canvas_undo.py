@@ -44,9 +44,10 @@ def blank_image(width: int, height: int) -> QImage:
     return img
 
 
-def resized_image(src: QImage, width: int, height: int) -> QImage:
-    """``src`` kept at the top-left of a white page of the new size (cropped if smaller)."""
-    out = blank_image(width, height)
+def resized_image(src: QImage, width: int, height: int,
+                  blank: Callable[[int, int], QImage] = blank_image) -> QImage:
+    """``src`` kept at the top-left of a ``blank`` (a white page) of the new size (cropped if smaller)."""
+    out = blank(width, height)
     p = QPainter(out)
     p.setCompositionMode(QPainter.CompositionMode.CompositionMode_Source)
     p.drawImage(QPoint(0, 0), src)

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 from PIL import Image, ImageFilter
-from PySide6.QtCore import QPoint, Qt
-from PySide6.QtGui import QColor, QImage, QPainter
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QColor, QImage
 
 MASK_FORMAT = QImage.Format.Format_ARGB32_Premultiplied
 MASK_COLOR = QColor(232, 36, 96)  # a pink that no sketch line or paper white is mistaken for
@@ -27,37 +27,20 @@ def blank_mask(width: int, height: int) -> QImage:
     return mask
 
 
-def resized_mask(mask: QImage, width: int, height: int) -> QImage:
-    """`mask` kept at the top-left of a mask of the new size (cropped if smaller); the new area unmasked."""
-    out = blank_mask(width, height)
-    painter = QPainter(out)
-    painter.setCompositionMode(QPainter.CompositionMode.CompositionMode_Source)
-    painter.drawImage(QPoint(0, 0), mask)
-    painter.end()
-    return out
-
-
 def mask_grey(mask: QImage) -> np.ndarray:
     """The mask's values (uint8, height x width)."""
-    alpha = mask.convertToFormat(QImage.Format.Format_Alpha8)
-    width, height, stride = alpha.width(), alpha.height(), alpha.bytesPerLine()
-    rows = np.frombuffer(alpha.constBits(), dtype=np.uint8, count=stride * height).reshape(height, stride)
-    return rows[:, :width].copy()
+    return _bytes_of(mask.convertToFormat(QImage.Format.Format_Alpha8))
 
 
 def mask_from_grey(grey: np.ndarray) -> QImage:
     """A mask layer whose values are `grey` (uint8, height x width)."""
-    alpha = np.ascontiguousarray(grey, dtype=np.uint8)
+    alpha = np.ascontiguousarray(grey, dtype=np.uint8).astype(np.uint32)
     height, width = alpha.shape
-    # premultiplied BGRA, as Format_ARGB32_Premultiplied lies in memory on little-endian machines
-    scale = alpha.astype(np.uint16)
-    pixels = np.empty((height, width, 4), np.uint8)
-    for channel, value in enumerate((MASK_COLOR.blue(), MASK_COLOR.green(), MASK_COLOR.red())):
-        pixels[..., channel] = (scale * value + 127) // 255
-    pixels[..., 3] = alpha
-    if np.little_endian:
-        return QImage(pixels.data, width, height, width * 4, MASK_FORMAT).copy()
-    return QImage(pixels[..., ::-1].copy().data, width, height, width * 4, MASK_FORMAT).copy()
+    # one 0xAARRGGBB word a pixel in the machine's own byte order, as Qt keeps ARGB32; colours premultiplied
+    pixels = alpha << 24
+    for shift, value in ((16, MASK_COLOR.red()), (8, MASK_COLOR.green()), (0, MASK_COLOR.blue())):
+        pixels |= ((alpha * value + 127) // 255) << shift
+    return QImage(pixels.data, width, height, width * 4, MASK_FORMAT).copy()
 
 
 def grey_image(grey: np.ndarray) -> QImage:
@@ -69,9 +52,13 @@ def grey_image(grey: np.ndarray) -> QImage:
 
 def grey_of_image(image: QImage) -> np.ndarray:
     """The values of a Grayscale8 (or any) picture read as a mask, e.g. one saved by `grey_image`."""
-    grey = image.convertToFormat(QImage.Format.Format_Grayscale8)
-    width, height, stride = grey.width(), grey.height(), grey.bytesPerLine()
-    rows = np.frombuffer(grey.constBits(), dtype=np.uint8, count=stride * height).reshape(height, stride)
+    return _bytes_of(image.convertToFormat(QImage.Format.Format_Grayscale8))
+
+
+def _bytes_of(image: QImage) -> np.ndarray:
+    """An 8-bit image's pixels (uint8, height x width), without the rows' padding."""
+    width, height, stride = image.width(), image.height(), image.bytesPerLine()
+    rows = np.frombuffer(image.constBits(), dtype=np.uint8, count=stride * height).reshape(height, stride)
     return rows[:, :width].copy()
 
 
