@@ -128,7 +128,8 @@ def test_live_runs_again_after_a_mask_stroke(qtbot, window):  # noqa: F811
     qtbot.waitUntil(lambda: not window.session.run.active, timeout=WAIT_MS)
 
 
-def test_use_result_as_sketch_keeps_the_mask_and_an_opened_result_brings_it_back(qtbot, window, make_sketch):  # noqa: F811
+def test_use_result_as_sketch_keeps_the_mask_and_an_opened_result_brings_it_back(
+        qtbot, window, make_sketch):  # noqa: F811
     picture_of_its_own_size(window, make_sketch, 66, 58)
     paint_mask(qtbot, window, (20, 20), (40, 20))
     window.tools.mask_row.padding_spin.setValue(12)
