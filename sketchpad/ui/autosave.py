@@ -1,7 +1,8 @@
 """Keep the drawing and its session safe: snapshot them a few seconds after each change, off the GUI thread.
 
-Each window owns one recovery slot, `<state_dir>/recovery/<slot id>/` holding `sketch.png` and
-`session.json` (prompt, negative prompt, settings), owned through a QLockFile there. QLockFile
+Each window owns one recovery slot, `<state_dir>/recovery/<slot id>/` holding `sketch.png`, its
+mask as `mask.png` (white redoes; no file while nothing is masked) and `session.json` (prompt,
+negative prompt, settings), owned through a QLockFile there. QLockFile
 records the owner's process id, so a slot whose owner was killed or crashed can be claimed by the
 next window, while the slot of a window still running never can: two windows never share a file,
 and a clean quit removes only its own slot. Finding someone else's unowned slot at start-up means
@@ -19,12 +20,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
 from PySide6.QtCore import QLockFile, QObject, QRunnable, QThreadPool, QTimer
 from PySide6.QtGui import QImage
 
 from ..core.storage import make_temp_file
+from .mask_layer import grey_image, grey_of_image
 
 SKETCH_FILE = "sketch.png"
+MASK_FILE = "mask.png"
 SESSION_FILE = "session.json"
 LOCK_FILE = "owner.lock"
 
@@ -36,16 +40,24 @@ class Recovered:
     image: QImage
     session: dict | None  # None when it had none, or it could not be read
     slot: Path
+    mask: np.ndarray | None = None  # the mask's values (uint8, height x width); None: nothing masked
 
 
 class _WriteSnapshot(QRunnable):
-    def __init__(self, image: QImage, session: dict | None, folder: Path):
+    def __init__(self, image: QImage, mask: QImage | None, session: dict | None, folder: Path):
         super().__init__()
-        self.image, self.session, self.folder = image, session, folder
+        self.image, self.mask, self.session, self.folder = image, mask, session, folder
 
     def run(self) -> None:
         # each file atomic on its own; the drawing first, it is what matters most
-        if write_image_atomically(self.image, self.folder / SKETCH_FILE) and self.session is not None:
+        if not write_image_atomically(self.image, self.folder / SKETCH_FILE):
+            return
+        if self.mask is None:
+            with contextlib.suppress(OSError):
+                (self.folder / MASK_FILE).unlink(missing_ok=True)
+        elif not write_image_atomically(self.mask, self.folder / MASK_FILE):
+            return
+        if self.session is not None:
             write_text_atomically(json.dumps(self.session), self.folder / SESSION_FILE)
 
 
@@ -108,6 +120,7 @@ class SketchAutosaver(QObject):
         self.recovery_dir = Path(state_dir) / "recovery"
         self.slot, self._lock = self._open_own_slot()
         canvas.content_changed.connect(self.mark_changed)
+        canvas.mask_changed.connect(self.mark_changed)
 
     def _open_own_slot(self) -> tuple[Path, QLockFile | None]:
         for _ in range(3):
@@ -132,8 +145,9 @@ class SketchAutosaver(QObject):
         if self._dirty:
             self._dirty = False
             session = self._session() if self._session is not None else None
-            # canvas.image() is this snapshot's own copy: safe to read from another thread
-            self._pool.start(_WriteSnapshot(self.canvas.image(), session, self.slot))
+            # the sketch and the mask's picture are this snapshot's own copies: safe to read from another thread
+            mask = grey_image(self.canvas.mask_values()) if self.canvas.has_mask() else None
+            self._pool.start(_WriteSnapshot(self.canvas.image(), mask, session, self.slot))
 
     def wait(self) -> None:
         self._pool.waitForDone()
@@ -161,7 +175,8 @@ class SketchAutosaver(QObject):
                 _remove_slot(slot, lock)
                 continue
             self._claimed[slot] = lock
-            found.append(Recovered(image, _read_session(slot / SESSION_FILE), slot))
+            mask = _read_mask(slot / MASK_FILE, image)
+            found.append(Recovered(image, _read_session(slot / SESSION_FILE), slot, mask))
         return found
 
     def take(self, recovered: Recovered) -> None:
@@ -197,8 +212,17 @@ def _read_session(path: Path) -> dict | None:
     return value if isinstance(value, dict) else None
 
 
+def _read_mask(path: Path, image: QImage) -> np.ndarray | None:
+    """The mask kept with `image`; None when there is none, or it is unreadable or of another size
+    (a snapshot cut short between the two files)."""
+    mask = QImage(str(path)) if path.exists() else QImage()
+    if mask.isNull() or mask.size() != image.size():
+        return None
+    return grey_of_image(mask)
+
+
 def _remove_slot(slot: Path, lock: QLockFile) -> None:
-    for name in (SKETCH_FILE, SESSION_FILE):
+    for name in (SKETCH_FILE, MASK_FILE, SESSION_FILE):
         with contextlib.suppress(OSError):
             (slot / name).unlink()
     # leftovers of a snapshot cut short go too; the lock file last, so nobody claims a half-removed slot

@@ -1,10 +1,12 @@
 """Undo commands for SketchCanvas, the byte bound on its history, and small image helpers.
 
 Each command keeps only what it needs to go both ways:
-- StrokeCommand: the touched rectangle's pixels before and after (not the whole image).
-- ReplaceImageCommand: whole images, for clear / load / resize (these may change the size);
-  an "after" that is cheap to recompute (a blank page, a resized copy) is rebuilt on redo
-  instead of being stored, so clear and resize cost one image, not two.
+- StrokeCommand: the touched rectangle's pixels before and after (not the whole image), of the
+  sketch or of its mask (a mask stroke, box or lasso).
+- ReplaceImageCommand: whole pages, the sketch and its mask, for clear / load / resize / extend and
+  the edits of the whole mask (these may change the size); an "after" that is cheap to recompute (a
+  blank page, a resized copy) is rebuilt on redo instead of being stored, so clear and resize cost
+  one page, not two. A layer a command leaves as it was is shared with the canvas, not copied.
 
 QUndoStack can only cap its history by count (setUndoLimit, and only while empty), so
 ``trim_history`` bounds it by bytes by rebuilding the stack without its oldest commands.
@@ -12,12 +14,27 @@ QUndoStack can only cap its history by count (setUndoLimit, and only while empty
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Callable
 
 from PySide6.QtCore import QPoint, QRect, Qt
 from PySide6.QtGui import QImage, QPainter, QUndoCommand, QUndoStack
 
 CANVAS_FORMAT = QImage.Format.Format_RGB32  # opaque: the sketch has no transparency
+
+
+SKETCH, MASK = "sketch", "mask"  # the canvas's two layers
+
+
+@dataclass(frozen=True)
+class Page:
+    """The whole drawing: the sketch and its mask (see mask_layer.py), always of one size."""
+
+    image: QImage
+    mask: QImage
+
+    def byte_size(self) -> int:
+        return self.image.sizeInBytes() + self.mask.sizeInBytes()
 
 
 def blank_image(width: int, height: int) -> QImage:
@@ -27,9 +44,10 @@ def blank_image(width: int, height: int) -> QImage:
     return img
 
 
-def resized_image(src: QImage, width: int, height: int) -> QImage:
-    """``src`` kept at the top-left of a white page of the new size (cropped if smaller)."""
-    out = blank_image(width, height)
+def resized_image(src: QImage, width: int, height: int,
+                  blank: Callable[[int, int], QImage] = blank_image) -> QImage:
+    """``src`` kept at the top-left of a ``blank`` (a white page) of the new size (cropped if smaller)."""
+    out = blank(width, height)
     p = QPainter(out)
     p.setCompositionMode(QPainter.CompositionMode.CompositionMode_Source)
     p.drawImage(QPoint(0, 0), src)
@@ -76,28 +94,30 @@ class _CanvasCommand(QUndoCommand):
 
 
 class StrokeCommand(_CanvasCommand):
-    """One finished stroke: the touched rectangle before and after."""
+    """One finished stroke on one layer (SKETCH or MASK): the touched rectangle before and after."""
 
-    def __init__(self, canvas, rect: QRect, before: QImage, after: QImage, text: str = "Stroke"):
+    def __init__(self, canvas, rect: QRect, before: QImage, after: QImage, text: str = "Stroke",
+                 layer: str = SKETCH):
         super().__init__(canvas, text, applied=True)
         self.rect = QRect(rect)
+        self.layer = layer
         self._before, self._after = before, after
 
     def _apply(self, after: bool) -> None:
-        self._canvas._restore_rect(self.rect.topLeft(), self._after if after else self._before)
+        self._canvas._restore_rect(self.rect.topLeft(), self._after if after else self._before, self.layer)
 
     def byte_size(self) -> int:
         return self._before.sizeInBytes() + self._after.sizeInBytes()
 
     def clone(self) -> "StrokeCommand":
-        return StrokeCommand(self._canvas, self.rect, self._before, self._after, self.text())
+        return StrokeCommand(self._canvas, self.rect, self._before, self._after, self.text(), self.layer)
 
 
 class ReplaceImageCommand(_CanvasCommand):
-    """Swap the whole image (clear, load, resize). Give ``after`` or ``make_after``."""
+    """Swap the whole page (clear, load, resize, extend, a whole-mask edit). Give ``after`` or ``make_after``."""
 
-    def __init__(self, canvas, text: str, before: QImage, after: QImage | None = None,
-                 make_after: Callable[[], QImage] | None = None, applied: bool = False):
+    def __init__(self, canvas, text: str, before: Page, after: Page | None = None,
+                 make_after: Callable[[], Page] | None = None, applied: bool = False):
         super().__init__(canvas, text, applied)
         if (after is None) == (make_after is None):
             raise ValueError("give exactly one of after / make_after")
@@ -105,14 +125,14 @@ class ReplaceImageCommand(_CanvasCommand):
 
     def _apply(self, after: bool) -> None:
         if not after:
-            img = self._before
+            page = self._before
         else:
-            img = self._after if self._after is not None else self._make_after()
-        self._canvas._replace_image(img)
+            page = self._after if self._after is not None else self._make_after()
+        self._canvas._replace_page(page)
 
     def byte_size(self) -> int:
-        after = self._after.sizeInBytes() if self._after is not None else 0
-        return self._before.sizeInBytes() + after
+        after = self._after.byte_size() if self._after is not None else 0
+        return self._before.byte_size() + after
 
     def clone(self) -> "ReplaceImageCommand":
         return ReplaceImageCommand(self._canvas, self.text(), self._before, self._after,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 from PySide6.QtGui import QGuiApplication, QImage
 from PySide6.QtWidgets import QFileDialog, QWidget
 
@@ -35,25 +36,30 @@ class FileActions:
             self.open_sketch(Path(path))
 
     def open_sketch(self, path: Path) -> bool:
-        """Load a picture as the sketch; a PNG made by Sketchpad (or A1111) also restores its settings."""
+        """Load a picture as the sketch; a PNG made by Sketchpad (or A1111) also restores its settings,
+        and one made with a mask its mask: then the picture keeps its own size, which the mask fits.
+        A picture without a mask takes the canvas's mask away."""
         path = Path(path)
-        try:
-            sketch = load_sketch(path)
-        except SketchpadError as error:
-            self.session.say(str(error), error=True)
-            return False
         info, unreadable = None, False
         if path.suffix.lower() == ".png":
             try:
                 info = read_png_parameters(path)
-            except SketchpadError:  # the picture is fine; only its settings are not
+            except SketchpadError:  # the picture may be fine; only its settings are not
                 unreadable = True
+        mask = info.params.mask if info is not None else None
+        try:
+            sketch = load_sketch(path, keep_size=mask is not None)
+        except SketchpadError as error:
+            self.session.say(str(error), error=True)
+            return False
         self.session.last_folder = path.parent
-        sketch = offer_sd15_fit(self.dialog_parent, sketch)
-        self.canvas.set_image(pil_to_qimage(sketch))
+        if mask is None:
+            sketch = offer_sd15_fit(self.dialog_parent, sketch)
+        self.canvas.set_image(pil_to_qimage(sketch), mask=None if mask is None else np.asarray(mask.image()))
         if info is not None:
             self.session.load_request(info.params)
-            self.session.say(f"Opened {path.name} and restored its settings")
+            with_mask = " with its mask" if mask is not None else ""
+            self.session.say(f"Opened {path.name}{with_mask} and restored its settings")
         elif unreadable:
             self.session.say(f"Opened {path.name} as a sketch; its settings could not be read")
         else:
@@ -68,6 +74,12 @@ class FileActions:
         return self.use_image_as_sketch(image, "Pasted the clipboard picture as the sketch")
 
     def use_image_as_sketch(self, image: QImage, message: str) -> bool:
+        """The picture becomes the sketch; the mask stays where it has the canvas's size (generate, mask the
+        hand, use the result, turn the dial). A picture of the canvas's size is taken as it is."""
+        if image.size() == self.canvas.canvas_size():  # e.g. a masked run's result, at the size of a picture it did not round
+            self.canvas.set_image(image)
+            self.session.say(message)
+            return True
         try:
             sketch = prepare_sketch(qimage_to_pil(image))
         except SketchpadError as error:

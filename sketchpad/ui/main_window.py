@@ -27,7 +27,7 @@ from ..core.registry import app_state_dir
 from ..core.result_archive import ResultArchive
 from ..core.server_address import display_address
 from ..core.server_files import server_file
-from ..core.storage import ResultInfo, clean_leftovers, format_parameters, next_free_path, save_png
+from ..core.storage import ResultInfo, clean_leftovers, next_free_path, save_png, save_result
 from .autosave import Recovered, SketchAutosaver
 from .canvas import SketchCanvas
 from .file_actions import FileActions
@@ -35,6 +35,7 @@ from .generation_panel import GenerationPanel
 from .history_strip import HistoryStrip
 from ..qimages import qimage_to_pil
 from .kept_results import kept_entries
+from .mask_options import CanvasMask, recovered_mask
 from .preview_panel import PreviewPanel
 from .server_lookup import CheckpointLookup
 from .history import HistoryEntry
@@ -69,7 +70,8 @@ class MainWindow(QMainWindow):
         self._quitting = False
 
         self.canvas = SketchCanvas()
-        self.tools = ToolPanel(self.canvas)
+        self.canvas_mask = CanvasMask(self.canvas, self)  # the mask a run carries: the canvas's, with its settings
+        self.tools = ToolPanel(self.canvas, self.canvas_mask)
         self.preview = PreviewPanel()
         self.panel = GenerationPanel(session=self.session)
         self.history = HistoryStrip()
@@ -77,12 +79,13 @@ class MainWindow(QMainWindow):
         self.server_lookup = CheckpointLookup(lookup_checkpoints, self)  # the app hands in the client's
         self._model_said: tuple | None = None  # the model state the preview last spoke of
         self._run_begun = 0  # the run whose start the preview has shown
-        self.runs = RunController(self.session, worker, self.canvas.image, self.panel.finish_editing, parent=self)
+        self.runs = RunController(self.session, worker, self.canvas.image, self.panel.finish_editing, parent=self,
+                                  mask=self.canvas_mask.spec)
         self._model_remembered: tuple | None = None  # the model choice last written to settings
         self._build_layout()
         self._build_status_bar()
         self.actions = build_menus(self, self.session, self.files, self.canvas, self.panel, self.generate,
-                                   self.cancel)
+                                   self.cancel, self.tools.mask_row.edit_actions)
         self.setAcceptDrops(True)
         self._bind_widgets()
         self._bind_session()
@@ -90,10 +93,12 @@ class MainWindow(QMainWindow):
 
         state = Path(state_dir or app_state_dir())
         restore_session(self.settings, self.session, model, device, output_dir, server)
+        self.canvas_mask.restore(self.settings)
         self._open_archive(state / "results")
         # each window its own recovery slot: the drawing and the request it was made for
         self.autosaver = SketchAutosaver(self.canvas, state, session=self._recovery_state, parent=self)
         self.session.request_changed.connect(self.autosaver.mark_changed)
+        self.canvas_mask.options_changed.connect(self.autosaver.mark_changed)
         self._layout_restored = restore_layout(self.settings, self, self.splitter, self.panel)
         self._show_model(self.session.model)
         self._show_status(self.session.status_text())
@@ -157,6 +162,7 @@ class MainWindow(QMainWindow):
         self.runs.set_live(panel.is_live())
         self.runs.same_picture_changed.connect(panel.show_same_picture)
         self.canvas.content_changed.connect(self.runs.sketch_changed)  # strokes, undo, clear, paste, open, resize
+        self.canvas_mask.changed.connect(self.runs.changed)  # the mask or its settings
         self.canvas.content_changed.connect(self._show_canvas_size)
         self.history.entry_selected.connect(session.show)
         self.history.restore_requested.connect(lambda entry: session.load_request(entry.info.params))
@@ -167,6 +173,7 @@ class MainWindow(QMainWindow):
     def _bind_session(self) -> None:
         s = self.session
         s.model_changed.connect(self._show_model)
+        s.request_loaded.connect(self.canvas_mask.take_settings_of)
         s.model_changed.connect(self._remember_model)
         s.run_changed.connect(self._show_run)
         s.status_changed.connect(self._show_status)
@@ -191,7 +198,7 @@ class MainWindow(QMainWindow):
         self.session.load_history(kept_entries(archive))
 
     def _recovery_state(self) -> dict:
-        return {"params": params_to_dict(self.session.request)}
+        return {"params": params_to_dict(self.session.request), "mask_options": self.canvas_mask.options.to_dict()}
 
     def start(self) -> None:
         """Tidy the output folder, offer back what crashed windows left, then load the model."""
@@ -208,24 +215,28 @@ class MainWindow(QMainWindow):
             params = params_from_dict((recovered.session or {}).get("params") or {})
             if self.ask_recover(recovered, params):
                 if not on_canvas:
-                    self.canvas.set_image(recovered.image)
+                    self.canvas.set_image(recovered.image, mask=recovered.mask)
+                    self.canvas_mask.restore_dict((recovered.session or {}).get("mask_options"))
                     if params is not None:
                         self.session.load_request(params)
                     on_canvas = True
-                    self.report("Restored the drawing" + (" and its prompt" if params else "") + " from a window "
-                                "that did not close properly")
+                    kept = " with its mask" if recovered.mask is not None else ""
+                    self.report(f"Restored the drawing{kept}" + (" and its prompt" if params else "") +
+                                " from a window that did not close properly")
                 else:
                     self._save_recovered(recovered, params)
             self.autosaver.take(recovered)
 
     def _save_recovered(self, recovered: Recovered, params) -> None:
-        text = {}
-        if params is not None:
-            size = recovered.image.size()
-            text["parameters"] = format_parameters(ResultInfo(params, size.width(),
-                                                              size.height(), "", params.scheduler or ""))
+        picture = qimage_to_pil(recovered.image)
         try:
-            path = save_png(qimage_to_pil(recovered.image), next_free_path(self.session.output_dir, "recovered"), text)
+            target = next_free_path(self.session.output_dir, "recovered")
+            if params is None:
+                path = save_png(picture, target, {})
+            else:  # its settings and its mask travel in the PNG, as a result's do
+                options = (recovered.session or {}).get("mask_options")
+                params = params.replace(mask=recovered_mask(recovered.mask, options))
+                path = save_result(picture, ResultInfo(params, *picture.size, "", params.scheduler or ""), target)
         except SketchpadError as error:
             self.report(f"Could not keep a recovered drawing: {error}", error=True)
             return
@@ -386,6 +397,7 @@ class MainWindow(QMainWindow):
             return
         self.runs.stop_timers()
         save_session(self.settings, self.session)
+        self.canvas_mask.save(self.settings)
         save_layout(self.settings, self, self.splitter, self.panel)
         self.worker.stop()  # leaves within one step; never a short timeout
         self.autosaver.discard()

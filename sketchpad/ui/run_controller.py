@@ -1,10 +1,12 @@
 """Runs, beside the session: Generate, Cancel, and Live's scheduling, drafts and refines.
 
-Every run reads the session's request. Live regenerates a moment after each change (a dial turn,
-a finished stroke, an edit); on this computer it sends a draft (TAESD decode) and, once things rest,
-refines the newest draft with the full VAE (the engine reuses its latents: one decode). A request
-that would paint the picture on show, or the one on its way, is not sent: requests are compared by
-the steps they run (core/picture_key.py), so two dial values that run the same steps cost one run.
+Every run reads the session's request and the canvas: its sketch and its mask (with the mask's
+settings; None while nothing is masked), which every request posted carries. Live regenerates a
+moment after each change (a dial turn, a finished stroke, a mask edit, an edit); on this computer
+it sends a draft (TAESD decode) and, once things rest, refines the newest draft with the full VAE
+(the engine reuses its latents: one decode). A request that would paint the picture on show, or
+the one on its way, is not sent: requests are compared by the steps they run (core/picture_key.py),
+so two dial values that run the same steps cost one run.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from typing import Callable
 from PySide6.QtCore import QObject, QTimer, Signal
 from PySide6.QtGui import QImage
 
-from ..core.params import GenerationParams
+from ..core.params import GenerationParams, MaskSpec
 from ..core.picture_key import PictureKey, picture_key
 from ..qimages import pixel_digest
 from .session import Session
@@ -29,10 +31,11 @@ class RunController(QObject):
     same_picture_changed = Signal(bool)  # the request as it stands would paint the picture on show
 
     def __init__(self, session: Session, worker, sketch: Callable[[], QImage],
-                 finish_editing: Callable[[], None] = lambda: None, parent: QObject | None = None):
+                 finish_editing: Callable[[], None] = lambda: None, parent: QObject | None = None,
+                 mask: Callable[[], MaskSpec | None] = lambda: None):
         super().__init__(parent)
         self.session, self.worker = session, worker
-        self._sketch, self._finish_editing = sketch, finish_editing
+        self._sketch, self._finish_editing, self._mask = sketch, finish_editing, mask
         self._live = False
         self._digest: str | None = None  # of the sketch as it is now; None once it changes
         self._live_timer = QTimer(self, singleShot=True, interval=LIVE_DEBOUNCE_MS)
@@ -71,7 +74,8 @@ class RunController(QObject):
             return 0  # what is on show (the model guidance, the request's problem) says why
         # a server decodes in full anyway: a draft there would only make its refine a second run
         draft = live and not self.session.model.on_server
-        params = (self.session.live_request() if live else self.session.request).replace(draft=draft)
+        request = self.session.live_request() if live else self.session.request
+        params = request.replace(draft=draft, mask=self._mask())
         sketch = self._sketch()
         if draft:  # a concrete seed, so the refine makes the same picture as the draft
             params = params.with_concrete_seed()
@@ -133,5 +137,6 @@ class RunController(QObject):
         same = False
         if shown is not None and shown.key is not None and not self.session.request_problem:
             params = self.session.live_request() if self._live else self.session.request
-            same = self.session.same_picture_as_shown(self._key(params.replace(draft=self._live)))
+            params = params.replace(draft=self._live, mask=self._mask())
+            same = self.session.same_picture_as_shown(self._key(params))
         self.same_picture_changed.emit(same)

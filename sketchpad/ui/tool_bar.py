@@ -1,7 +1,8 @@
-"""ToolPanel: a horizontal strip of drawing controls bound to a SketchCanvas.
+"""ToolPanel: the drawing controls above a SketchCanvas, in three short rows: the sketch's tools
+and history, the colour and size, and the mask (mask_tools.py).
 
 The canvas is the single source of truth: the panel writes through its setters and follows
-its signals (brush_size_changed, tool_changed, color_changed, and the QUndoStack's
+its signals (brush_size_changed, tool_changed, color_changed, mask_changed, and the QUndoStack's
 canUndo/canRedo), so shortcuts or code that change the canvas keep the panel in sync.
 """
 
@@ -9,10 +10,11 @@ from __future__ import annotations
 
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor
-from PySide6.QtWidgets import (QButtonGroup, QColorDialog, QFrame, QHBoxLayout, QLabel, QSlider, QVBoxLayout,
-                               QToolButton, QWidget)
+from PySide6.QtWidgets import QColorDialog, QFrame, QHBoxLayout, QLabel, QSlider, QToolButton, QVBoxLayout, QWidget
 
 from .canvas import MAX_BRUSH, MIN_BRUSH, SketchCanvas
+from .mask_options import CanvasMask
+from .mask_tools import MaskToolRow, tool_button
 
 RECENT_COUNT = 8
 DEFAULT_RECENTS = ["#000000", "#404040", "#808080", "#c0c0c0",
@@ -20,9 +22,14 @@ DEFAULT_RECENTS = ["#000000", "#404040", "#808080", "#c0c0c0",
 
 
 # The active tool must be unmistakable: the style's own checked look is a slightly different grey.
-TOOL_STYLE = ("QToolButton { padding: 2px 6px; border: 1px solid #5a5a60; border-radius: 3px; }"
-              " QToolButton:hover { border-color: #8a8a90; }"
-              " QToolButton:checked { background-color: #4a7bd0; color: #ffffff; border-color: #a8c8ff; }")
+def tool_style(side_padding: int) -> str:
+    return (f"QToolButton {{ padding: 2px {side_padding}px; border: 1px solid #5a5a60; border-radius: 3px; }}"
+            " QToolButton:hover { border-color: #8a8a90; }"
+            " QToolButton:checked { background-color: #4a7bd0; color: #ffffff; border-color: #a8c8ff; }")
+
+
+TOOL_STYLE = tool_style(6)
+MASK_TOOL_STYLE = tool_style(3)  # four mask tools and the mask's state share a row as narrow as the canvas
 
 
 def _swatch_style(color: QColor) -> str:
@@ -31,7 +38,7 @@ def _swatch_style(color: QColor) -> str:
 
 
 class ToolPanel(QWidget):
-    def __init__(self, canvas: SketchCanvas, parent: QWidget | None = None):
+    def __init__(self, canvas: SketchCanvas, mask: CanvasMask | None = None, parent: QWidget | None = None):
         super().__init__(parent)
         self._canvas = canvas
         self._recent: list[QColor] = [QColor(c) for c in DEFAULT_RECENTS]
@@ -43,13 +50,9 @@ class ToolPanel(QWidget):
         row.setSpacing(4)
         rows.addLayout(row)
 
-        self.brush_button = self._button("✏ Brush", "Brush (B)", checkable=True)
-        self.eraser_button = self._button("⌫ Eraser", "Eraser, paints white (E)", checkable=True)
-        self._tools = QButtonGroup(self)  # exclusive by default
-        self._tools.addButton(self.brush_button)
-        self._tools.addButton(self.eraser_button)
-        self.brush_button.clicked.connect(lambda: canvas.set_tool("brush"))
-        self.eraser_button.clicked.connect(lambda: canvas.set_tool("eraser"))
+        self.brush_button = tool_button(canvas, self._button("✏ Brush", "Brush (B)", checkable=True), "brush")
+        self.eraser_button = tool_button(canvas, self._button("⌫ Eraser", "Eraser, paints white (E)", checkable=True),
+                                         "eraser")
         row.addWidget(self.brush_button)
         row.addWidget(self.eraser_button)
         row.addWidget(self._separator())
@@ -94,11 +97,12 @@ class ToolPanel(QWidget):
         self.size_label.setMinimumWidth(self.size_label.fontMetrics().horizontalAdvance("200 px"))
         row.addWidget(self.size_label)
 
+        self.mask_row = MaskToolRow(canvas, mask or CanvasMask(canvas, self), MASK_TOOL_STYLE, self)
+        rows.addWidget(self.mask_row)
+
         canvas.brush_size_changed.connect(self._show_size)
-        canvas.tool_changed.connect(self._show_tool)
         canvas.color_changed.connect(self._show_color)
         self._show_size(canvas.brush_size())
-        self._show_tool(canvas.tool())
         self._show_color(canvas.color())
         self._show_recents()
         self.undo_button.setEnabled(stack.canUndo())
@@ -144,9 +148,6 @@ class ToolPanel(QWidget):
         if self.size_slider.value() != size:  # no echo back into the canvas
             self.size_slider.setValue(size)
         self.size_label.setText(f"{size} px")
-
-    def _show_tool(self, tool: str) -> None:
-        (self.eraser_button if tool == "eraser" else self.brush_button).setChecked(True)
 
     def _show_color(self, color: QColor) -> None:
         self.color_button.setStyleSheet(_swatch_style(color))

@@ -11,7 +11,9 @@ from PySide6.QtWidgets import QAbstractSpinBox, QFileDialog, QInputDialog, QMain
 
 from ..logs import log_folder
 from .canvas import SketchCanvas
+from .extend_dialog import extend_from_dialog
 from .file_actions import FileActions
+from .mask_tools import MASK_TOOL_BUTTONS
 from .generation_panel import GenerationPanel
 from .session import Session
 
@@ -19,9 +21,10 @@ CANVAS_PRESETS = ((512, 512), (768, 512), (512, 768), (768, 768))
 
 
 def build_menus(window: QMainWindow, session: Session, files: FileActions, canvas: SketchCanvas,
-                panel: GenerationPanel, generate: Callable[[], object], cancel: Callable[[], None]
-                ) -> dict[str, QAction]:
-    """The menus; `window` is only the menus' owner and the dialogs' parent."""
+                panel: GenerationPanel, generate: Callable[[], object], cancel: Callable[[], None],
+                mask_edits: dict[str, QAction] | None = None) -> dict[str, QAction]:
+    """The menus; `window` is only the menus' owner and the dialogs' parent. `mask_edits`: the tool
+    bar's edits of the whole mask, listed (with their shortcuts) under Canvas → Mask."""
     actions: dict[str, QAction] = {}
     bar = window.menuBar()
 
@@ -65,11 +68,19 @@ def build_menus(window: QMainWindow, session: Session, files: FileActions, canva
         add(menu, f"size_{width}x{height}", f"{width} × {height}",
             lambda w=width, h=height: _resize(session, canvas, w, h))
     add(menu, "size_custom", "Custom size…", lambda: _custom_size(window, session, canvas))
+    add(menu, "extend", "E&xtend…", lambda: extend_from_dialog(window, session, canvas))
     menu.addSeparator()
     add(menu, "brush", "&Brush", lambda: canvas.set_tool("brush"), ["B"])
     add(menu, "eraser", "&Eraser", lambda: canvas.set_tool("eraser"), ["E"])
     add(menu, "bigger", "Bigger brush", canvas.grow_brush, ["]"])
     add(menu, "smaller", "Smaller brush", canvas.shrink_brush, ["["])
+    mask_menu = menu.addMenu("&Mask")
+    for tool, text, _tip, shortcut in MASK_TOOL_BUTTONS:
+        add(mask_menu, tool, f"{text} tool", lambda tool=tool: canvas.set_tool(tool), [shortcut] if shortcut else [])
+    mask_menu.addSeparator()
+    for key, action in (mask_edits or {}).items():
+        mask_menu.addAction(action)
+        actions[key] = action
 
     menu = bar.addMenu("&Generate")
     add(menu, "generate", "&Generate", generate, ["Ctrl+Return", "Ctrl+Enter"])
