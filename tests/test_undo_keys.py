@@ -88,3 +88,13 @@ def test_ctrl_z_in_a_text_field_undoes_the_typing_not_the_canvas(qtbot, drawn, f
 def test_ctrl_z_with_the_canvas_focused_undoes_the_stroke(qtbot, drawn):
     _press(qtbot, drawn.canvas, Qt.Key.Key_Z, CTRL)
     assert drawn.canvas.undo_stack().index() == 1
+
+
+def test_the_edit_menu_names_what_undo_and_redo_take_back(qtbot, drawn):
+    undo, redo = drawn.actions["undo"], drawn.actions["redo"]
+    assert undo.text() == "&Undo stroke"  # the fixture's stroke
+    drawn.canvas.set_tool("mask")
+    draw_line(qtbot, drawn.canvas, (20, 20), (40, 40))
+    assert undo.text() == "&Undo mask"
+    undo.trigger()
+    assert redo.text() == "&Redo mask" and undo.text() == "&Undo stroke"

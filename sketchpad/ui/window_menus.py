@@ -52,8 +52,11 @@ def build_menus(window: QMainWindow, session: Session, files: FileActions, canva
 
     menu = bar.addMenu("&Edit")
     stack = canvas.undo_stack()
-    undo = add(menu, "undo", "&Undo stroke", stack.undo, ["Ctrl+Z"])
-    redo = add(menu, "redo", "&Redo stroke", stack.redo, ["Ctrl+Shift+Z", "Ctrl+Y"])
+    undo = add(menu, "undo", "&Undo", stack.undo, ["Ctrl+Z"])
+    redo = add(menu, "redo", "&Redo", stack.redo, ["Ctrl+Shift+Z", "Ctrl+Y"])
+    # the menu names what it undoes: a stroke, a mask edit, an extension…
+    stack.undoTextChanged.connect(lambda text: undo.setText(f"&Undo {text.lower()}".strip()))
+    stack.redoTextChanged.connect(lambda text: redo.setText(f"&Redo {text.lower()}".strip()))
     keys_to_canvas = _UndoKeysToCanvas([*undo.shortcuts(), *redo.shortcuts()], window)
     for spin_box in window.findChildren(QAbstractSpinBox):
         spin_box.installEventFilter(keys_to_canvas)
