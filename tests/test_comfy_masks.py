@@ -14,12 +14,15 @@ from PIL import Image
 
 from sketchpad import cli
 from sketchpad.backends.comfy.client import ComfyBackend
-from sketchpad.backends.comfy.inpaint import is_inpainting_checkpoint, mask_picture
+from sketchpad.backends.comfy.inpaint import is_inpainting_checkpoint
+from sketchpad.backends.comfy.workflow import ServerMask, build_graph
 from sketchpad.core.errors import FailureKind, SketchpadError
 from sketchpad.core.masks import plan_inpaint
 from sketchpad.core.params import ControlSpec, GenerationParams, MaskSpec
+from sketchpad.core.schedule import plan_steps
 from sketchpad.core.storage import read_png_parameters
 from tests.comfy_standin import StandIn
+from tests.test_comfy_standin import MASK_JOBS, recorded
 from tests.test_comfy_cli import ROOT
 from tests.test_inpaint import CASES, ellipse_mask, noise_picture, untouched
 
@@ -184,6 +187,20 @@ def test_an_inpainting_checkpoints_graph_conditions_on_the_mask_and_the_picture(
     inpainting_backend.generate(params(spec, strength=1.0), picture)
     assert last_graph(server)["6"]["inputs"]["latent_image"] == ["5", 0]
     assert last_graph(server)["5"]["class_type"] == "EmptyLatentImage"
+
+
+@pytest.mark.parametrize("name", MASK_JOBS)
+def test_the_graphs_sent_are_those_recorded_from_the_real_server(name):
+    """So the stand-in, checked against those recordings, runs what the client sends."""
+    graph = recorded(name)["graph"]
+    sampler = graph["6"]["inputs"]
+    request = GenerationParams(prompt=graph["2"]["inputs"]["text"], strength=sampler["denoise"], steps=sampler["steps"],
+                               seed=sampler["seed"], cfg=sampler["cfg"])
+    checkpoint = graph["1"]["inputs"]["ckpt_name"]
+    mask = ServerMask(graph["30"]["inputs"]["image"], is_inpainting_checkpoint(checkpoint))
+    built = build_graph(request, plan_steps(request), checkpoint, (sampler["sampler_name"], sampler["scheduler"]),
+                        (64, 64), graph["4"]["inputs"]["image"], mask=mask)
+    assert built.nodes == graph
 
 
 def test_inpainting_checkpoints_are_known_by_name():
