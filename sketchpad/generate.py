@@ -39,9 +39,6 @@ def _generate(args) -> int:
     # Every check that can fail on bad input runs before the (slow) model load and before any write.
     params = params_from_args(args).with_concrete_seed()
     sketch = _load_sketch(args.sketch, params)
-    if params.mask is not None and args.server:
-        raise SketchpadError("--mask with --server comes later: masks on a ComfyUI server are not supported yet; "
-                             "leave out --server to inpaint on this computer")
     out = _output_path(args.out, args.overwrite)
     if args.previews is not None:
         _check_writable_folder(args.previews)

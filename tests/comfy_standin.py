@@ -7,7 +7,11 @@ It reproduces: the endpoints Sketchpad uses (/object_info[/node], /system_stats,
 binary frame layout (event 1 + format, or event 4 + JSON metadata after the client announces
 supports_preview_metadata), routing by client id, the node cache (an unchanged node is not re-run),
 queue deletion and targeted interrupts, and the error answers. Pictures are not generated: a result
-is the sketch mixed with seeded noise, so tests can tell seeds and inputs apart.
+is the sketch mixed with seeded noise, so tests can tell seeds and inputs apart. Under a noise mask
+(SetLatentNoiseMask) only the masked latents' pixels are mixed; the others come back as a VAE gives
+them back, a little off (the lowest bit of each colour flipped), so only a client that pastes the
+picture back keeps them exact. An InpaintModelConditioning's mask and picture change the noise, as
+they steer a real inpainting model; without its noise mask every pixel is mixed.
 
 Faults for tests: kill() (the process dies: every socket closes), restart(), hang() (stops
 answering HTTP and websocket pings, as a process stopped with SIGSTOP), drop_sockets(),
@@ -42,7 +46,11 @@ _WS_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 # The chained LoraLoaders (nodes 10, 11, ...) ran between the latent and the prompts (lora_img2img);
 # the ControlNet's picture (21) and loader (20) after the latent, its applier (22) before the sampler
 # (control_img2img, recorded with nodes 1-3 cached, so where 2 and 3 fall among 20-22 is not known).
-EXECUTION_ORDER = ("1", "4", "5", "LORAS", "21", "20", "3", "2", "22", "6", "7", "8")
+# The mask's picture (30) ran before the sketch's, its latent nodes (33, 34, 31) before the prompts
+# and the inpainting conditioning (32) after them (mask_img2img, mask_txt2img, inpainting_model_*).
+EXECUTION_ORDER = ("1", "30", "4", "5", "LORAS", "21", "20", "33", "34", "31", "3", "2", "22", "32", "6", "7", "8")
+IMAGE_LOADERS = {"LoadImage", "LoadImageMask"}  # their file must be an upload
+STEERING = {"ControlNetApplyAdvanced", "InpaintModelConditioning"}  # conditioning nodes that change the picture
 NEVER_CACHED = {"SaveImageWebsocket"}  # its IS_CHANGED returns the time
 SAMPLERS = {"KSampler", "KSamplerAdvanced"}
 MAX_LISTED_CHOICES = 20  # past this a real server says "(list of length N)"
@@ -71,6 +79,7 @@ class StandIn:
         self.loras = nodes["LoraLoader"]["input"]["required"]["lora_name"][0] = list(loras)  # models/loras
         nodes.update(json.loads(json.dumps(_recorded("object_info_control")["body"])))
         self.controlnets = nodes["ControlNetLoader"]["input"]["required"]["control_net_name"][0] = list(controlnets)
+        nodes.update(json.loads(json.dumps(_recorded("object_info_masks")["body"])))
         if not websocket_output:
             nodes.pop("SaveImageWebsocket")
         self.nodes = nodes
@@ -219,7 +228,7 @@ class StandIn:
         errors = []
         for name, config in spec.items():
             value = inputs.get(name)
-            if node["class_type"] == "LoadImage" and name == "image":
+            if node["class_type"] in IMAGE_LOADERS and name == "image":
                 if value not in self.uploads:
                     errors.append({"type": "custom_validation_failed", "message": "Custom validation failed for node",
                                    "details": f"image - Invalid image file: {value}", "extra_info": {"input_name": "image"}})
@@ -449,38 +458,83 @@ class StandIn:
             if image is not None:
                 self._send_image(sid, image, png, meta)
 
-    def _control(self, graph, link) -> list[int]:
-        """The ControlNet steering the sampler (model, strength, range and its picture), as numbers."""
+    def _steering(self, graph, link) -> list[int]:
+        """What steers the sampler beside its prompts, as numbers: a ControlNet (model, strength, range
+        and its picture), an inpainting model's conditioning (its mask and picture), in any order."""
+        numbers = []
+        while graph[link[0]]["class_type"] in STEERING:
+            node = graph[link[0]]
+            inputs = node["inputs"]
+            if node["class_type"] == "ControlNetApplyAdvanced":
+                data = self._upload_of(graph, inputs["image"])
+                model = graph[inputs["control_net"][0]]["inputs"]["control_net_name"]
+                key = f"{model}:{float(inputs['strength'])!r}:{inputs['start_percent']!r}:{inputs['end_percent']!r}"
+            else:
+                data = self._upload_of(graph, inputs["mask"]) + self._upload_of(graph, inputs["pixels"])
+                key = "inpainting"
+            numbers.append(int.from_bytes(hashlib.sha256(key.encode() + data).digest()[:4], "big"))
+            link = inputs["positive"]
+        return numbers
+
+    def _upload_of(self, graph, link) -> bytes:
+        return self.uploads[graph[link[0]]["inputs"]["image"]]
+
+    def _picture(self, graph, link) -> np.ndarray:
+        """A LoadImage's picture (float RGB)."""
+        with Image.open(io.BytesIO(self._upload_of(graph, link))) as picture:
+            return np.asarray(picture.convert("RGB"), dtype=np.float32)
+
+    def _mask(self, graph, link, size: tuple[int, int]) -> np.ndarray:
+        """A LoadImageMask's mask (0 to 1) at `size`, each of its pixels a block (a latent-sized mask
+        covers whole latents, as ComfyUI scales it)."""
+        channel = graph[link[0]]["inputs"]["channel"]
+        with Image.open(io.BytesIO(self._upload_of(graph, link))) as image:
+            rgba = image.convert("RGBA")
+        mask = rgba.getchannel(channel[0].upper()).resize(size, Image.Resampling.NEAREST)
+        values = np.asarray(mask, dtype=np.float32) / 255
+        return 1 - values if channel == "alpha" else values
+
+    def _latent(self, graph, link) -> tuple[np.ndarray | None, tuple[int, int], np.ndarray | None]:
+        """A sampler's latent as pixels (None: empty), their size, and its noise mask (None: all redone)."""
         node = graph[link[0]]
-        if node["class_type"] != "ControlNetApplyAdvanced":
-            return []
-        inputs = node["inputs"]
-        hint = self.uploads[graph[inputs["image"][0]]["inputs"]["image"]]
-        model = graph[inputs["control_net"][0]]["inputs"]["control_net_name"]
-        key = f"{model}:{float(inputs['strength'])!r}:{inputs['start_percent']!r}:{inputs['end_percent']!r}".encode()
-        return [int.from_bytes(hashlib.sha256(key + hint).digest()[:4], "big")]
+        kind, inputs = node["class_type"], node["inputs"]
+        if kind == "EmptyLatentImage":
+            return None, (int(inputs["width"]), int(inputs["height"])), None
+        if kind == "VAEEncode":
+            pixels = self._picture(graph, inputs["pixels"])
+            return pixels, (pixels.shape[1], pixels.shape[0]), None
+        if kind == "InpaintModelConditioning":
+            pixels = self._picture(graph, inputs["pixels"])
+            size = (pixels.shape[1], pixels.shape[0])
+            return pixels, size, self._mask(graph, inputs["mask"], size).round() if inputs["noise_mask"] else None
+        pixels, size, redo = self._latent(graph, inputs["samples" if kind == "SetLatentNoiseMask" else "destination"])
+        mask = self._mask(graph, inputs["mask"], size)
+        if kind == "SetLatentNoiseMask":
+            return pixels, size, mask
+        # LatentCompositeMasked with an empty latent as its source: blanked under the mask
+        return pixels * (1 - mask[..., None]), size, redo
 
     def _value(self, graph, link) -> Image.Image:
-        """The decoded picture a VAEDecode link stands for: the sketch mixed with seeded noise."""
+        """The decoded picture a VAEDecode link stands for: the sketch mixed with seeded noise (with a
+        noise mask, only where it redoes; elsewhere the sketch a little off, as from a VAE)."""
         decode = graph[link[0]]
         sampler = graph[decode["inputs"]["samples"][0]]
         inputs = sampler["inputs"]
         seed = int(inputs.get("seed", inputs.get("noise_seed", 0)))
-        latent = graph[inputs["latent_image"][0]]
         noise_rng = np.random.default_rng([seed, *_lora_chain(graph, inputs["model"]),
-                                           *self._control(graph, inputs["positive"])])
-        if latent["class_type"] == "EmptyLatentImage":
-            size = (int(latent["inputs"]["width"]), int(latent["inputs"]["height"]))
-            return Image.fromarray(noise_rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8))
-        source = graph[latent["inputs"]["pixels"][0]]["inputs"]["image"]
-        with Image.open(io.BytesIO(self.uploads[source])) as sketch:
-            pixels = np.asarray(sketch.convert("RGB"), dtype=np.float32)
+                                           *self._steering(graph, inputs["positive"])])
+        pixels, size, redo = self._latent(graph, inputs["latent_image"])
+        if pixels is None:  # an empty latent mixes to the noise alone, as a blanked one does
+            pixels = np.zeros((size[1], size[0], 3), np.float32)
         if sampler["class_type"] == "KSampler":
             amount = float(inputs["denoise"])
         else:
             amount = (int(inputs["steps"]) - int(inputs["start_at_step"])) / int(inputs["steps"])
         noise = noise_rng.integers(0, 256, pixels.shape).astype(np.float32)
-        return Image.fromarray(np.clip(pixels * (1 - amount) + noise * amount, 0, 255).astype(np.uint8))
+        mixed = np.clip(pixels * (1 - amount) + noise * amount, 0, 255).astype(np.uint8)
+        if redo is not None:
+            mixed = np.where(redo[..., None] > 0, mixed, pixels.astype(np.uint8) ^ 1)
+        return Image.fromarray(mixed)
 
 
 def _execution_order(graph: dict) -> list[str]:

@@ -12,7 +12,8 @@ import pytest  # noqa: E402
 from PIL import Image, ImageDraw  # noqa: E402
 
 # The real-server tests exist only where SKETCHPAD_COMFY_URL names a ComfyUI server (not skipped: absent)
-collect_ignore = [] if os.environ.get("SKETCHPAD_COMFY_URL") else ["test_comfy_real.py", "test_comfy_real_app.py"]
+collect_ignore = [] if os.environ.get("SKETCHPAD_COMFY_URL") else ["test_comfy_real.py", "test_comfy_real_app.py",
+                                                                   "test_comfy_real_masks.py"]
 
 
 @pytest.fixture(scope="session", autouse=True)

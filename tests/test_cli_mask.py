@@ -106,13 +106,11 @@ def _bad_masks(tmp_path):
         "negative blur": (["--mask", tmp_path / "MASK", "--mask-blur", "-1"], "mask blur"),
         "huge padding": (["--mask", tmp_path / "MASK", "--padding", "1000"], "padding"),
         "unknown area": (["--mask", tmp_path / "MASK", "--inpaint-area", "crop"], "invalid choice"),
-        "on a server": (["--mask", tmp_path / "MASK", "--server", "http://127.0.0.1:9"], "masks on a ComfyUI server"),
     }
 
 
 @pytest.mark.parametrize("case", ["another size", "all black", "unreadable", "missing", "a folder",
-                                  "settings without a mask", "negative blur", "huge padding", "unknown area",
-                                  "on a server"])
+                                  "settings without a mask", "negative blur", "huge padding", "unknown area"])
 def test_bad_masks_fail_in_one_line_and_write_nothing(capsys, tmp_path, sketch_file, mask_file, tiny_model_dir, case):
     args, expected = _bad_masks(tmp_path)[case]
     args = [mask_file if arg == tmp_path / "MASK" else arg for arg in args]

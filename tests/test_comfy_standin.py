@@ -10,14 +10,17 @@ from pathlib import Path
 
 import pytest
 
-from tests.comfy_recordings.record import (Recorder, record_all, record_control, record_lora, record_stopped,
-                                            record_waiting, sketch_png)
+from tests.comfy_recordings.record import (Recorder, record_all, record_control, record_lora, record_masks,
+                                            record_stopped, record_waiting, sketch_png)
 from tests.comfy_standin import StandIn
 
 RECORDINGS = Path(__file__).resolve().parent / "comfy_recordings"
 CHECKPOINT = "sketchpad-tiny-sd15.safetensors"  # the one the real server had when recording
 LORA = "sketchpad-random-lora.safetensors"  # the LoRA in its models/loras (make_server_lora.py)
 CONTROLNET = "sketchpad-random-controlnet.safetensors"  # in its models/controlnet (make_server_controlnet.py)
+# the checkpoints the real server had when recording the masks (make_server_checkpoint.py, with --inpainting)
+MASK_CHECKPOINTS = ("sd15-min320x1-random.safetensors", "sd15-min320x1-inpainting-random.safetensors")
+MASK_JOBS = ("mask_img2img", "mask_txt2img", "inpainting_model_img2img", "inpainting_model_txt2img")
 JOBS = ("img2img_first", "img2img_denoise_only", "img2img_legacy_frames", "txt2img", "advanced_start_at_step",
         "preview_image_output", "execution_error_out_of_memory")
 REJECTED = ("error_400_missing_checkpoint", "error_400_unknown_sampler", "error_400_unknown_node",
@@ -181,6 +184,32 @@ def test_a_controlnet_job_matches_the_real_server(replayed_control):
 def test_a_missing_controlnet_gets_the_same_answer(replayed_control):
     assert replayed_control["error_400_missing_controlnet"]["response"] == \
         recorded("error_400_missing_controlnet")["response"]
+
+
+@pytest.fixture(scope="module")
+def replayed_masks():
+    records = {}
+    with StandIn(MASK_CHECKPOINTS, step_seconds=0.02) as server:
+        record_masks(server.url, MASK_CHECKPOINTS[0], "stand-in", MASK_CHECKPOINTS[1],
+                     sink=lambda name, record: records.__setitem__(name, json.loads(json.dumps(record))))
+    return records
+
+
+def test_mask_nodes_are_listed_like_the_real_server(replayed_masks):
+    assert replayed_masks["object_info_masks"]["body"] == recorded("object_info_masks")["body"]
+
+
+@pytest.mark.parametrize("name", MASK_JOBS)
+def test_a_masked_job_matches_the_real_server(replayed_masks, name):
+    """Noise masks and inpainting conditioning, from a picture or an empty latent: the same nodes run
+    in the same order, the same ones come from the cache, with the same steps and frames."""
+    real, standin = recorded(name), replayed_masks[name]
+    assert standin["response"]["status"] == real["response"]["status"] == 200
+    assert sequence(standin["messages"]) == sequence(real["messages"])
+
+
+def test_a_missing_mask_picture_gets_the_same_answer(replayed_masks):
+    assert replayed_masks["error_400_missing_mask"]["response"] == recorded("error_400_missing_mask")["response"]
 
 
 @pytest.fixture(scope="module")

@@ -26,6 +26,7 @@ from typing import Callable
 import numpy as np
 from PIL import Image, ImageFilter
 
+from .backend import OnStep, StepPreview
 from .errors import SketchpadError
 from .images import LATENT_FACTOR, MAX_SIDE, SD15_LONG_SIDE, fit_long_side, load_image, sketch_size, to_rgb_picture
 from .params import MaskSpec
@@ -267,3 +268,22 @@ def extend_picture(picture: Image.Image, mask: Image.Image | None,
     new_mask = Image.new("L", new_size, 255)
     new_mask.paste(mask.convert("L") if mask is not None else Image.new("L", picture.size, 0), (left, top))
     return extended, new_mask
+
+
+def start_masked_run(spec: MaskSpec, picture: Image.Image, on_step: OnStep | None
+                     ) -> tuple[Image.Image, InpaintPlan, OnStep | None]:
+    """What every backend does first with a masked request: the picture as RGB at its own size (the
+    mask must fit it), the plan, and `on_step` (None stays None) turned into one that shows each
+    preview of the work picture as the whole picture with the work pasted in."""
+    picture = to_rgb_picture(picture)
+    check_mask_fits(spec, picture.size)
+    plan = plan_inpaint(spec)
+    if on_step is None:
+        return picture, plan, None
+    paste = plan.preview_paster(picture)
+
+    def report(preview: StepPreview) -> None:
+        image = None if preview.image is None else paste(preview.image)
+        on_step(StepPreview(preview.step, preview.total, image))
+
+    return picture, plan, report

@@ -15,6 +15,11 @@ and with a ControlNet in its models/controlnet (make_server_controlnet.py), the 
 
     python tests/comfy_recordings/record.py http://127.0.0.1:8188 CHECKPOINT.safetensors COMMIT --control CN.safetensors
 
+and with an inpainting checkpoint beside the regular one (make_server_checkpoint.py --inpainting), the
+mask scenarios:
+
+    python tests/comfy_recordings/record.py http://127.0.0.1:8188 CHECKPOINT.safetensors COMMIT --masks INPAINTING.safetensors
+
 Why a job waits (first thing after the server started, so that its checkpoint is not loaded yet), and
 what a stopped (SIGSTOP, not dead) server does, given its process id:
 
@@ -321,6 +326,71 @@ def record_control(base: str, ckpt: str, commit: str, controlnet: str, sink=writ
     ws.close()
 
 
+MASK_NODES = ("LoadImageMask", "SetLatentNoiseMask", "LatentCompositeMasked", "InpaintModelConditioning")
+
+
+def record_masks(base: str, ckpt: str, commit: str, inpainting: str, sink=write_fixture) -> None:
+    """The mask scenarios, in the graphs Sketchpad sends (workflow.py): the mask nodes' /object_info
+    entries; on the regular checkpoint a crop redone under a latent-sized mask (LoadImageMask +
+    SetLatentNoiseMask) at denoise 0.5, then at denoise 1 (the masked latents blanked with
+    LatentCompositeMasked); on the inpainting checkpoint the same through InpaintModelConditioning
+    with a pixel-sized mask, at 0.5 and 1 (from an empty latent); and a mask picture the server lacks."""
+    r = Recorder(base, ckpt, commit)
+    nodes = {}
+    for node in MASK_NODES:
+        status, info = r.http("GET", f"/object_info/{node}")
+        nodes.update(info)
+    sink("object_info_masks", {"comfyui_commit": commit, "status": status, "body": nodes})
+    crop = r.upload(f"sketchpad-{uuid.uuid4().hex[:8]}.png", sketch_png(3))[1]["name"]
+    latent_mask = r.upload(f"sketchpad-{uuid.uuid4().hex[:8]}.png", mask_png((8, 8), (2, 2, 6, 5)))[1]["name"]
+    pixel_mask = r.upload(f"sketchpad-{uuid.uuid4().hex[:8]}.png", mask_png((64, 64), (16, 16, 48, 40)))[1]["name"]
+    client = uuid.uuid4().hex
+    ws, _ = r.connect(client, preview_metadata=True)
+
+    def regular(denoise: float, mask: str) -> dict:
+        graph = r.graph(crop, {"seed": 1, "steps": 3, "denoise": denoise})
+        graph["30"] = {"class_type": "LoadImageMask", "inputs": {"image": mask, "channel": "red"}}
+        latent = ["5", 0]
+        if denoise == 1.0:
+            graph["33"] = {"class_type": "EmptyLatentImage", "inputs": {"width": 64, "height": 64, "batch_size": 1}}
+            graph["34"] = {"class_type": "LatentCompositeMasked", "inputs": {
+                "destination": latent, "source": ["33", 0], "x": 0, "y": 0, "resize_source": False, "mask": ["30", 0]}}
+            latent = ["34", 0]
+        graph["31"] = {"class_type": "SetLatentNoiseMask", "inputs": {"samples": latent, "mask": ["30", 0]}}
+        graph["6"]["inputs"]["latent_image"] = ["31", 0]
+        return graph
+
+    def inpainting_model(denoise: float) -> dict:
+        graph = r.graph(crop if denoise < 1.0 else None, {"seed": 1, "steps": 3, "denoise": denoise})
+        graph["1"]["inputs"]["ckpt_name"] = inpainting
+        graph["4"] = {"class_type": "LoadImage", "inputs": {"image": crop}}
+        if denoise < 1.0:
+            del graph["5"]  # the latent comes from InpaintModelConditioning
+        graph["30"] = {"class_type": "LoadImageMask", "inputs": {"image": pixel_mask, "channel": "red"}}
+        graph["32"] = {"class_type": "InpaintModelConditioning", "inputs": {
+            "positive": ["2", 0], "negative": ["3", 0], "vae": ["1", 2], "pixels": ["4", 0], "mask": ["30", 0],
+            "noise_mask": False}}
+        graph["6"]["inputs"].update(positive=["32", 0], negative=["32", 1],
+                                    latent_image=["32", 2] if denoise < 1.0 else ["5", 0])
+        return graph
+
+    for label, graph in (("mask_img2img", regular(0.5, latent_mask)), ("mask_txt2img", regular(1.0, latent_mask)),
+                         ("inpainting_model_img2img", inpainting_model(0.5)),
+                         ("inpainting_model_txt2img", inpainting_model(1.0)),
+                         ("error_400_missing_mask", regular(0.5, "never-uploaded-mask.png"))):
+        r.job(ws, client, label, graph, sink)
+    ws.close()
+
+
+def mask_png(size: tuple[int, int], box: tuple[int, int, int, int]) -> bytes:
+    """A mask as Sketchpad uploads it: grey ("L"), 255 where the picture is redone."""
+    image = Image.new("L", size, 0)
+    image.paste(255, box)
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
 def record_waiting(base: str, ckpt: str, commit: str, sink=write_fixture, other_steps: int = 8) -> None:
     """Why our job shows no step yet. First the model-loading phase of a server that has not loaded the
     checkpoint yet (so run this first after starting it), then our job queued behind another client's.
@@ -426,6 +496,8 @@ if __name__ == "__main__":
                        resume=lambda: os.kill(pid, signal.SIGCONT))
     elif "--control" in sys.argv:
         record_control(*sys.argv[1:4], controlnet=sys.argv[sys.argv.index("--control") + 1])
+    elif "--masks" in sys.argv:
+        record_masks(*sys.argv[1:4], inpainting=sys.argv[sys.argv.index("--masks") + 1])
     elif "--lora" in sys.argv:
         record_lora(*sys.argv[1:4], lora=sys.argv[sys.argv.index("--lora") + 1])
     else:

@@ -4,7 +4,8 @@ One generate() = upload the sketch (content-addressed, once per session), POST /
 prompt id and client id, then follow our websocket (job.py): why the prompt waits, one StepPreview
 per executed sampler step, the result picture from SaveImageWebsocket. should_stop is polled between
 messages; stopping removes our own pending prompt from /queue and interrupts it only while it runs
-(never another client's).
+(never another client's). With a mask the server works on the part of the picture core/masks.py
+plans (inpaint.py), and the picture comes back with that part pasted in through the feather.
 
 The connection's state (core.errors.ServerState) is reported through on_state as it changes, also
 between jobs (check_idle): once the server is known to be gone, generate() says so at once.
@@ -25,16 +26,18 @@ from PIL import Image
 from ...core.backend import GenerationResult, OnStep, OnWaiting, ShouldStop
 from ...core.errors import FailureKind, ServerState, SketchpadError
 from ...core.images import prepare_sketch, scribble_image
+from ...core.masks import InpaintPlan, start_masked_run
 from ...core.params import GenerationParams
 from ...core.schedule import plan_steps
 from ...core.server_address import parse_server_url
 from ...core.server_files import missing_model, server_file
 from . import failures
 from .connection import CONNECT_TIMEOUT, Connection, ConnectionLost, ServerError
+from .inpaint import is_inpainting_checkpoint, mask_picture
 from .job import Job, JobObserver, decode_png, observe
 from .loras import with_local_hash
-from .workflow import (FILE_OUTPUT, WEBSOCKET_OUTPUT, Graph, ServerControl, build_graph, comfy_sampler,
-                       our_scheduler)
+from .workflow import (FILE_OUTPUT, WEBSOCKET_OUTPUT, Graph, ServerControl, ServerMask, build_graph,
+                       comfy_sampler, our_scheduler)
 
 log = logging.getLogger(__name__)
 
@@ -120,11 +123,17 @@ class ComfyBackend:
         self._observe("started")
         params = params.validated().with_concrete_seed()
         stop = should_stop or (lambda: False)
-        sketch = prepare_sketch(sketch)
+        picture = inpaint = None
+        if params.mask is None:
+            sketch = prepare_sketch(sketch)
+        else:  # the sketch is the picture at its own size; the server works on its masked part
+            picture, inpaint, on_step = start_masked_run(params.mask, sketch, on_step)
+            sketch = inpaint.work_picture(picture)
         plan = plan_steps(params)
         scheduler = our_scheduler(params)
         if plan.run_steps == 0:  # denoise 0 / start = steps: the sketch itself, no server involved
-            return GenerationResult(sketch.copy(), params, scheduler, 0, time.perf_counter() - started)
+            unchanged = sketch if picture is None else picture
+            return GenerationResult(unchanged.copy(), params, scheduler, 0, time.perf_counter() - started)
         try:
             self._check_reachable()
             server_loras = self._server_loras(params)
@@ -135,12 +144,16 @@ class ComfyBackend:
                 return None
 
             def upload_and_build() -> Graph:
-                image_name = None if plan.from_pure_noise else self._upload(sketch)
+                image_name = None if plan.from_pure_noise and inpaint is None else self._upload(sketch)
                 # the lines it keeps: the sketch inverted, sent like the sketch, when a step that runs uses it
                 control = (ServerControl(control_model, lambda: self._upload(scribble_image(sketch)))
                            if control_model is not None else None)
+                mask = None
+                if inpaint is not None:
+                    inpainting = is_inpainting_checkpoint(self.model_name)
+                    mask = ServerMask(self._upload(mask_picture(inpaint, inpainting)), inpainting)
                 return build_graph(params, plan, self.model_name, sampler, sketch.size, image_name,
-                                   self._output_class, server_loras, control)
+                                   self._output_class, server_loras, control, mask)
 
             graph = upload_and_build()
             prompt_id = str(uuid.uuid4())
@@ -160,11 +173,20 @@ class ComfyBackend:
             raise
         if image is None:
             return None
+        if inpaint is not None:
+            image = self._pasted(picture, inpaint, image)
         if job.steps_seen and not job.previews_seen and params.preview_method != "none" and not self._told_no_previews:
             self._told_no_previews = True
             self._notify(NO_PREVIEWS_HINT)
         self._observe("finished")
         return GenerationResult(image, params, scheduler, graph.steps, time.perf_counter() - started)
+
+    def _pasted(self, picture: Image.Image, inpaint: InpaintPlan, image: Image.Image) -> Image.Image:
+        """The server's work picture put back into `picture` (core: outside the feather, the picture)."""
+        if image.size != inpaint.work_size:
+            raise ServerError(f"the ComfyUI server at {self.server} sent a {image.size[0]}x{image.size[1]} picture "
+                              f"for a {inpaint.work_size[0]}x{inpaint.work_size[1]} one", FailureKind.SERVER_FAILED)
+        return inpaint.paste(picture, image)
 
     def close(self) -> None:
         """Make sure no prompt of ours is left queued or running, then disconnect."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 from ...core.errors import FailureKind, MissingModel, ModelError, SketchpadError
 from ...core.server_files import listed, missing_model
 
+_IMAGE_LOADERS = ("LoadImage", "LoadImageMask")  # the nodes that read our uploads
 _OUT_OF_MEMORY = ("out of memory", "outofmemory", "can't allocate memory", "not enough memory", "cannot allocate memory")
 
 
@@ -45,11 +46,11 @@ def rejected_prompt(body, server: str, checkpoints: list[str], loras: list[str],
 
 
 def names_missing_image(body) -> bool:
-    """True when the only complaint is LoadImage not finding its file."""
+    """True when the only complaint is LoadImage (or LoadImageMask) not finding its file."""
     errors = (body or {}).get("node_errors") if isinstance(body, dict) else None
     if not errors:
         return False
-    return all(node.get("class_type") == "LoadImage" for node in errors.values())
+    return all(node.get("class_type") in _IMAGE_LOADERS for node in errors.values())
 
 
 def execution_failed(data: dict) -> SketchpadError:

@@ -8,7 +8,10 @@ ControlNetApplyAdvanced between the prompts and the sampler (its range turned in
 steer the same executed steps, control_range.py), KSampler or KSamplerAdvanced,
 VAEDecode, and the output node
 (SaveImageWebsocket where the server has it, else PreviewImage, whose files go to the server's
-temp folder and not its output folder).
+temp folder and not its output folder). With a mask (inpaint.py says why these): LoadImageMask and
+SetLatentNoiseMask for a regular checkpoint (at denoise 1 with EmptyLatentImage +
+LatentCompositeMasked, blanking the masked latents), or InpaintModelConditioning for an inpainting
+one (at denoise 1 from EmptyLatentImage).
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ SAMPLER_NODE = "6"
 OUTPUT_NODE = "8"
 FIRST_LORA_NODE = 10  # LoRA i is node str(10 + i)
 CONTROL_LOADER, CONTROL_IMAGE, CONTROL_APPLY = "20", "21", "22"
+MASK_IMAGE, NOISE_MASK, INPAINT_CONDITIONING, BLANK_LATENT, BLANKED_LATENT = "30", "31", "32", "33", "34"
 LOADERS = {"CheckpointLoaderSimple", "LoraLoader", "ControlNetLoader"}
 
 
@@ -47,6 +51,15 @@ class ServerControl:
 
     model: str
     upload_image: Callable[[], str]
+
+
+@dataclass(frozen=True)
+class ServerMask:
+    """The mask as the server gets it: its picture's name there (uploaded as inpaint.mask_picture
+    makes it) and whether the checkpoint is an inpainting one."""
+
+    image: str
+    inpainting: bool
 
 
 WEBSOCKET_OUTPUT = "SaveImageWebsocket"
@@ -98,14 +111,17 @@ def build_graph(
     output_class: str = WEBSOCKET_OUTPUT,
     loras: tuple[tuple[str, float], ...] = (),
     control: ServerControl | None = None,
+    mask: ServerMask | None = None,
 ) -> Graph:
     """The prompt for a validated request with a concrete seed and a plan that runs steps.
 
-    `image_name` is the uploaded sketch; it is not used (and may be None) for text-to-image.
+    `image_name` is the uploaded sketch (with a mask: the work picture); it is not used (and may be
+    None) for text-to-image without a mask. `size` is its size.
     `loras`: (server file name, weight) pairs; the weight goes to both the UNet and the text encoder,
     as the local engine fuses it. A weight of 0 changes nothing, so it adds no node.
     `control`: the request's ControlNet on the server; at strength 0, or with a range that steers none
     of the steps that run, the graph has none of its nodes (exactly the picture without it).
+    `mask`: the request's mask on the server; the picture that comes back is the work picture redone.
     """
     if plan.run_steps == 0:
         raise ValueError("a plan that runs no steps needs no server")
@@ -122,14 +138,15 @@ def build_graph(
         "7": _node("VAEDecode", samples=[SAMPLER_NODE, 0], vae=["1", 2]),
         OUTPUT_NODE: _node(output_class, images=["7", 0]),
     })
-    if plan.from_pure_noise:
+    if plan.from_pure_noise and mask is None:
         # Text-to-image: the sketch must not leak through SD1.5's non-zero terminal SNR.
-        nodes["5"] = _node("EmptyLatentImage", width=size[0], height=size[1], batch_size=1)
+        nodes["5"] = _empty_latent(size)
     else:
         if image_name is None:
-            raise ValueError("image-to-image needs the uploaded sketch")
+            raise ValueError("image-to-image and masks need the uploaded sketch")
         nodes["4"] = _node("LoadImage", image=image_name)
-        nodes["5"] = _node("VAEEncode", pixels=["4", 0], vae=["1", 2])
+        if mask is None or not mask.inpainting:  # InpaintModelConditioning encodes the picture itself
+            nodes["5"] = _node("VAEEncode", pixels=["4", 0], vae=["1", 2])
     sampler_node = _sampler_node(params, plan, sampler, model)
     sigmas = executed_sigmas(sampler_node)
     spec = params.control
@@ -142,16 +159,43 @@ def build_graph(
             "ControlNetApplyAdvanced", positive=positive, negative=negative, control_net=[CONTROL_LOADER, 0],
             image=[CONTROL_IMAGE, 0], strength=float(spec.strength), start_percent=window[0], end_percent=window[1])
         positive, negative = [CONTROL_APPLY, 0], [CONTROL_APPLY, 1]
-    sampler_node["inputs"].update(positive=positive, negative=negative)
+    latent = ["5", 0]
+    if mask is not None:
+        positive, negative, latent = _mask_nodes(nodes, mask, plan, size, positive, negative)
+    sampler_node["inputs"].update(positive=positive, negative=negative, latent_image=latent)
     nodes[SAMPLER_NODE] = sampler_node
     loaders = frozenset(node_id for node_id, node in nodes.items() if node["class_type"] in LOADERS)
     return Graph(nodes, SAMPLER_NODE, OUTPUT_NODE, output_class, len(sigmas), window, loaders)
 
 
+def _mask_nodes(nodes: dict, mask: ServerMask, plan: StepPlan, size: tuple[int, int], positive: list,
+                negative: list) -> tuple[list, list, list]:
+    """The mask's nodes, added to `nodes`; the sampler's positive, negative and latent."""
+    nodes[MASK_IMAGE] = _node("LoadImageMask", image=mask.image, channel="red")
+    if mask.inpainting:
+        nodes[INPAINT_CONDITIONING] = _node(
+            "InpaintModelConditioning", positive=positive, negative=negative, vae=["1", 2], pixels=["4", 0],
+            mask=[MASK_IMAGE, 0], noise_mask=False)
+        latent = [INPAINT_CONDITIONING, 2]  # the picture's latents, for image-to-image
+        if plan.from_pure_noise:
+            nodes["5"] = _empty_latent(size)
+            latent = ["5", 0]
+        return [INPAINT_CONDITIONING, 0], [INPAINT_CONDITIONING, 1], latent
+    latent = ["5", 0]
+    if plan.from_pure_noise:
+        # the masked part is painted from noise alone, as locally: ComfyUI adds the latents it is given
+        # to the first noise, and through SD1.5's non-zero terminal SNR the picture would show there
+        nodes[BLANK_LATENT] = _empty_latent(size)
+        nodes[BLANKED_LATENT] = _node("LatentCompositeMasked", destination=latent, source=[BLANK_LATENT, 0], x=0, y=0,
+                                      resize_source=False, mask=[MASK_IMAGE, 0])
+        latent = [BLANKED_LATENT, 0]
+    nodes[NOISE_MASK] = _node("SetLatentNoiseMask", samples=latent, mask=[MASK_IMAGE, 0])
+    return positive, negative, [NOISE_MASK, 0]
+
+
 def _sampler_node(params: GenerationParams, plan: StepPlan, sampler: tuple[str, str], model: list) -> dict:
-    """KSampler or KSamplerAdvanced running the plan; its conditioning is linked in by the caller."""
-    common = dict(model=model, latent_image=["5", 0], cfg=float(params.cfg), sampler_name=sampler[0],
-                  scheduler=sampler[1])
+    """KSampler or KSamplerAdvanced running the plan; its conditioning and latent are linked in by the caller."""
+    common = dict(model=model, cfg=float(params.cfg), sampler_name=sampler[0], scheduler=sampler[1])
     if plan.from_pure_noise:
         return _node("KSampler", seed=params.seed, steps=params.steps, denoise=1.0, **common)
     denoise = params.strength
@@ -163,6 +207,10 @@ def _sampler_node(params: GenerationParams, plan: StepPlan, sampler: tuple[str, 
         "KSamplerAdvanced", add_noise="enable", noise_seed=params.seed, steps=plan.schedule_steps,
         start_at_step=plan.first_step, end_at_step=10000, return_with_leftover_noise="disable", **common,
     )
+
+
+def _empty_latent(size: tuple[int, int]) -> dict:
+    return _node("EmptyLatentImage", width=size[0], height=size[1], batch_size=1)
 
 
 def _node(class_type: str, **inputs) -> dict:
