@@ -92,9 +92,10 @@ def test_ctrl_z_with_the_canvas_focused_undoes_the_stroke(qtbot, drawn):
 
 def test_the_edit_menu_names_what_undo_and_redo_take_back(qtbot, drawn):
     undo, redo = drawn.actions["undo"], drawn.actions["redo"]
-    assert undo.text() == "&Undo stroke"  # the fixture's stroke
+    assert undo.text() == "&Undo Stroke"  # the fixture's stroke
     drawn.canvas.set_tool("mask")
     draw_line(qtbot, drawn.canvas, (20, 20), (40, 40))
-    assert undo.text() == "&Undo mask"
+    assert undo.text() == "&Undo Mask"
     undo.trigger()
-    assert redo.text() == "&Redo mask" and undo.text() == "&Undo stroke"
+    assert redo.text() == "&Redo Mask" and undo.text() == "&Undo Stroke"
+    assert undo.isEnabled() and redo.isEnabled()

@@ -52,11 +52,9 @@ def build_menus(window: QMainWindow, session: Session, files: FileActions, canva
 
     menu = bar.addMenu("&Edit")
     stack = canvas.undo_stack()
-    undo = add(menu, "undo", "&Undo", stack.undo, ["Ctrl+Z"])
-    redo = add(menu, "redo", "&Redo", stack.redo, ["Ctrl+Shift+Z", "Ctrl+Y"])
-    # the menu names what it undoes: a stroke, a mask edit, an extension…
-    stack.undoTextChanged.connect(lambda text: undo.setText(f"&Undo {text.lower()}".strip()))
-    stack.redoTextChanged.connect(lambda text: redo.setText(f"&Redo {text.lower()}".strip()))
+    # the stack's own actions name what they take back (a stroke, a mask, an extension…)
+    undo = _stack_action(menu, actions, "undo", stack.createUndoAction(window, "&Undo"), ["Ctrl+Z"])
+    redo = _stack_action(menu, actions, "redo", stack.createRedoAction(window, "&Redo"), ["Ctrl+Shift+Z", "Ctrl+Y"])
     keys_to_canvas = _UndoKeysToCanvas([*undo.shortcuts(), *redo.shortcuts()], window)
     for spin_box in window.findChildren(QAbstractSpinBox):
         spin_box.installEventFilter(keys_to_canvas)
@@ -95,6 +93,13 @@ def build_menus(window: QMainWindow, session: Session, files: FileActions, canva
     menu = bar.addMenu("&Help")
     add(menu, "log_folder", "Open &log folder", lambda: _open_log_folder(session))
     return actions
+
+
+def _stack_action(menu, actions: dict[str, QAction], key: str, action: QAction, shortcuts: list[str]) -> QAction:
+    action.setShortcuts([QKeySequence(s) for s in shortcuts])
+    menu.addAction(action)
+    actions[key] = action
+    return action
 
 
 class _UndoKeysToCanvas(QObject):
