@@ -12,11 +12,16 @@ read theirs. Choices that make format -> parse an exact round trip:
   `Lora hashes` field; our own `Lora sources` field (JSON) says where each one came from, so opening
   the PNG restores them. Tags in another tool's prompt are read too (their source is then the name).
 - The one thing not kept: a request with scheduler=None reads back with the scheduler that actually ran.
+
+A result also carries what it was made from, so it can be made again: its sketch (and its mask, once
+masks exist), each a lossless PNG in a private chunk of its own (`spIn`, after the pixels: other tools
+skip it, and nothing reading the settings has to pass over it).
 """
 
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import os
 import re
@@ -24,6 +29,9 @@ import struct
 import sys
 import tempfile
 import time
+import warnings
+import zlib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,6 +39,7 @@ from PIL import Image, PngImagePlugin
 
 from .. import __version__
 from .errors import FailureKind, SketchpadError
+from .images import MAX_SIDE
 from .params import ControlSpec, GenerationParams, LoraSpec
 from .registry import SCHEDULER_LABELS
 from .backend import GenerationResult
@@ -300,8 +309,10 @@ def _is_our_legacy_temp(path: str) -> bool:
     return head.startswith(b"\x89PNG\r\n\x1a\n") and b"parameters" in head and b"Version: sketchpad " in head
 
 
-def save_png(image: Image.Image, path, text: dict[str, str], overwrite: bool = False) -> Path:
-    """Write image as a PNG with text chunks, atomically: a failure leaves neither a partial nor a temp file."""
+def save_png(image: Image.Image, path, text: dict[str, str], overwrite: bool = False,
+             embed: Mapping[str, Image.Image] | None = None) -> Path:
+    """Write image as a PNG with text chunks, atomically: a failure leaves neither a partial nor a temp file.
+    `embed`: pictures it carries beside its own, by name ("sketch"), read back by read_embedded."""
     path = Path(path)
     folder = path.parent
     if path.is_dir():
@@ -311,6 +322,8 @@ def save_png(image: Image.Image, path, text: dict[str, str], overwrite: bool = F
     info = PngImagePlugin.PngInfo()
     for key, value in text.items():
         info.add_text(key, value)  # tEXt when the text fits Latin-1, else iTXt (AUTOMATIC1111 readers take both)
+    for name, picture in (embed or {}).items():
+        info.add(EMBED_CHUNK, _embedded_chunk(name, picture), after_idat=True)
     try:
         folder.mkdir(parents=True, exist_ok=True)
         fd, tmp = make_temp_file(folder)
@@ -352,8 +365,11 @@ def _publish(tmp: str, path: Path, overwrite: bool) -> None:
         os.replace(tmp, path)
 
 
-def save_result(image: Image.Image, info: ResultInfo, path, overwrite: bool = False) -> Path:
-    return save_png(image, path, {"parameters": format_parameters(info)}, overwrite=overwrite)
+def save_result(image: Image.Image, info: ResultInfo, path, overwrite: bool = False,
+                sketch: Image.Image | None = None) -> Path:
+    """`sketch`: the sketch it was made from, carried inside so that the result can be made again."""
+    embed = {SKETCH: sketch} if sketch is not None else None
+    return save_png(image, path, {"parameters": format_parameters(info)}, overwrite=overwrite, embed=embed)
 
 
 def next_free_path(folder, stem: str = "sketchpad", suffix: str = ".png") -> Path:
@@ -375,9 +391,22 @@ def next_free_path(folder, stem: str = "sketchpad", suffix: str = ".png") -> Pat
 def read_png_parameters(path) -> ResultInfo | None:
     """The settings stored in a PNG, or None when it has none. Never decodes the pixels."""
     path = Path(path)
+    text = read_png_text(path).get("parameters")
+    if text is None:
+        return None
+    try:
+        return parse_parameters(str(text))
+    except SketchpadError as e:
+        raise SketchpadError(f"{path.name} has settings Sketchpad cannot read: {e}") from e
+
+
+def read_png_text(path) -> dict[str, str]:
+    """A PNG's text chunks by key, after checking the whole file. Never decodes the pixels."""
+    path = Path(path)
     try:
         with Image.open(path, formats=["PNG"]) as image:
-            text = image.info.get("parameters")  # text chunks before the pixel data, read by open()
+            # the text chunks before the pixel data, read by open() (image.text would decode the pixels)
+            text = {key: value for key, value in image.info.items() if isinstance(value, str)}
             image.verify()  # checksums the rest without decompressing it: catches truncated files
     except FileNotFoundError as e:
         raise SketchpadError(f"{path} does not exist") from e
@@ -391,9 +420,76 @@ def read_png_parameters(path) -> ResultInfo | None:
         raise SketchpadError(f"cannot read {path}: {e}; the file may be damaged") from e
     except (SyntaxError, ValueError, EOFError, struct.error) as e:  # what PIL raises for broken chunks
         raise SketchpadError(f"cannot read {path}: {e}; the file may be damaged") from e
-    if text is None:
-        return None
+    return text
+
+
+# ---- what a result was made from -----------------------------------------------------------------
+# An ancillary (lower-case 1st letter), private (2nd), safe-to-copy (4th) chunk type: "sketchpad input".
+# Its data: the picture's name (ASCII), a NUL byte, the picture as a PNG file.
+EMBED_CHUNK = b"spIn"
+SKETCH = "sketch"
+MAX_EMBED_BYTES = 64 * 2**20  # a 4096x4096 sketch of pure noise still fits
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def _embedded_chunk(name: str, picture: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    picture.save(buffer, format="PNG")
+    data = name.encode("ascii") + b"\0" + buffer.getvalue()
+    if len(data) > MAX_EMBED_BYTES:
+        raise SketchpadError(f"the {name} is too large to keep inside the picture; save without it")
+    return data
+
+
+def read_embedded(path) -> dict[str, Image.Image]:
+    """The pictures a saved PNG carries beside its own, by name ("sketch"; "mask" once masks exist);
+    {} when it carries none. Their chunks are checksummed and bounded, and only PNG pixels are
+    decoded: nothing in a file is ever run. A damaged one raises SketchpadError in one line."""
+    path = Path(path)
+    found: dict[str, Image.Image] = {}
     try:
-        return parse_parameters(str(text))
-    except SketchpadError as e:
-        raise SketchpadError(f"{path.name} has settings Sketchpad cannot read: {e}") from e
+        with open(path, "rb") as file:
+            if file.read(len(_PNG_SIGNATURE)) != _PNG_SIGNATURE:
+                raise SketchpadError(f"{path} is not a PNG image")
+            while len(header := file.read(8)) == 8:
+                length, kind = struct.unpack(">I4s", header)
+                if kind == b"IEND":
+                    break
+                if kind != EMBED_CHUNK:
+                    file.seek(length + 4, os.SEEK_CUR)
+                    continue
+                if length > MAX_EMBED_BYTES:
+                    raise _damaged(path, "picture", f"{length} bytes, more than any sketch needs")
+                data, checksum = file.read(length), file.read(4)
+                name = data.partition(b"\0")[0].decode("ascii", "replace")
+                if len(checksum) < 4 or zlib.crc32(kind + data) != struct.unpack(">I", checksum)[0]:
+                    raise _damaged(path, name, "its checksum does not match")
+                found[name] = _decode_embedded(path, name, data.partition(b"\0")[2])
+    except FileNotFoundError as e:
+        raise SketchpadError(f"{path} does not exist") from e
+    except OSError as e:
+        raise SketchpadError(f"cannot read {path}: {_reason(e)}", kind=FailureKind.STORAGE) from e
+    return found
+
+
+def read_embedded_sketch(path) -> Image.Image | None:
+    """The sketch a saved result was made from, or None when it carries none."""
+    return read_embedded(path).get(SKETCH)
+
+
+def _decode_embedded(path: Path, name: str, png: bytes) -> Image.Image:
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(png), formats=["PNG"]) as picture:
+                if max(picture.size) > MAX_SIDE:
+                    raise _damaged(path, name, f"{picture.width}x{picture.height} pixels, larger than any sketch")
+                picture.load()
+                return picture
+    except (OSError, ValueError, SyntaxError, EOFError, struct.error, Image.DecompressionBombError,
+            Image.DecompressionBombWarning) as e:
+        raise _damaged(path, name, "it is not a readable PNG") from e
+
+
+def _damaged(path: Path, name: str, why: str) -> SketchpadError:
+    return SketchpadError(f"the {name} inside {path.name} is damaged ({why}); open the picture itself instead")
