@@ -197,3 +197,27 @@ def test_rerun_on_a_server_asks_it_for_the_checkpoint_the_png_names(capsys, tmp_
         code, _, err = run_main(capsys, "--rerun", made, "--server", server.url, "--out", again)
     assert code == 0, err
     assert again.read_bytes() == made.read_bytes()
+
+
+def test_ctrl_c_keeps_the_finished_pictures_and_their_sheet(tmp_path, sketch_file):
+    import signal
+    import subprocess
+    import sys
+
+    from tests.test_comfy_cli import ROOT, sigint_as_at_a_terminal
+
+    with StandIn([MODEL], step_seconds=0.1) as server:
+        process = subprocess.Popen(
+            [sys.executable, "main.py", "generate", str(sketch_file), "--prompt", "x", "--steps", "5", "--seed", "1",
+             "--sweep", "denoise=0.2,0.4,0.6,0.8", "--server", server.url, "--out-dir", str(tmp_path / "d")],
+            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=sigint_as_at_a_terminal)
+        first = process.stdout.readline().strip()  # the first picture is written
+        process.send_signal(signal.SIGINT)
+        rest, err = process.communicate(timeout=60)
+        assert process.returncode == 130 and "Traceback" not in err, err
+        assert server.queue_ids() == []  # our prompt in flight was taken off the server
+    written = [first, *rest.split()]
+    assert written[0].endswith("denoise-0.20_seed-1.png") and written[-1].endswith("sheet.png")
+    sheet = read_sheet(written[-1])
+    finished = [cell for cell in sheet.cells if cell.info is not None]
+    assert [cell.file for cell in finished] == [Path(path).name for path in written[:-1]] and len(finished) < 4
