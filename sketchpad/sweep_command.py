@@ -18,7 +18,7 @@ from .core.registry import default_output_dir
 from .core.storage import next_free_path, save_result
 from .core.sweep import Cell, SweepPlan, plan_sweep, value_text
 from .generate import Request, check_weights, check_writable_folder, say, step_reporter
-from .sweep_run import CellResult, run_cells
+from .sweep_run import CellResult, run_cells, where
 
 SHEET_NAME = "sheet.png"
 
@@ -48,7 +48,7 @@ def run_sweep_command(args, request: Request) -> int:
     reporters = {cell: step_reporter(args.previews / cell.name if args.previews else None, f"{cell.name}: ")
                  for cell in plan.cells}
     say(f"{len(plan.cells)} picture{'s' if len(plan.cells) > 1 else ''} on "
-        + ", ".join(backend.device_name for backend in backends))
+        + ", ".join(where(backend) for backend in backends))
     try:
         run_cells(plan.cells, backends, request.sketch, on_step=lambda cell, step: reporters[cell](step),
                   on_waiting=lambda cell, waiting: waiting.text and say(f"{cell.name}: {waiting.text}"),
@@ -91,7 +91,7 @@ def _open_backends(request: Request, device: str) -> list:
 
     if not request.servers:
         return [open_backend(request.model, device, say, notify=say)]
-    opened, unreachable = [], None
+    opened, unreachable = [], []
     for server in request.servers:
         try:
             opened.append(open_backend(request.model, device, say, server=server, notify=say))
@@ -100,10 +100,11 @@ def _open_backends(request: Request, device: str) -> list:
                 for backend in opened:
                     close_backend(backend)
                 raise
-            say(f"{error}; the other servers make its pictures")
-            unreachable = unreachable or error
+            unreachable.append(error)
     if not opened:
-        raise unreachable
+        raise unreachable[0]
+    for error in unreachable:
+        say(f"{error}; the other servers make its pictures")
     checkpoints = {backend.model_name for backend in opened}
     if len(checkpoints) > 1:
         for backend in opened:

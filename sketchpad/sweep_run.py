@@ -33,11 +33,16 @@ class CellResult:
     cell: Cell
     result: GenerationResult
     model_name: str  # the backend's, written into the picture's settings
-    made_on: str  # the backend's device or server
+    made_on: str  # where: a server's address, or this computer's device (see `where`)
 
     @property
     def info(self) -> ResultInfo:
         return ResultInfo.of(self.result, self.model_name)
+
+
+def where(backend: Backend) -> str:
+    """Where a backend runs, as people tell them apart: a server's address, else the device."""
+    return getattr(backend, "server", None) or backend.device_name
 
 
 OnCellStep = Callable[[Cell, StepPreview], None]
@@ -134,12 +139,12 @@ class _Pool:
                 result = backend.generate(cell.params, sketch, on_step=lambda step, cell=cell: calls.step(cell, step),
                                           should_stop=self.stopping,
                                           on_waiting=lambda waiting, cell=cell: calls.waiting(cell, waiting))
-                done = None if result is None else CellResult(cell, result, backend.model_name, backend.device_name)
+                done = None if result is None else CellResult(cell, result, backend.model_name, where(backend))
                 if done is not None:
                     calls.done(done)
             except SketchpadError as error:
                 if error.kind.server_gone:
-                    log.warning("%s went away mid-sweep", backend.device_name, exc_info=True)
+                    log.warning("%s went away mid-sweep", where(backend), exc_info=True)
                     if self._hand_back(cell, error):
                         calls.lost(backend, error)
                     return

@@ -221,3 +221,17 @@ def test_ctrl_c_keeps_the_finished_pictures_and_their_sheet(tmp_path, sketch_fil
     sheet = read_sheet(written[-1])
     finished = [cell for cell in sheet.cells if cell.info is not None]
     assert [cell.file for cell in finished] == [Path(path).name for path in written[:-1]] and len(finished) < 4
+
+
+def test_servers_that_would_use_different_checkpoints_are_refused(capsys, tmp_path, sketch_file):
+    with StandIn(["a.safetensors"]) as first, StandIn(["b.safetensors", "a.safetensors"]) as second:
+        code, out, err = run_main(capsys, sketch_file, "--prompt", "x", "--batch", "2", "--out-dir", tmp_path / "d",
+                                  "--server", first.url, "--server", second.url)
+        assert (code, out) == (2, "") and err.splitlines()[-1] == (
+            "error: the servers would use different checkpoints (a.safetensors, b.safetensors); give --model with "
+            "one they all have")
+        assert first.prompts == second.prompts == []
+        code, out, _ = run_main(capsys, sketch_file, "--prompt", "x", "--steps", "2", "--batch", "2",
+                                "--out-dir", tmp_path / "d", "--server", first.url, "--server", second.url,
+                                "--model", "a")
+    assert code == 0 and len(out.splitlines()) == 3

@@ -103,6 +103,7 @@ def test_cells_spread_over_the_servers_that_are_free(two_servers, make_sketch):
             close_backend(backend)
     assert [result.cell for result in done] == list(plan.cells)
     assert all(len(server.finished) >= 2 for server in two_servers)  # both took their share
+    assert {result.made_on for result in done} == {server.url for server in two_servers}
     expected = single_runs(plan, sketch)
     assert all(np.array_equal(pixels(result.result.image), expected[result.cell]) for result in done)
     assert sum(server.upload_requests for server in two_servers) == 2  # each server got the sketch once
