@@ -149,3 +149,14 @@ def test_when_every_server_is_gone_the_sweep_fails_with_the_servers_own_error(tw
         for backend in backends:
             close_backend(backend)
     assert caught.value.kind.server_gone
+
+
+def test_planning_the_sheet_rerunning_and_the_runner_need_neither_torch_nor_qt():
+    import subprocess
+    import sys
+
+    code = ("import sys, sketchpad.core.sweep, sketchpad.core.contact_sheet, sketchpad.core.rerun, sketchpad.sweep_run\n"
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'diffusers', 'PySide6')))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
