@@ -1,13 +1,14 @@
 """Sweep figures, side by side in one run:
 
-    python -m benchmarks.sweep_bench [--local same|tiny|full-size|none] [--size 128] [--steps 4] [--local-steps 20]
-        [--server URL ... | --comfyui DIR [--servers 2]] [--cells 8] [--rounds 2]
+    python -m benchmarks.sweep_bench [--local full-size|same|tiny|none] [--local-size 64] [--local-steps 10]
+        [--server URL ... | --comfyui DIR [--servers 2]] [--size 128] [--steps 4] [--cells 8] [--rounds 2]
 
 Local engine: a k-cell denoise sweep (sweep_run.run_cells, caches empty at its start) against the sum
 of its cells' own times, each cell run alone with the prompt and sketch already encoded (what a cell
 cannot do without: its steps and its decode); the encoders run once per sweep, so the ratio is
-1 + (one encode) / (k cells). Also k separate uncached runs (what a sweep saves), and the UNet calls of
-a sweep whose values partly run the same steps.
+1 + (one encode) / (the k cells' own time). Both clocks are given: the wall clock, and this process's CPU time, which
+other processes on a shared machine hardly change. Also k separate uncached runs (what a sweep saves),
+and the UNet calls of a sweep whose values partly run the same steps.
 ComfyUI: an 8-cell sweep (4 denoises x 2 seeds) on the first server alone and spread over all of
 them. `--comfyui DIR` starts the servers itself (DIR/main.py with DIR/.venv, --cpu, each pinned to
 a core of its own with taskset, on free loopback ports) and stops them afterwards.
@@ -268,14 +269,16 @@ def main(argv=None) -> int:
     from .__main__ import REPO
 
     parser = argparse.ArgumentParser(prog="python -m benchmarks.sweep_bench", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--local", choices=("same", "tiny", "full-size", "none"), default="same",
-                        help="the local engine's model: the server checkpoint's one-level SD1.5 architecture "
-                        "(default), the tests' tiny one, full-size SD1.5, or none")
-    parser.add_argument("--size", type=int, default=128)
+    parser.add_argument("--local", choices=("full-size", "same", "tiny", "none"), default="full-size",
+                        help="the local engine's model: full-size SD1.5 (default; random weights, written once "
+                        "into --models-dir), the server checkpoint's one-level architecture, the tests' tiny one, "
+                        "or none")
+    parser.add_argument("--local-size", type=int, default=64, help="the local sketch's side (default 64)")
+    parser.add_argument("--local-steps", type=int, default=10,
+                        help="steps on the local engine (default 10: the encoders' share of a sweep is one "
+                        "encode against k cells of this many steps, so fewer steps is the harder case)")
+    parser.add_argument("--size", type=int, default=128, help="the sketch's side on the servers (default 128)")
     parser.add_argument("--steps", type=int, default=4, help="steps on the servers (default 4)")
-    parser.add_argument("--local-steps", type=int, default=20,
-                        help="steps on the local engine (default 20, the app's: the encoders' share of a sweep "
-                        "is one encode against k cells of this many steps)")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--server", action="append", default=[], metavar="URL", help="a running ComfyUI server")
     parser.add_argument("--comfyui", type=Path, metavar="DIR", help="start the servers from this ComfyUI checkout")
@@ -303,7 +306,7 @@ def main(argv=None) -> int:
             bench_servers(urls, args.server_model, args.size, args.steps, args.cells, args.rounds, emit, say, ours)
     if args.local != "none":
         engine = _local_engine(args.local, Path(args.models_dir), say)
-        bench_local(engine, args.size, args.local_steps, args.rounds, emit, say)
+        bench_local(engine, args.local_size, args.local_steps, args.rounds, emit, say)
     shown = sys.argv[1:] if argv is None else argv
     command = "python -m benchmarks.sweep_bench" + ("" if not shown else " " + " ".join(shown))
     rows = [("CPU cores", str(os.cpu_count())), ("run", f"{(time.perf_counter() - started) / 60:.1f} min")]
