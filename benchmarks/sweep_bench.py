@@ -76,7 +76,11 @@ def bench_local(engine, size: int, steps: int, rounds: int, emit, say) -> None:
 
         return total(one(cell) for cell in plan.cells)
 
-    sweep()  # warm-up
+    with count_calls(engine.pipe.text_encoder) as text_calls, count_calls(engine.pipe.vae.encoder) as sketch_calls:
+        sweep()  # also the warm-up
+    for name, calls, expected in (("text encoder", text_calls, 2), ("VAE encoder", sketch_calls, 1)):
+        emit(Figure(SECTION_LOCAL, setup, f"{name} calls in one sweep", [float(calls[0])], "x",
+                    target=f"{expected} (as one run of its own)", passed=calls[0] == expected))
     sweeps, owns, separates, shares = [], [], [], []
     for index in range(rounds):
         wait_quiet((), say)
