@@ -81,14 +81,16 @@ def bench_local(engine, size: int, steps: int, rounds: int, emit, say) -> None:
     for name, calls, expected in (("text encoder", text_calls, 2), ("VAE encoder", sketch_calls, 1)):
         emit(Figure(SECTION_LOCAL, setup, f"{name} calls in one sweep", [float(calls[0])], "x",
                     target=f"{expected} (as one run of its own)", passed=calls[0] == expected))
-    sweeps, owns, separates, shares = [], [], [], []
+    sweeps, owns, separates, shares, stolen = [], [], [], [], []
     for index in range(rounds):
         wait_quiet((), say)
         load = OthersLoad()
         for work, into in ((own, owns), (sweep, sweeps), (separate, separates))[::1 if index % 2 == 0 else -1]:
             into.append(work())
         shares.append(load.share())
-    note = f"other processes used {statistics.median(shares):.0%} of the CPUs during a round (median)"
+        stolen.append(load.stolen())
+    note = (f"other processes used {statistics.median(shares):.0%} of the CPUs during a round (median); "
+            f"the host took {max(stolen):.0%} at most")
     emit(Figure(SECTION_LOCAL, setup, "sweep wall time (prompt and sketch encoded once)", [w for w, _ in sweeps], "s"))
     emit(Figure(SECTION_LOCAL, setup, "sum of the cells' own times (each alone, encodings cached)",
                 [w for w, _ in owns], "s"))
@@ -115,7 +117,7 @@ class OthersLoad:
         self._ours = [psutil.Process()] + [psutil.Process(pid) for pid in ours]
         self._start = self._sample()
 
-    def _sample(self) -> tuple[float, float]:
+    def _sample(self) -> tuple[float, float, float]:
         system = psutil.cpu_times()
         # work done on this machine's CPUs: not idle, waiting or stolen by the host (guest time is in user)
         busy = sum(getattr(system, name, 0.0) for name in ("user", "nice", "system", "irq", "softirq"))
@@ -127,12 +129,19 @@ class OthersLoad:
                     mine += times.user + times.system
                 except psutil.Error:
                     pass
-        return time.perf_counter(), busy - mine
+        return time.perf_counter(), busy - mine, getattr(system, "steal", 0.0)
 
     def share(self) -> float:
-        (t0, theirs0), (t1, theirs1) = self._start, self._sample()
-        capacity = (t1 - t0) * (os.cpu_count() or 1)
-        return max(0.0, theirs1 - theirs0) / capacity if capacity > 0 else 0.0
+        return self._shares()[0]
+
+    def stolen(self) -> float:
+        """The share of the machine's CPU time its host gave to other virtual machines meanwhile."""
+        return self._shares()[1]
+
+    def _shares(self) -> tuple[float, float]:
+        (t0, theirs0, steal0), (t1, theirs1, steal1) = self._start, self._sample()
+        capacity = max((t1 - t0) * (os.cpu_count() or 1), 1e-9)
+        return max(0.0, theirs1 - theirs0) / capacity, max(0.0, steal1 - steal0) / capacity
 
 
 def wait_quiet(ours: tuple[int, ...], say, quiet: float = 0.1, limit: float = 120.0) -> float:
@@ -174,13 +183,16 @@ def bench_servers(urls: list[str], model: str | None, size: int, steps: int, cel
         started = time.perf_counter()
         run_cells(plan.cells, on, sketch)
         shares.append(load.share())
+        stolen.append(load.stolen())
         return time.perf_counter() - started
 
     shares: list[float] = []
+    stolen: list[float] = []
     try:
         for index, backend in enumerate(backends):  # each loads the checkpoint and encodes once
             sweep(1000 + index, [backend])
         shares.clear()
+        stolen.clear()
         ones, alls = [], []
         for index in range(rounds):
             pair = ((ones, backends[:1]), (alls, backends))
@@ -191,7 +203,8 @@ def bench_servers(urls: list[str], model: str | None, size: int, steps: int, cel
             close_backend(backend)
     ratios = [a / o for a, o in zip(alls, ones)]
     whose = "other processes (not the servers)" if ours else "other processes (the servers included)"
-    note = f"{whose} used {statistics.median(shares):.0%} of the CPUs during a sweep (median), at most {max(shares):.0%}"
+    note = (f"{whose} used {statistics.median(shares):.0%} of the CPUs during a sweep (median), at most "
+            f"{max(shares):.0%}; the host took {max(stolen):.0%} at most")
     emit(Figure(SECTION_SERVERS, setup, "sweep wall time on one server", ones, "s"))
     emit(Figure(SECTION_SERVERS, setup, f"sweep wall time spread over {len(backends)} servers", alls, "s"))
     emit(Figure(SECTION_SERVERS, setup, f"{len(backends)} servers / one", ratios, "x", target="<= 0.6x",
