@@ -44,16 +44,18 @@ def program_name(argv0: str) -> str:
 
 def build_generate_parser(program: str = "python main.py") -> argparse.ArgumentParser:
     parser = _OneLineParser(prog=f"{program} generate", description="Turn a sketch into a picture, headless.")
-    parser.add_argument("sketch", help="the sketch: any image file")
-    parser.add_argument("--prompt", required=True, help="what the picture should show")
-    parser.add_argument("--negative", default="", help="what it should not show")
+    parser.add_argument("sketch", nargs="?", type=Path, help="the sketch: any image file (with --rerun: instead of "
+                        "the one inside the PNG)")
+    # not required by argparse: --rerun brings its own (parse_generate_args says what is missing)
+    parser.add_argument("--prompt", help="what the picture should show")
+    parser.add_argument("--negative", help="what it should not show")
     knob = parser.add_mutually_exclusive_group()
     knob.add_argument("--strength", type=_number, help="denoise 0..1 (default 0.75): how much of the sketch is redrawn")
     knob.add_argument("--start-at-step", type=_whole, help="start at step K of --steps instead (0 = from noise)")
     # None = not given, so that an explicit value wins over a preset's
     parser.add_argument("--steps", type=_whole, default=None, help="steps that run (default 20, or the preset's)")
     parser.add_argument("--cfg", type=_number, default=None, help="prompt guidance scale (default 7.5, or the preset's)")
-    parser.add_argument("--seed", type=_whole, default=-1, help="noise seed; -1 or none picks one (default)")
+    parser.add_argument("--seed", type=_whole, help="noise seed; -1 or none picks one (default)")
     parser.add_argument("--scheduler", choices=SCHEDULERS, default=None,
                         help="default: the model's own, or the preset's")
     parser.add_argument("--preset", choices=PRESETS, default=None,
@@ -78,9 +80,10 @@ def build_generate_parser(program: str = "python main.py") -> argparse.ArgumentP
                         f"(default {DEFAULT_MASK_PADDING})")
     parser.add_argument("--model", default=None, help="Hugging Face id, diffusers folder or .safetensors file "
                         "(with --server: one of the server's checkpoints, default its first)")
-    parser.add_argument("--server", default=None, metavar="URL",
+    parser.add_argument("--server", action="append", default=[], metavar="URL",
                         help="generate on a ComfyUI server, e.g. http://127.0.0.1:8188 (user:password@ allowed; "
-                        "a bearer token goes in SKETCHPAD_SERVER_TOKEN)")
+                        "a bearer token goes in SKETCHPAD_SERVER_TOKEN); repeat it to spread a sweep or batch "
+                        "over several servers")
     parser.add_argument("--device", choices=DEVICES, default="auto",
                         help=f"{DEVICE_HELP} (default auto)")
     parser.add_argument("--out", type=Path, help="where to save the PNG (default: next free name in the output folder)")
@@ -88,7 +91,30 @@ def build_generate_parser(program: str = "python main.py") -> argparse.ArgumentP
     parser.add_argument("--previews", type=Path, help="also write one PNG per step into this folder")
     parser.add_argument("--preview-method", choices=PREVIEW_METHODS[:3], default="latent2rgb",
                         help=f"{PREVIEW_HELP} (default latent2rgb)")
+    several = parser.add_argument_group("several pictures at once")
+    several.add_argument("--sweep", metavar="AXIS[=V1,V2,...]",
+                         help="one picture per value at one seed: denoise=0.3,0.5,0.7 or start=0,1,9,20 (an axis "
+                         "alone: denoise 0.2 to 1.0 in five, or the start steps 0, 1, 9, 20 of 20)")
+    several.add_argument("--batch", type=_whole, metavar="N", help="N seeds from --seed on (s, s+1, ...); "
+                         "with --sweep, every value at every seed")
+    several.add_argument("--out-dir", type=Path, metavar="DIR", help="where a sweep or batch writes one PNG per "
+                         "picture and sheet.png (default: the next free sweep-NNNN folder in the output folder)")
+    again = parser.add_argument_group("making a picture again")
+    again.add_argument("--rerun", type=Path, metavar="RESULT.png", help="run again from the sketch and settings "
+                       "inside a saved picture (or contact sheet); options given change them")
+    again.add_argument("--no-embed-sketch", action="store_true",
+                       help="do not keep the sketch inside saved pictures (it lets --rerun make them again)")
     return parser
+
+
+def parse_generate_args(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespace:
+    """Parse, and say in one line what a run needs and was not given."""
+    args = parser.parse_args(argv)
+    if args.rerun is None:
+        missing = [name for name, value in (("SKETCH", args.sketch), ("--prompt", args.prompt)) if value is None]
+        if missing:
+            parser.error(f"the following arguments are required: {', '.join(missing)}")
+    return args
 
 
 def _number(text: str) -> float:
@@ -106,7 +132,13 @@ _number.__name__ = "number"  # argparse names the type in its error message
 _whole.__name__ = "whole number"
 
 
-def parse_control(source: str | None, strength: float | None, span: str | None) -> ControlSpec | None:
+def parse_control(source: str | None, strength: float | None, span: str | None,
+                  base: ControlSpec | None = None) -> ControlSpec | None:
+    """The ControlNet the options give; with `base` (a --rerun's), the options given change it."""
+    if source is None and base is not None:
+        source = base.model
+        strength = base.strength if strength is None else strength
+        span = f"{base.start!r}:{base.end!r}" if span is None else span
     if source is None:
         if strength is not None or span is not None:
             raise SketchpadError("--control-strength and --control-range need --control MODEL")
@@ -139,27 +171,32 @@ def parse_mask(path: Path | None, blur: int | None, area: str | None, padding: i
     ).validated()
 
 
-def params_from_args(args) -> GenerationParams:
+def params_from_args(args, base: GenerationParams | None = None) -> GenerationParams:
+    """The request the options describe; with `base` (a --rerun's settings), only the options given
+    change it. A preset comes before the steps, CFG and scheduler given with it, which win."""
     from .core.presets import apply_preset
 
-    strength = args.strength if args.start_at_step is None else None
-    if strength is None and args.start_at_step is None:
-        strength = 0.75
-    params = GenerationParams(
-        prompt=args.prompt,
-        negative_prompt=args.negative,
-        strength=strength,
-        start_at_step=None,
-        seed=args.seed,
-        preview_method=args.preview_method,
-        loras=tuple(parse_lora(text) for text in args.lora),
-        control=parse_control(args.control, args.control_strength, args.control_range),
-        mask=parse_mask(args.mask, args.mask_blur, args.inpaint_area, args.padding),
-    )
+    params = base or GenerationParams(prompt="")
+    given = {field: getattr(args, option) for option, field in
+             (("prompt", "prompt"), ("negative", "negative_prompt"), ("seed", "seed"))
+             if getattr(args, option) is not None}
+    if args.lora:
+        given["loras"] = tuple(parse_lora(text) for text in args.lora)
+    control = parse_control(args.control, args.control_strength, args.control_range, params.control)
+    if args.mask is not None or params.mask is None:
+        mask = parse_mask(args.mask, args.mask_blur, args.inpaint_area, args.padding)
+    else:  # a rerun's own mask, with the settings given
+        mask = params.mask.replace(**{field: value for field, value in (
+            ("blur", args.mask_blur), ("area", args.inpaint_area), ("padding", args.padding)) if value is not None})
+    params = params.replace(**given, control=control, mask=mask, preview_method=args.preview_method)
     if args.preset is not None:
         params = apply_preset(params, args.preset)
     explicit = {name: getattr(args, name) for name in ("steps", "cfg", "scheduler") if getattr(args, name) is not None}
-    return params.replace(start_at_step=args.start_at_step, **explicit).validated()
+    if args.strength is not None:
+        explicit.update(strength=args.strength, start_at_step=None)
+    elif args.start_at_step is not None:
+        explicit.update(strength=None, start_at_step=args.start_at_step)
+    return params.replace(**explicit).validated()
 
 
 def main(argv: list[str] | None = None, program: str | None = None) -> int:
@@ -169,7 +206,7 @@ def main(argv: list[str] | None = None, program: str | None = None) -> int:
         from .generate import run_generate
 
         try:
-            return run_generate(build_generate_parser(program).parse_args(argv[1:]))
+            return run_generate(parse_generate_args(build_generate_parser(program), argv[1:]))
         except SketchpadError as error:
             print(f"error: {error}", file=sys.stderr)
             return EXIT_ERROR

@@ -12,10 +12,14 @@ read theirs. Choices that make format -> parse an exact round trip:
   `Lora hashes` field; our own `Lora sources` field (JSON) says where each one came from, so opening
   the PNG restores them. Tags in another tool's prompt are read too (their source is then the name).
 - A mask is written as AUTOMATIC1111 writes one (`Mask blur`, `Inpaint area`, `Masked area
-  padding`), and its pixels, which AUTOMATIC1111 does not keep, as a PNG in a private chunk of
-  their own (`skMK`), so opening the picture brings the mask back with its settings.
+  padding`), and its pixels, which AUTOMATIC1111 does not keep, are carried inside (below), so
+  opening the picture brings the mask back with its settings.
 - Not kept: a request with scheduler=None reads back with the scheduler that actually ran, and a
   mask's area "auto" with the area it chose.
+
+A result also carries what it was made from, so it can be made again: its sketch (unless asked not
+to) and its mask, each a lossless PNG in a private chunk of its own (`spIn`, after the pixels: other
+tools skip it, and nothing reading the settings has to pass over it).
 """
 
 from __future__ import annotations
@@ -29,6 +33,9 @@ import struct
 import sys
 import tempfile
 import time
+import warnings
+import zlib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,6 +43,7 @@ from PIL import Image, PngImagePlugin
 
 from .. import __version__
 from .errors import FailureKind, SketchpadError
+from .images import MAX_SIDE
 from .masks import resolve_area
 from .params import ControlSpec, GenerationParams, LoraSpec, MaskSpec
 from .registry import SCHEDULER_LABELS
@@ -68,8 +76,6 @@ _DEFAULTS = GenerationParams(prompt="")
 _LORA_TAG = re.compile(r"(?:^|\s)<lora:([^:<>]+):([^:<>]+)(?::[^<>]*)?>")
 _DRAFT_VAE = "TAESD"
 _CONTROL_MODULE = "invert (from white bg & black line)"  # sd-webui-controlnet's name for what we feed
-# ancillary (s), private (k), reserved (M), unsafe to copy (K): an editor that changes the pixels drops it
-MASK_CHUNK = b"skMK"
 _AREA_NAMES = {"whole": "Whole picture", "masked": "Only masked"}  # AUTOMATIC1111's "Inpaint area" values
 
 
@@ -324,9 +330,9 @@ def _is_our_legacy_temp(path: str) -> bool:
 
 
 def save_png(image: Image.Image, path, text: dict[str, str], overwrite: bool = False,
-             chunks: dict[bytes, bytes] | None = None) -> Path:
-    """Write image as a PNG with text chunks (and private `chunks`), atomically: a failure leaves
-    neither a partial nor a temp file."""
+             embed: Mapping[str, Image.Image] | None = None) -> Path:
+    """Write image as a PNG with text chunks, atomically: a failure leaves neither a partial nor a temp file.
+    `embed`: pictures it carries beside its own, by name ("sketch"), read back by read_embedded."""
     path = Path(path)
     folder = path.parent
     if path.is_dir():
@@ -336,8 +342,8 @@ def save_png(image: Image.Image, path, text: dict[str, str], overwrite: bool = F
     info = PngImagePlugin.PngInfo()
     for key, value in text.items():
         info.add_text(key, value)  # tEXt when the text fits Latin-1, else iTXt (AUTOMATIC1111 readers take both)
-    for kind, data in (chunks or {}).items():
-        info.add(kind, data)
+    for name, picture in (embed or {}).items():
+        info.add(EMBED_CHUNK, _embedded_chunk(name, picture), after_idat=True)
     try:
         folder.mkdir(parents=True, exist_ok=True)
         fd, tmp = make_temp_file(folder)
@@ -379,13 +385,14 @@ def _publish(tmp: str, path: Path, overwrite: bool) -> None:
         os.replace(tmp, path)
 
 
-def save_result(image: Image.Image, info: ResultInfo, path, overwrite: bool = False) -> Path:
-    chunks = None
+def save_result(image: Image.Image, info: ResultInfo, path, overwrite: bool = False,
+                sketch: Image.Image | None = None) -> Path:
+    """`sketch`: the sketch it was made from, carried inside so that the result can be made again; a
+    request's mask is always carried (it is part of the settings)."""
+    embed = {SKETCH: sketch} if sketch is not None else {}
     if info.params.mask is not None:
-        mask = io.BytesIO()
-        info.params.mask.image().save(mask, format="PNG")
-        chunks = {MASK_CHUNK: mask.getvalue()}
-    return save_png(image, path, {"parameters": format_parameters(info)}, overwrite=overwrite, chunks=chunks)
+        embed[MASK] = info.params.mask.image()
+    return save_png(image, path, {"parameters": format_parameters(info)}, overwrite=overwrite, embed=embed)
 
 
 def next_free_path(folder, stem: str = "sketchpad", suffix: str = ".png") -> Path:
@@ -408,11 +415,34 @@ def read_png_parameters(path) -> ResultInfo | None:
     """The settings stored in a PNG (with its mask, if it keeps one), or None when it has none.
     Never decodes the pixels."""
     path = Path(path)
+    text = read_png_text(path).get("parameters")
+    if text is None:
+        return None
+    try:
+        return parse_parameters(str(text), _carried_mask(path))
+    except SketchpadError as e:
+        raise SketchpadError(f"{path.name} has settings Sketchpad cannot read: {e}") from e
+
+
+def _carried_mask(path: Path) -> Image.Image | None:
+    """The mask a result carries, checked against the picture it belongs to."""
+    mask = read_embedded(path).get(MASK)
+    if mask is None:
+        return None
+    with Image.open(path, formats=["PNG"]) as picture:
+        size = picture.size
+    if mask.mode != "L" or mask.size != size:
+        raise SketchpadError(f"its mask is {mask.mode} {mask.size[0]}x{mask.size[1]}, not L {size[0]}x{size[1]}")
+    return mask
+
+
+def read_png_text(path) -> dict[str, str]:
+    """A PNG's text chunks by key, after checking the whole file. Never decodes the pixels."""
+    path = Path(path)
     try:
         with Image.open(path, formats=["PNG"]) as image:
-            text = image.info.get("parameters")  # text chunks before the pixel data, read by open()
-            mask_png = next((data for kind, data, *_ in image.private_chunks if kind == MASK_CHUNK), None)
-            size = image.size
+            # the text chunks before the pixel data, read by open() (image.text would decode the pixels)
+            text = {key: value for key, value in image.info.items() if isinstance(value, str)}
             image.verify()  # checksums the rest without decompressing it: catches truncated files
     except FileNotFoundError as e:
         raise SketchpadError(f"{path} does not exist") from e
@@ -426,22 +456,76 @@ def read_png_parameters(path) -> ResultInfo | None:
         raise SketchpadError(f"cannot read {path}: {e}; the file may be damaged") from e
     except (SyntaxError, ValueError, EOFError, struct.error) as e:  # what PIL raises for broken chunks
         raise SketchpadError(f"cannot read {path}: {e}; the file may be damaged") from e
-    if text is None:
-        return None
-    try:
-        return parse_parameters(str(text), None if mask_png is None else _read_mask(mask_png, size))
-    except SketchpadError as e:
-        raise SketchpadError(f"{path.name} has settings Sketchpad cannot read: {e}") from e
+    return text
 
 
-def _read_mask(data: bytes, size: tuple[int, int]) -> Image.Image:
+# ---- what a result was made from -----------------------------------------------------------------
+# An ancillary (lower-case 1st letter), private (2nd), safe-to-copy (4th) chunk type: "sketchpad input".
+# Its data: the picture's name (ASCII), a NUL byte, the picture as a PNG file.
+EMBED_CHUNK = b"spIn"
+SKETCH, MASK = "sketch", "mask"
+MAX_EMBED_BYTES = 64 * 2**20  # a 4096x4096 sketch of pure noise still fits
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def _embedded_chunk(name: str, picture: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    picture.save(buffer, format="PNG")
+    data = name.encode("ascii") + b"\0" + buffer.getvalue()
+    if len(data) > MAX_EMBED_BYTES:
+        raise SketchpadError(f"the {name} is too large to keep inside the picture; save without it")
+    return data
+
+
+def read_embedded(path) -> dict[str, Image.Image]:
+    """The pictures a saved PNG carries beside its own, by name ("sketch", "mask");
+    {} when it carries none. Their chunks are checksummed and bounded, and only PNG pixels are
+    decoded: nothing in a file is ever run. A damaged one raises SketchpadError in one line."""
+    path = Path(path)
+    found: dict[str, Image.Image] = {}
     try:
-        with Image.open(io.BytesIO(data), formats=["PNG"]) as mask:
-            if mask.size != size or mask.mode != "L":  # checked before its pixels are decoded
-                raise SketchpadError(
-                    f"its mask is {mask.mode} {mask.size[0]}x{mask.size[1]}, not L {size[0]}x{size[1]}"
-                )
-            mask.load()
-            return mask.copy()
-    except (OSError, SyntaxError, ValueError, EOFError, struct.error) as e:
-        raise SketchpadError(f"its mask is damaged ({e})") from e
+        with open(path, "rb") as file:
+            if file.read(len(_PNG_SIGNATURE)) != _PNG_SIGNATURE:
+                raise SketchpadError(f"{path} is not a PNG image")
+            while len(header := file.read(8)) == 8:
+                length, kind = struct.unpack(">I4s", header)
+                if kind == b"IEND":
+                    break
+                if kind != EMBED_CHUNK:
+                    file.seek(length + 4, os.SEEK_CUR)
+                    continue
+                if length > MAX_EMBED_BYTES:
+                    raise _damaged(path, "picture", f"{length} bytes, more than any sketch needs")
+                data, checksum = file.read(length), file.read(4)
+                name = data.partition(b"\0")[0].decode("ascii", "replace")
+                if len(checksum) < 4 or zlib.crc32(kind + data) != struct.unpack(">I", checksum)[0]:
+                    raise _damaged(path, name, "its checksum does not match")
+                found[name] = _decode_embedded(path, name, data.partition(b"\0")[2])
+    except FileNotFoundError as e:
+        raise SketchpadError(f"{path} does not exist") from e
+    except OSError as e:
+        raise SketchpadError(f"cannot read {path}: {_reason(e)}", kind=FailureKind.STORAGE) from e
+    return found
+
+
+def read_embedded_sketch(path) -> Image.Image | None:
+    """The sketch a saved result was made from, or None when it carries none."""
+    return read_embedded(path).get(SKETCH)
+
+
+def _decode_embedded(path: Path, name: str, png: bytes) -> Image.Image:
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(png), formats=["PNG"]) as picture:
+                if max(picture.size) > MAX_SIDE:
+                    raise _damaged(path, name, f"{picture.width}x{picture.height} pixels, larger than any sketch")
+                picture.load()
+                return picture
+    except (OSError, ValueError, SyntaxError, EOFError, struct.error, Image.DecompressionBombError,
+            Image.DecompressionBombWarning) as e:
+        raise _damaged(path, name, "it is not a readable PNG") from e
+
+
+def _damaged(path: Path, name: str, why: str) -> SketchpadError:
+    return SketchpadError(f"the {name} inside {path.name} is damaged ({why}); open the picture itself instead")

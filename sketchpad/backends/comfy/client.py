@@ -158,14 +158,21 @@ class ComfyBackend:
             graph = upload_and_build()
             prompt_id = str(uuid.uuid4())
             try:
-                number = self._submit(graph, prompt_id, params.preview_method)
-            except _SketchGone:
-                # the server lost its input folder (a restart, a clean-up): send the pictures again, once
-                self._uploaded.clear()
-                graph = upload_and_build()
-                number = self._submit(graph, prompt_id, params.preview_method, retry=False)
-            job = Job(prompt_id, number, graph, params.preview_method != "none", on_step or (lambda preview: None),
-                      on_waiting or (lambda waiting: None), self._observer)
+                try:
+                    number = self._submit(graph, prompt_id, params.preview_method)
+                except _SketchGone:
+                    # the server lost its input folder (a restart, a clean-up): send the pictures again, once
+                    self._uploaded.clear()
+                    graph = upload_and_build()
+                    number = self._submit(graph, prompt_id, params.preview_method, retry=False)
+                job = Job(prompt_id, number, graph, params.preview_method != "none",
+                          on_step or (lambda preview: None), on_waiting or (lambda waiting: None), self._observer)
+            except SketchpadError:
+                raise
+            except BaseException:
+                # Ctrl+C or a quit while posting: the server may hold the prompt already; leave nothing of ours
+                self._cancel(prompt_id, wait=True)
+                raise
             image = self._run(job, stop)
         except ServerError as error:
             if error.kind.server_gone:
