@@ -7,6 +7,9 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 # Sleeping, not spinning, OpenMP workers: on a busy 2-core machine spinning pools slow torch 100x
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# fp32 everywhere unless a test asks for bf16: the comparisons with diffusers are bit for bit, and a
+# CI machine with bf16 instructions must give the same pictures as one without
+os.environ["SKETCHPAD_DTYPE"] = "fp32"
 
 import pytest  # noqa: E402
 from PIL import Image, ImageDraw  # noqa: E402
