@@ -33,6 +33,21 @@ def tiny_model_dir(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def tiny_family_dirs(tmp_path_factory):
+    """Tiny SD 2.x and SDXL models, by family name, written by the app's own writer (made once, on demand)."""
+    from sketchpad.tiny_model import write_tiny_model
+
+    made = {}
+
+    def make(family: str):
+        if family not in made:
+            made[family] = write_tiny_model(tmp_path_factory.mktemp(f"tiny-{family}"), family=family)
+        return made[family]
+
+    return make
+
+
+@pytest.fixture(scope="session")
 def tiny_pipeline(tiny_model_dir):
     """The tiny model loaded through the app's real loading code (CPU, fp32)."""
     from sketchpad.backends.local.models import load_pipeline, pick_device

@@ -16,7 +16,7 @@ from ..core.images import load_sketch, prepare_sketch
 from ..core.storage import next_free_path, read_png_parameters, save_png, save_result
 from .canvas import SketchCanvas
 from ..qimages import pil_to_qimage, qimage_to_pil
-from .sd15_fit import offer_sd15_fit
+from .sd15_fit import native_size_for, offer_sd15_fit
 from .history import HistoryEntry
 from .session import Session
 
@@ -49,7 +49,7 @@ class FileActions:
             except SketchpadError:  # the picture is fine; only its settings are not
                 unreadable = True
         self.session.last_folder = path.parent
-        sketch = offer_sd15_fit(self.dialog_parent, sketch)
+        sketch = offer_sd15_fit(self.dialog_parent, sketch, native=native_size_for(self.session.model))
         self.canvas.set_image(pil_to_qimage(sketch))
         if info is not None:
             self.session.load_request(info.params)
@@ -73,7 +73,7 @@ class FileActions:
         except SketchpadError as error:
             self.session.say(str(error), error=True)
             return False
-        sketch = offer_sd15_fit(self.dialog_parent, sketch)
+        sketch = offer_sd15_fit(self.dialog_parent, sketch, native=native_size_for(self.session.model))
         self.canvas.set_image(pil_to_qimage(sketch))
         self.session.say(message)
         return True

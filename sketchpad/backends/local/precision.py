@@ -17,9 +17,7 @@ from dataclasses import dataclass
 import torch
 
 from ...core.errors import SketchpadError
-from ...core.registry import DTYPES
-
-DTYPE_ENV = "SKETCHPAD_DTYPE"  # what --dtype sets; the window and the command line read it alike
+from ...core.registry import DTYPE_ENV, DTYPES
 _TORCH = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 _NAMES = {dtype: name for name, dtype in _TORCH.items()}
 # torch's own CPU feature probe (cpuinfo): the instructions that make bf16 matrix products native
