@@ -291,8 +291,9 @@ def diffusers_to_ldm_state_dict(pipeline_dir) -> dict[str, torch.Tensor]:
     return ldm
 
 
-def write_single_file_checkpoint(pipeline_dir, out_file) -> pathlib.Path:
-    """Write ``pipeline_dir``'s unet/vae/text_encoder as ONE original-format ``.safetensors`` file.
+def write_single_file_checkpoint(pipeline_dir, out_file, dtype: torch.dtype | None = None) -> pathlib.Path:
+    """Write ``pipeline_dir``'s unet/vae/text_encoder as ONE original-format ``.safetensors`` file
+    (its floating-point weights in ``dtype`` when given, e.g. fp16 for half the size).
 
     Load it back offline with ``StableDiffusionImg2ImgPipeline.from_single_file(out_file,
     config=pipeline_dir, local_files_only=True, safety_checker=None, requires_safety_checker=False)``
@@ -300,6 +301,7 @@ def write_single_file_checkpoint(pipeline_dir, out_file) -> pathlib.Path:
     """
     out_file = pathlib.Path(out_file)
     out_file.parent.mkdir(parents=True, exist_ok=True)
-    state = {k: v.contiguous() for k, v in diffusers_to_ldm_state_dict(pipeline_dir).items()}
+    state = {k: (v.to(dtype) if dtype is not None and v.is_floating_point() else v).contiguous()
+             for k, v in diffusers_to_ldm_state_dict(pipeline_dir).items()}
     save_file(state, str(out_file), metadata={"format": "pt"})
     return out_file

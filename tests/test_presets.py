@@ -91,6 +91,8 @@ def test_a_preset_made_for_sd15_is_fitted_to_the_models_family_keeping_what_the_
     turbo = apply_preset(GenerationParams("x"), "turbo")
     assert fit_preset_to_model(turbo, "sdxl", turbo=True) == apply_preset(GenerationParams("x"), "turbo", "sdxl", True)
     assert fit_preset_to_model(GenerationParams("x", steps=3), "sdxl").steps == 3  # no preset: nothing to fit
+    mine = turbo.replace(loras=(own,))  # the preset's LoRA swapped for the person's own: theirs to run
+    assert fit_preset_to_model(mine, "sdxl") == mine
 
 
 @pytest.fixture

@@ -148,8 +148,9 @@ def fit_preset_to_model(params: GenerationParams, family: str, turbo: bool = Fal
         return params
     target = preset_for(params.preset, family, turbo)
     names = {lora.name.lower() for lora in params.loras}
-    made_for = next((p for p in _VERSIONS[params.preset] if p.lora and p.lora.name.lower() in names),
-                    None if names & PRESET_LORA_NAMES else _AS_IT_IS if params.preset == "turbo" else None)
+    made_for = next((p for p in _VERSIONS[params.preset] if p.lora and p.lora.name.lower() in names), None)
+    if made_for is None and params.preset == "turbo" and params.scheduler is None and not names & PRESET_LORA_NAMES:
+        made_for = _AS_IT_IS  # made for a one-step model: no LoRA, its own sampler
     if made_for is None or made_for == target:
         return params
     own = tuple(lora for lora in params.loras if lora.name.lower() not in PRESET_LORA_NAMES)
