@@ -5,8 +5,9 @@
 - SDXL: one whole img2img generation (prompt and sketch encoded, the steps, the VAE decode) by the
   engine with latent2rgb previews against diffusers' StableDiffusionXLImg2ImgPipeline over the very
   same modules, running the same UNet steps (DDIM, denoise 0.5, CFG 7.5), fp32, 512x512.
-- bf16 against fp32: the same request on the same model loaded twice, the UNet in bf16 against fp32
-  (VAE and text encoders fp32 in both), a dial change (prompt and sketch cached) to the final picture.
+- bf16 against fp32: the same request (Quality, the app's default: PLMS, 20 steps, CFG 7.5) on the same
+  model loaded twice, the UNet in bf16 against fp32 (VAE and text encoders fp32 in both), a dial change
+  (prompt and sketch cached) to the final picture.
 - turbo against Quality: a dial change to the final picture, Quality (the model's PLMS, 20 steps, CFG
   7.5, full VAE decode) against turbo (TCD, 1 step, no CFG, a fused LoRA, TAESD draft decode), in the
   app's own precision for this CPU.
@@ -43,14 +44,14 @@ DIALS = (0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9)  # each timed run sees a va
 class Sizes:
     model: str  # "tiny" or "full-size"
     sdxl: tuple[int, int, int] | None  # (size, executed steps, rounds)
-    bf16: tuple[tuple[int, int, int], ...]  # (size, steps, rounds) each
+    bf16: tuple[tuple[int, int], ...]  # (size, rounds) each
     turbo: tuple[tuple[int, int], ...]  # (size, rounds) each
 
 
 def plan(quick: bool) -> Sizes:
     if quick:
-        return Sizes("tiny", (256, 2, 2), ((256, 4, 2),), ((256, 2),))
-    return Sizes("full-size", (512, 2, 2), ((256, 4, 2), (512, 2, 2)), ((256, 2), (512, 1)))
+        return Sizes("tiny", (256, 2, 2), ((256, 2),), ((256, 2),))
+    return Sizes("full-size", (512, 2, 2), ((256, 2), (512, 1)), ((256, 2), (512, 1)))
 
 
 def model_folder(models_dir: Path, family: str, full_size: bool, say) -> Path:
@@ -132,9 +133,9 @@ def bench_bf16(ctx, folder: Path, setups) -> None:
     if choose_precision(ctx.device, "auto").name != "bf16":
         ctx.note("this CPU has no bf16 instructions: the app runs fp32 here; bf16 is timed anyway")
     engines = {"bf16": engine_for(folder, "bf16", ctx), "fp32": engine_for(folder, "fp32", ctx)}
-    for size, steps, rounds in setups:
+    request = apply_preset(GenerationParams(PROMPT, NEGATIVE, seed=SEED), "quality")
+    for size, rounds in setups:
         sketch, dials = eb.stick_figure(size), iter(DIALS * (1 + rounds))
-        request = GenerationParams(PROMPT, NEGATIVE, strength=0.5, steps=steps, cfg=7.5, seed=SEED, scheduler="ddim")
         for engine in engines.values():
             engine.generate(request.replace(steps=1), sketch)  # caches the prompt and the sketch
 
@@ -146,7 +147,7 @@ def bench_bf16(ctx, folder: Path, setups) -> None:
             return run
 
         times, ratios, shares = _rounds(ctx, rounds, {"bf16": dial("bf16"), "fp32": dial("fp32")}, f"bf16 {size}")
-        label = f"{folder.name} {size}x{size}, {steps} steps, CFG 7.5, dial change"
+        label = f"{folder.name} {size}x{size}, Quality (PLMS 20 steps, CFG 7.5), dial change"
         for name in ("fp32", "bf16"):
             ctx.emit(Figure("bf16 on the CPU", label, f"UNet in {name}", times[name], "s"))
         ratio = statistics.median(ratios)
@@ -178,7 +179,8 @@ def bench_turbo(ctx, folder: Path, setups, models_dir: Path) -> None:
 
         times, ratios, shares = _rounds(ctx, rounds, {"quality": dial(quality), "turbo": dial(turbo)}, f"turbo {size}")
         label = f"{folder.name} {size}x{size}, {engine.device_name}"
-        ctx.emit(Figure("turbo vs Quality", label, "Quality: PLMS 20 steps, CFG 7.5, VAE decode", times["quality"], "s"))
+        ctx.emit(Figure("turbo vs Quality", label, "Quality: PLMS 20 steps, CFG 7.5, VAE decode", times["quality"],
+                        "s"))
         ctx.emit(Figure("turbo vs Quality", label, "turbo: TCD 1 step, no CFG, fused LoRA, TAESD decode",
                         times["turbo"], "s"))
         ratio = statistics.median(ratios)

@@ -370,7 +370,8 @@ def _text_encoders(family: str, full_size: bool, vocab_size: int, bos_id: int, e
     common = _text_config(full_size, vocab_size, bos_id, eos_id, pad_id)
     encoders = [CLIPTextModel(CLIPTextConfig(**dict(common, **tiny_families.text_changes(family, full_size))))]
     if family == "sdxl":
-        encoders.append(CLIPTextModelWithProjection(CLIPTextConfig(**dict(common, **tiny_families.text_2_config(full_size)))))
+        second = dict(common, **tiny_families.text_2_config(full_size))
+        encoders.append(CLIPTextModelWithProjection(CLIPTextConfig(**second)))
     return encoders
 
 

@@ -164,6 +164,15 @@ def test_a_model_of_another_kind_is_one_line_saying_what_it_is(tmp_path, index, 
     assert caught.value.kind is FailureKind.MODEL
 
 
+def test_an_sd_folder_without_its_unet_is_said_to_be_incomplete_not_of_another_kind(tmp_path):
+    from sketchpad.backends.local.models import load_pipeline
+
+    (tmp_path / "model_index.json").write_text(json.dumps({"_class_name": "StableDiffusionPipeline",
+                                                           "unet": [None, None]}))
+    with pytest.raises(SketchpadError, match="lists no unet"):
+        load_pipeline(resolve_model_source(str(tmp_path)), torch.device("cpu"))
+
+
 @pytest.mark.parametrize("key, what", [("double_blocks.0.img_attn.qkv.weight", "a FLUX"),
                                        ("model.diffusion_model.joint_blocks.0.x_block.attn.qkv.weight",
                                         "a Stable Diffusion 3")])

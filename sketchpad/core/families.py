@@ -128,8 +128,8 @@ def detect_folder(folder: str | Path, name: str | None = None) -> ModelKind:
     index = _json(folder / "model_index.json")
     parts = {key for key, value in index.items() if isinstance(value, list) and value != [None, None]}
     class_name = str(index.get("_class_name", ""))
-    if "unet" not in parts and ("transformer" in parts or class_name):
-        raise unsupported(str(folder), _pipeline_kind(class_name))
+    if "unet" not in parts and ("transformer" in parts or class_name and not class_name.startswith("StableDiffusion")):
+        raise unsupported(str(folder), _pipeline_kind(class_name))  # an SD folder without one: the checks say so
     if "text_encoder_2" in parts and "text_encoder" not in parts:
         raise unsupported(str(folder), "an SDXL refiner")
     unet = _json(folder / "unet" / "config.json")

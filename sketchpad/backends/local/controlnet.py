@@ -67,7 +67,10 @@ def _width_before_loading(source: ModelSource) -> int | None:
             if key.endswith("attn2.to_k.weight") and len(info.shape) == 2:
                 return info.shape[1]
         return None
-    config = Path(source.location) / "config.json" if source.kind == "folder" else cached_file(source.location, "config.json")
+    if source.kind == "folder":
+        config = Path(source.location) / "config.json"
+    else:
+        config = cached_file(source.location, "config.json")
     try:
         width = json.loads(config.read_text(encoding="utf-8")).get("cross_attention_dim") if config else None
     except (OSError, ValueError):

@@ -27,8 +27,8 @@ from ...core.families import Family, family_of_parts, is_turbo_name
 from ...core.images import prepare_sketch, to_rgb_picture
 from ...core.masks import InpaintPlan, check_mask_fits, plan_inpaint
 from ...core.params import GenerationParams
-from ...core.schedule import StepPlan, plan_steps
 from ...core.presets import fit_preset_to_model
+from ...core.schedule import StepPlan, plan_steps
 from . import preview as previews
 from .compat import check_pipeline, check_scheduler
 from .conditioning import Conditioning, encode_prompt

@@ -75,7 +75,8 @@ def _pairs(text_encoder, component: str, converted: dict, alphas: dict | None, n
             left_out[key] = None
     module_alphas = {}
     for key, alpha in (alphas or {}).items():
-        if key.startswith(prefix) and (found := _module_and_half(key.removeprefix(prefix).removesuffix(".alpha"), flattened)):
+        found = _module_and_half(key.removeprefix(prefix).removesuffix(".alpha"), flattened)
+        if key.startswith(prefix) and found:
             module_alphas[found[0]] = float(alpha)
     layers = dict(text_encoder.named_modules())
     pairs = []
