@@ -27,6 +27,8 @@ from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # random-weight models only: nothing is downloaded
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# the Qt figures load through the worker: fp32 on the CPU, as the engine figures (bf16's: family_bench)
+os.environ.setdefault("SKETCHPAD_DTYPE", "fp32")
 
 from .report import Figure, console_line, render_markdown  # noqa: E402
 

@@ -7,8 +7,8 @@ import os
 import sys
 from pathlib import Path
 
-from .cli import DEVICE_HELP
-from .core.registry import APP_NAME, DEVICES, ORGANIZATION_NAME, app_state_dir
+from .cli import DEVICE_HELP, DTYPE_HELP, use_dtype
+from .core.registry import APP_NAME, DEVICES, DTYPES, ORGANIZATION_NAME, app_state_dir
 from .logs import setup_logging
 from .platform_check import EXIT_MISSING, window_problem
 
@@ -16,7 +16,7 @@ from .platform_check import EXIT_MISSING, window_problem
 def parse_app_args(argv: list[str], program: str = "python main.py") -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog=program,
-        usage=f"%(prog)s [-h] [--model MODEL] [--device DEVICE] [--output-dir DIR] [--server URL]\n"
+        usage=f"%(prog)s [-h] [--model MODEL] [--device DEVICE] [--dtype DTYPE] [--output-dir DIR] [--server URL]\n"
               f"       %(prog)s generate SKETCH --prompt TEXT [options]",
         description="Sketchpad: draw a sketch, get a picture. Without a command it opens the window.",
         epilog=f"commands:\n  generate    turn a sketch into a picture without the window "
@@ -25,6 +25,7 @@ def parse_app_args(argv: list[str], program: str = "python main.py") -> argparse
     parser.add_argument("--model", help="Hugging Face id, diffusers folder or .safetensors file (remembered)")
     parser.add_argument("--device", choices=DEVICES,
                         help=f"{DEVICE_HELP} (default auto; remembered)")
+    parser.add_argument("--dtype", choices=DTYPES, help=f"{DTYPE_HELP} (default auto)")
     parser.add_argument("--output-dir", type=Path, metavar="DIR", help="where Ctrl+S saves results (remembered)")
     parser.add_argument("--server", metavar="URL",
                         help="paint on a ComfyUI server (http[s]://[user:password@]host:port); --model then "
@@ -34,6 +35,7 @@ def parse_app_args(argv: list[str], program: str = "python main.py") -> argparse
 
 def run_app(argv: list[str], program: str = "python main.py") -> int:
     args = parse_app_args(argv, program)
+    use_dtype(args.dtype)
     problem = window_problem(program=program)  # before Qt loads: no display or a missing library aborts it
     if problem:
         print(problem, file=sys.stderr)

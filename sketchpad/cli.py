@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import sys
 from pathlib import Path
 
@@ -14,7 +15,7 @@ from .core.errors import SketchpadError
 from .core.lora_text import parse_lora
 from .core.params import (DEFAULT_MASK_BLUR, DEFAULT_MASK_PADDING, MASK_AREAS, PRESETS, PREVIEW_METHODS, ControlSpec,
                           GenerationParams, MaskSpec)
-from .core.registry import DEVICES, SCHEDULERS
+from .core.registry import DEVICES, DTYPE_ENV, DTYPES, SCHEDULERS
 
 EXIT_ERROR = 2
 EXIT_INTERRUPTED = 130
@@ -28,6 +29,8 @@ class _OneLineParser(argparse.ArgumentParser):
 
 
 DEVICE_HELP = "where to run: auto picks CUDA, then Apple MPS, then the CPU"
+DTYPE_HELP = ("the UNet's number format: auto is fp16 on CUDA, bf16 on CPUs with bf16 instructions "
+              "(AVX512-BF16, AMX), else fp32; fp32 gives pictures bit for bit as diffusers does")
 PREVIEW_HELP = ("how step previews are drawn: latent2rgb (nearly free), taesd (tiny decoder), "
                 "vae (full decode, slow)")
 
@@ -59,7 +62,8 @@ def build_generate_parser(program: str = "python main.py") -> argparse.ArgumentP
     parser.add_argument("--scheduler", choices=SCHEDULERS, default=None,
                         help="default: the model's own, or the preset's")
     parser.add_argument("--preset", choices=PRESETS, default=None,
-                        help="set sampler, steps, CFG and a few-step LoRA at once (quality, lcm, hyper, lightning)")
+                        help="set sampler, steps, CFG and a few-step LoRA at once (quality, lcm, hyper, lightning, "
+                        "turbo), the model family's own")
     parser.add_argument("--lora", action="append", default=[], metavar="FILE_OR_ID[:WEIGHT]",
                         help="a .safetensors LoRA or Hugging Face id, weight 1 unless given; repeatable")
     parser.add_argument("--control", default=None, metavar="MODEL",
@@ -86,6 +90,7 @@ def build_generate_parser(program: str = "python main.py") -> argparse.ArgumentP
                         "over several servers")
     parser.add_argument("--device", choices=DEVICES, default="auto",
                         help=f"{DEVICE_HELP} (default auto)")
+    parser.add_argument("--dtype", choices=DTYPES, default=None, help=f"{DTYPE_HELP} (default auto)")
     parser.add_argument("--out", type=Path, help="where to save the PNG (default: next free name in the output folder)")
     parser.add_argument("--overwrite", action="store_true", help="allow replacing an existing --out")
     parser.add_argument("--previews", type=Path, help="also write one PNG per step into this folder")
@@ -171,9 +176,16 @@ def parse_mask(path: Path | None, blur: int | None, area: str | None, padding: i
     ).validated()
 
 
+def use_dtype(choice: str | None) -> None:
+    """--dtype, for whatever loads the model in this process (the engine reads it there)."""
+    if choice is not None:
+        os.environ[DTYPE_ENV] = choice
+
+
 def params_from_args(args, base: GenerationParams | None = None) -> GenerationParams:
     """The request the options describe; with `base` (a --rerun's settings), only the options given
     change it. A preset comes before the steps, CFG and scheduler given with it, which win."""
+    from .core.families import model_kind
     from .core.presets import apply_preset
 
     params = base or GenerationParams(prompt="")
@@ -189,8 +201,9 @@ def params_from_args(args, base: GenerationParams | None = None) -> GenerationPa
         mask = params.mask.replace(**{field: value for field, value in (
             ("blur", args.mask_blur), ("area", args.inpaint_area), ("padding", args.padding)) if value is not None})
     params = params.replace(**given, control=control, mask=mask, preview_method=args.preview_method)
-    if args.preset is not None:
-        params = apply_preset(params, args.preset)
+    if args.preset is not None:  # the model family's own version, when the model can be read here
+        kind = None if args.server else model_kind(args.model)
+        params = apply_preset(params, args.preset, *((kind.family.name, kind.turbo) if kind else ()))
     explicit = {name: getattr(args, name) for name in ("steps", "cfg", "scheduler") if getattr(args, name) is not None}
     if args.strength is not None:
         explicit.update(strength=args.strength, start_at_step=None)
@@ -206,7 +219,9 @@ def main(argv: list[str] | None = None, program: str | None = None) -> int:
         from .generate import run_generate
 
         try:
-            return run_generate(parse_generate_args(build_generate_parser(program), argv[1:]))
+            args = parse_generate_args(build_generate_parser(program), argv[1:])
+            use_dtype(args.dtype)
+            return run_generate(args)
         except SketchpadError as error:
             print(f"error: {error}", file=sys.stderr)
             return EXIT_ERROR

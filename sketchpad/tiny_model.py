@@ -1,6 +1,6 @@
-"""Write a random-weight Stable Diffusion 1.5-architecture pipeline for offline tests and benchmarks.
+"""Write a random-weight Stable Diffusion pipeline (SD 1.5, SD 2.x or SDXL) for offline tests and benchmarks.
 
-    python -m sketchpad.tiny_model DIR [--full-size] [--inpainting] [--seed N] [--overwrite]
+    python -m sketchpad.tiny_model DIR [--family sd15|sd2|sdxl] [--full-size] [--inpainting] [--seed N] [--overwrite]
 
 The folder is in diffusers layout (what ``StableDiffusionImg2ImgPipeline.from_pretrained(DIR,
 use_safetensors=True)`` loads) with safetensors weights only, plus a ``taesd`` subfolder holding a
@@ -15,7 +15,12 @@ random ``AutoencoderTiny`` for the preview-decoder path.  Nothing is downloaded.
   stable-diffusion-v1-5/stable-diffusion-inpainting): 9 input channels (latents, mask, masked
   picture's latents) instead of 4; either size.
 
-Both use the same small byte-level CLIP tokenizer shipped in ``resources/tiny_tokenizer``.
+* ``--family sd2`` / ``--family sdxl``: the SD 2.x (OpenCLIP text encoder, v-prediction unless
+  ``prediction`` says otherwise) or SDXL (two text encoders, size conditioning; a ``taesdxl``
+  subfolder) architecture instead, tiny or full size (SDXL's: UNet 2.6B, about 14 GiB in fp32); see
+  sketchpad/tiny_families.py.
+
+All use the same small byte-level CLIP tokenizer shipped in ``resources/tiny_tokenizer``.
 """
 
 from __future__ import annotations
@@ -29,6 +34,8 @@ import shutil
 import sys
 import time
 from typing import Callable, Iterator
+
+from . import tiny_families
 
 __all__ = ["write_tiny_model", "tiny_tokenizer_dir", "build_tiny_tokenizer_files", "main"]
 
@@ -59,7 +66,7 @@ _TOKENIZER_WORDS = (
 # Component folders (and files) write_tiny_model owns inside DIR; cleared before writing.
 _OWNED_ENTRIES = (
     "model_index.json", "unet", "vae", "text_encoder", "tokenizer", "scheduler", "taesd",
-    "safety_checker", "feature_extractor",
+    "safety_checker", "feature_extractor", "text_encoder_2", "tokenizer_2", "taesdxl", "image_encoder",
 )
 
 
@@ -147,7 +154,7 @@ def _unet_config(full_size: bool, inpainting: bool = False) -> dict:
     in_channels = INPAINTING_IN_CHANNELS if inpainting else 4
     if full_size:
         return dict(
-            sample_size=64,
+            sample_size=64,  # 64 latents = SD1.5's 512 px
             in_channels=in_channels,
             out_channels=4,
             layers_per_block=2,
@@ -166,7 +173,7 @@ def _unet_config(full_size: bool, inpainting: bool = False) -> dict:
             norm_eps=1e-5,
         )
     return dict(
-        sample_size=8,  # 8 latents = 64 px default size
+        sample_size=64,  # as SD1.5's: its native size is 512 px
         in_channels=in_channels,
         out_channels=4,
         layers_per_block=2,
@@ -269,36 +276,40 @@ def _tidy_saved_files(out: pathlib.Path) -> None:
     # SD1.5's tokenizer folder carries vocab.json + merges.txt (the slow tokenizer of transformers 4
     # needs them); transformers 5 writes only tokenizer.json.
     src = tiny_tokenizer_dir()
-    for name in ("vocab.json", "merges.txt"):
-        if (src / name).is_file() and not (out / "tokenizer" / name).exists():
-            shutil.copyfile(src / name, out / "tokenizer" / name)
-    # transformers 5 records how *this* load happened; meaningless for the saved folder.
-    _edit_json(out / "tokenizer" / "tokenizer_config.json",
-               lambda d: [d.pop(k, None) for k in ("is_local", "local_files_only")])
+    for folder in ("tokenizer", "tokenizer_2"):
+        if not (out / folder).is_dir():
+            continue
+        for name in ("vocab.json", "merges.txt"):
+            if (src / name).is_file() and not (out / folder / name).exists():
+                shutil.copyfile(src / name, out / folder / name)
+        # transformers 5 records how *this* load happened; meaningless for the saved folder.
+        _edit_json(out / folder / "tokenizer_config.json",
+                   lambda d: [d.pop(k, None) for k in ("is_local", "local_files_only")])
     # AutoencoderTiny registers a compat alias that from_pretrained then warns about.
-    _edit_json(out / "taesd" / "config.json", lambda d: d.pop("block_out_channels", None))
+    for folder in ("taesd", "taesdxl"):
+        _edit_json(out / folder / "config.json", lambda d: d.pop("block_out_channels", None))
 
 
 def write_tiny_model(directory, full_size: bool = False, seed: int = 0, *, inpainting: bool = False,
+                     family: str = "sd15", prediction: str | None = None,
                      progress: Callable[[str], None] | None = None) -> pathlib.Path:
-    """Write a random-weight SD1.5-architecture img2img pipeline (safetensors only) into ``directory``.
+    """Write a random-weight img2img pipeline of `family` ("sd15", "sd2" or "sdxl"; safetensors only)
+    into ``directory``.
 
     Returns the directory as an absolute path.  The same ``seed`` writes the same weights.  The
     folder is created if needed; component entries this function owns (model_index.json, unet, vae,
-    text_encoder, tokenizer, scheduler, taesd) are replaced, anything else in it is left alone.
-    ``inpainting`` (keyword-only) writes an inpainting checkpoint's 9-channel UNet.
-    ``progress`` (keyword-only) receives short human-readable status lines.
+    text encoders, tokenizers, scheduler, taesd/taesdxl) are replaced, anything else in it is left alone.
+    ``inpainting`` writes an inpainting checkpoint's 9-channel UNet; ``prediction`` ("epsilon" or
+    "v_prediction") overrides the family's scheduler's (SD 2.x: v-prediction, as SD 2.1; SD-Turbo is
+    epsilon). ``progress`` receives short human-readable status lines. All keyword-only.
     """
     import torch
-    from diffusers import (
-        AutoencoderKL,
-        AutoencoderTiny,
-        PNDMScheduler,
-        StableDiffusionImg2ImgPipeline,
-        UNet2DConditionModel,
-    )
-    from transformers import CLIPTextConfig, CLIPTextModel
+    from diffusers import AutoencoderKL, AutoencoderTiny, UNet2DConditionModel
 
+    from .core.families import FAMILIES
+
+    if family not in tiny_families.FAMILIES:
+        raise ValueError(f"unknown family {family!r}; choose one of: {', '.join(tiny_families.FAMILIES)}")
     say = progress or (lambda _msg: None)
     out = pathlib.Path(directory).expanduser().resolve()
     out.mkdir(parents=True, exist_ok=True)
@@ -309,47 +320,36 @@ def write_tiny_model(directory, full_size: bool = False, seed: int = 0, *, inpai
         elif p.exists() or p.is_symlink():
             p.unlink()
 
-    kind = ("full-size" if full_size else "tiny") + (" inpainting" if inpainting else "")
+    kind = ("full-size" if full_size else "tiny") + (" inpainting" if inpainting else "") + f" {family}"
     t0 = time.perf_counter()
     with _quiet_libraries():
         tokenizer = _load_tokenizer()
-        bos_id = tokenizer.convert_tokens_to_ids(BOS_TOKEN)
-        eos_id = tokenizer.convert_tokens_to_ids(EOS_TOKEN)
-        pad_id = tokenizer.pad_token_id
+        ids = (tokenizer.convert_tokens_to_ids(BOS_TOKEN), tokenizer.convert_tokens_to_ids(EOS_TOKEN),
+               tokenizer.pad_token_id)
 
         # Seed a private copy of the CPU RNG so callers' random state is left untouched.
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             say(f"building {kind} UNet")
-            unet = UNet2DConditionModel(**_unet_config(full_size, inpainting))
+            unet = UNet2DConditionModel(**dict(_unet_config(full_size, inpainting),
+                                               **tiny_families.unet_changes(family, full_size)))
             say(f"building {kind} VAE")
-            vae = AutoencoderKL(**_vae_config(full_size))
-            say(f"building {kind} CLIP text encoder")
-            text_encoder = CLIPTextModel(
-                CLIPTextConfig(**_text_config(full_size, len(tokenizer), bos_id, eos_id, pad_id))
-            )
+            vae = AutoencoderKL(**dict(_vae_config(full_size), **tiny_families.vae_changes(family)))
+            say(f"building {kind} text encoder(s)")
+            text_encoders = _text_encoders(family, full_size, len(tokenizer), *ids)
             say(f"building {kind} TAESD")
             taesd = AutoencoderTiny(**_taesd_config(full_size))
-            scheduler = PNDMScheduler.from_config(dict(SD15_SCHEDULER_CONFIG))  # keeps clip_sample like SD1.5
+            scheduler = _scheduler(family, prediction)
 
-        for model in (unet, vae, text_encoder, taesd):
+        for model in (unet, vae, taesd, *text_encoders):
             model.eval()
             model.requires_grad_(False)
 
-        pipe = StableDiffusionImg2ImgPipeline(
-            vae=vae,
-            text_encoder=text_encoder,
-            tokenizer=tokenizer,
-            unet=unet,
-            scheduler=scheduler,
-            safety_checker=None,
-            feature_extractor=None,
-            requires_safety_checker=False,
-        )
+        pipe = _pipeline(family, unet, vae, text_encoders, tokenizer, scheduler)
         say(f"saving pipeline to {out}")
         pipe.save_pretrained(out, safe_serialization=True)
         say("saving taesd")
-        taesd.save_pretrained(out / "taesd", safe_serialization=True)
+        taesd.save_pretrained(out / FAMILIES[family].taesd_folder, safe_serialization=True)
     _tidy_saved_files(out)
 
     stray = sorted(
@@ -362,6 +362,42 @@ def write_tiny_model(directory, full_size: bool = False, seed: int = 0, *, inpai
         raise RuntimeError(f"unexpected non-safetensors weight files written: {stray}")
     say(f"done in {time.perf_counter() - t0:.1f}s")
     return out
+
+
+def _text_encoders(family: str, full_size: bool, vocab_size: int, bos_id: int, eos_id: int, pad_id: int) -> list:
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
+
+    common = _text_config(full_size, vocab_size, bos_id, eos_id, pad_id)
+    encoders = [CLIPTextModel(CLIPTextConfig(**dict(common, **tiny_families.text_changes(family, full_size))))]
+    if family == "sdxl":
+        second = dict(common, **tiny_families.text_2_config(full_size))
+        encoders.append(CLIPTextModelWithProjection(CLIPTextConfig(**second)))
+    return encoders
+
+
+def _scheduler(family: str, prediction: str | None):
+    import diffusers
+
+    found = tiny_families.scheduler_config(family, prediction)
+    if found is None:  # SD1.5's PNDM, which keeps clip_sample like SD1.5
+        return diffusers.PNDMScheduler.from_config(dict(SD15_SCHEDULER_CONFIG, prediction_type=prediction or "epsilon"))
+    name, config = found
+    return getattr(diffusers, name).from_config(config)
+
+
+def _pipeline(family: str, unet, vae, text_encoders: list, tokenizer, scheduler):
+    from diffusers import StableDiffusionImg2ImgPipeline, StableDiffusionXLImg2ImgPipeline
+
+    if family == "sdxl":
+        return StableDiffusionXLImg2ImgPipeline(
+            vae=vae, text_encoder=text_encoders[0], text_encoder_2=text_encoders[1], tokenizer=tokenizer,
+            tokenizer_2=tokenizer, unet=unet, scheduler=scheduler, requires_aesthetics_score=False,
+            force_zeros_for_empty_prompt=True,
+        )
+    return StableDiffusionImg2ImgPipeline(
+        vae=vae, text_encoder=text_encoders[0], tokenizer=tokenizer, unet=unet, scheduler=scheduler,
+        safety_checker=None, feature_extractor=None, requires_safety_checker=False,
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -379,10 +415,14 @@ class _ArgumentParser(argparse.ArgumentParser):
 def _parse_args(argv):
     parser = _ArgumentParser(
         prog="python -m sketchpad.tiny_model",
-        description="Write a random-weight Stable Diffusion 1.5-architecture pipeline (diffusers layout, "
-        "safetensors) for offline tests and benchmarks.",
+        description="Write a random-weight Stable Diffusion pipeline (SD 1.5, SD 2.x or SDXL architecture; "
+        "diffusers layout, safetensors) for offline tests and benchmarks.",
     )
     parser.add_argument("directory", metavar="DIR", help="folder to write (must be empty or absent)")
+    parser.add_argument("--family", choices=tiny_families.FAMILIES, default="sd15",
+                        help="the architecture: SD 1.5 (default), SD 2.x or SDXL")
+    parser.add_argument("--prediction", choices=("epsilon", "v_prediction"), default=None,
+                        help="what the UNet predicts (default: the family's; SD 2.x is v_prediction, as SD 2.1)")
     parser.add_argument("--full-size", action="store_true",
                         help="real SD1.5 sizes (about 4 GiB) instead of the tiny test model")
     parser.add_argument("--inpainting", action="store_true",
@@ -409,7 +449,7 @@ def main(argv=None) -> int:
             print(f"{prog}: [{time.perf_counter() - started:5.1f}s] {msg}", file=sys.stderr, flush=True)
 
         out = write_tiny_model(target, full_size=args.full_size, seed=args.seed, inpainting=args.inpainting,
-                               progress=progress)
+                               family=args.family, prediction=args.prediction, progress=progress)
     except SystemExit as exc:  # --help
         return int(exc.code or 0)
     except KeyboardInterrupt:

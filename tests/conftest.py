@@ -7,6 +7,9 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 # Sleeping, not spinning, OpenMP workers: on a busy 2-core machine spinning pools slow torch 100x
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# fp32 everywhere unless a test asks for bf16: the comparisons with diffusers are bit for bit, and a
+# CI machine with bf16 instructions must give the same pictures as one without
+os.environ["SKETCHPAD_DTYPE"] = "fp32"
 
 import pytest  # noqa: E402
 from PIL import Image, ImageDraw  # noqa: E402
@@ -28,6 +31,21 @@ def tiny_model_dir(tmp_path_factory):
     from sketchpad.tiny_model import write_tiny_model
 
     return write_tiny_model(tmp_path_factory.mktemp("tiny-model"))
+
+
+@pytest.fixture(scope="session")
+def tiny_family_dirs(tmp_path_factory):
+    """Tiny SD 2.x and SDXL models, by family name, written by the app's own writer (made once, on demand)."""
+    from sketchpad.tiny_model import write_tiny_model
+
+    made = {}
+
+    def make(family: str):
+        if family not in made:
+            made[family] = write_tiny_model(tmp_path_factory.mktemp(f"tiny-{family}"), family=family)
+        return made[family]
+
+    return make
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,4 @@
-"""Test helper: turn a diffusers-layout SD1.x pipeline folder into ONE original-format checkpoint.
+"""Test helper: turn a diffusers-layout SD1.x, SD2.x or SDXL pipeline folder into ONE original-format checkpoint.
 
 ``write_single_file_checkpoint(pipeline_dir, out_file)`` writes a CompVis/LDM ("AUTOMATIC1111
 style") ``.safetensors`` file -- keys ``model.diffusion_model.*`` (UNet), ``first_stage_model.*``
@@ -7,6 +7,12 @@ diffusers' ``diffusers/loaders/single_file_utils.py`` (``convert_ldm_unet_checkp
 ``convert_ldm_vae_checkpoint``, ``convert_ldm_clip_checkpoint``), i.e. what the old
 ``scripts/convert_diffusers_to_original_stable_diffusion.py`` did.  Block counts come from the
 unet/vae ``config.json``, so it works for the tiny test model as well as real SD1.5.
+
+SD2.x keeps its OpenCLIP text encoder under ``cond_stage_model.model.*`` (OpenCLIP's own names, q/k/v
+in one ``in_proj``), SDXL its two under ``conditioner.embedders.0.transformer.*`` (CLIP, as SD1.x)
+and ``conditioner.embedders.1.model.*`` (OpenCLIP), and its size embedding as ``label_emb.0``: the
+reverse of diffusers' ``convert_open_clip_checkpoint`` and ``convert_ldm_unet_checkpoint``. A
+v-prediction model carries the ``v_pred`` key that trainers add and ComfyUI and Sketchpad read.
 
 Loading it back offline (verified with diffusers 0.42 / transformers 5.23, HF_HUB_OFFLINE=1)::
 
@@ -46,6 +52,8 @@ _UNET_TOP_LEVEL = {
     "conv_in": "input_blocks.0.0",
     "conv_norm_out": "out.0",
     "conv_out": "out.2",
+    "add_embedding.linear_1": "label_emb.0.0",  # SDXL's size and pooled-text embedding
+    "add_embedding.linear_2": "label_emb.0.2",
 }
 # diffusers ResnetBlock2D -> LDM ResBlock
 _UNET_RESNET = {
@@ -216,24 +224,66 @@ def _convert_vae(config: dict, state: dict[str, torch.Tensor]) -> dict[str, torc
     return out
 
 
-def _convert_text_encoder(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    out = {}
-    for key, tensor in state.items():
-        # transformers >= 5.6 saves CLIPTextModel without its "text_model." wrapper
-        inner = key if key.startswith("text_model.") else "text_model." + key
-        out[CLIP_PREFIX + inner] = tensor
+def _with_wrapper(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    # transformers >= 5.6 saves CLIPTextModel without its "text_model." wrapper
+    return {key if key.startswith(("text_model.", "text_projection")) else "text_model." + key: tensor
+            for key, tensor in state.items() if not key.endswith("position_ids")}
+
+
+def _convert_text_encoder(state: dict[str, torch.Tensor], prefix: str = CLIP_PREFIX) -> dict[str, torch.Tensor]:
+    return {prefix + key: tensor for key, tensor in _with_wrapper(state).items()}
+
+
+_OPEN_CLIP_LAYER = {"layer_norm1": "ln_1", "layer_norm2": "ln_2", "mlp.fc1": "mlp.c_fc", "mlp.fc2": "mlp.c_proj",
+                    "self_attn.out_proj": "attn.out_proj"}
+
+
+def _convert_open_clip(state: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
+    """A transformers CLIP text model in OpenCLIP's names (SD2.x's, SDXL's second text encoder)."""
+    state = _with_wrapper(state)
+    out = {
+        prefix + "token_embedding.weight": state.pop("text_model.embeddings.token_embedding.weight"),
+        prefix + "positional_embedding": state.pop("text_model.embeddings.position_embedding.weight"),
+        prefix + "ln_final.weight": state.pop("text_model.final_layer_norm.weight"),
+        prefix + "ln_final.bias": state.pop("text_model.final_layer_norm.bias"),
+    }
+    if "text_projection.weight" in state:
+        out[prefix + "text_projection"] = state.pop("text_projection.weight").T.contiguous()
+    layers = sorted({int(key.split(".")[3]) for key in state if key.startswith("text_model.encoder.layers.")})
+    for i in layers:
+        source, target = f"text_model.encoder.layers.{i}.", f"{prefix}transformer.resblocks.{i}."
+        for param in ("weight", "bias"):
+            out[f"{target}attn.in_proj_{param}"] = torch.cat(
+                [state.pop(f"{source}self_attn.{name}_proj.{param}") for name in ("q", "k", "v")])
+            for ours, theirs in _OPEN_CLIP_LAYER.items():
+                out[f"{target}{theirs}.{param}"] = state.pop(f"{source}{ours}.{param}")
+    if state:
+        raise ValueError(f"text encoder: {len(state)} parameters have no OpenCLIP mapping, e.g. {sorted(state)[:5]}")
     return out
 
 
+def _convert_text_encoders(pipeline_dir: pathlib.Path) -> dict[str, torch.Tensor]:
+    text_config, text_state = _read_component(pipeline_dir, "text_encoder")
+    if (pipeline_dir / "text_encoder_2").is_dir():  # SDXL
+        _, second = _read_component(pipeline_dir, "text_encoder_2")
+        return {**_convert_text_encoder(text_state, "conditioner.embedders.0.transformer."),
+                **_convert_open_clip(second, "conditioner.embedders.1.model.")}
+    if text_config.get("hidden_act") == "gelu":  # SD2.x: OpenCLIP ViT-H
+        return _convert_open_clip(text_state, "cond_stage_model.model.")
+    return _convert_text_encoder(text_state)
+
+
 def diffusers_to_ldm_state_dict(pipeline_dir) -> dict[str, torch.Tensor]:
-    """The LDM-format state dict for the unet, vae and text_encoder of a diffusers SD1.x folder."""
+    """The LDM-format state dict for the unet, vae and text encoder(s) of a diffusers SD folder."""
     pipeline_dir = pathlib.Path(pipeline_dir)
     unet_config, unet_state = _read_component(pipeline_dir, "unet")
     vae_config, vae_state = _read_component(pipeline_dir, "vae")
-    _, text_state = _read_component(pipeline_dir, "text_encoder")
     ldm: dict[str, torch.Tensor] = {}
+    scheduler = json.loads((pipeline_dir / "scheduler" / "scheduler_config.json").read_text(encoding="utf-8"))
+    if scheduler.get("prediction_type") == "v_prediction":
+        ldm["v_pred"] = torch.zeros(0)
     for part in (_convert_unet(unet_config, unet_state), _convert_vae(vae_config, vae_state),
-                 _convert_text_encoder(text_state)):
+                 _convert_text_encoders(pipeline_dir)):
         overlap = set(ldm) & set(part)
         if overlap:
             raise AssertionError(f"duplicate keys: {sorted(overlap)[:5]}")
@@ -241,8 +291,9 @@ def diffusers_to_ldm_state_dict(pipeline_dir) -> dict[str, torch.Tensor]:
     return ldm
 
 
-def write_single_file_checkpoint(pipeline_dir, out_file) -> pathlib.Path:
-    """Write ``pipeline_dir``'s unet/vae/text_encoder as ONE original-format ``.safetensors`` file.
+def write_single_file_checkpoint(pipeline_dir, out_file, dtype: torch.dtype | None = None) -> pathlib.Path:
+    """Write ``pipeline_dir``'s unet/vae/text_encoder as ONE original-format ``.safetensors`` file
+    (its floating-point weights in ``dtype`` when given, e.g. fp16 for half the size).
 
     Load it back offline with ``StableDiffusionImg2ImgPipeline.from_single_file(out_file,
     config=pipeline_dir, local_files_only=True, safety_checker=None, requires_safety_checker=False)``
@@ -250,6 +301,7 @@ def write_single_file_checkpoint(pipeline_dir, out_file) -> pathlib.Path:
     """
     out_file = pathlib.Path(out_file)
     out_file.parent.mkdir(parents=True, exist_ok=True)
-    state = {k: v.contiguous() for k, v in diffusers_to_ldm_state_dict(pipeline_dir).items()}
+    state = {k: (v.to(dtype) if dtype is not None and v.is_floating_point() else v).contiguous()
+             for k, v in diffusers_to_ldm_state_dict(pipeline_dir).items()}
     save_file(state, str(out_file), metadata={"format": "pt"})
     return out_file

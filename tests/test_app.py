@@ -15,7 +15,7 @@ from window_harness import WAIT_MS, draw_line, generate_and_wait, make_window, w
 def test_window_names_the_loaded_model_and_is_ready(window, tiny_model_dir):
     assert "Sketchpad" in window.windowTitle()
     assert window.model_label.text() == f"Model: {tiny_model_dir.name}"
-    assert window.device_label.text() == "Device: cpu"
+    assert window.device_label.text() == "Device: cpu (fp32)"
     assert window.state_text() == "ready"
 
 

@@ -76,9 +76,9 @@ def test_back_to_this_computer_loads_the_local_model_again(qtbot, tmp_path, serv
         picker = window.panel.backend_picker
         picker.combo.setCurrentIndex(picker.combo.findData("local"))
         picker.combo.activated.emit(picker.combo.currentIndex())
-    assert window.session.model.loaded_name == tiny_model_dir.name and ready.args[1] == "cpu"
+    assert window.session.model.loaded_name == tiny_model_dir.name and ready.args[1] == "cpu (fp32)"
     assert window.session.model.model == str(tiny_model_dir)
-    assert window.device_label.text() == "Device: cpu" and listed(window)[0] == str(tiny_model_dir)
+    assert window.device_label.text() == "Device: cpu (fp32)" and listed(window)[0] == str(tiny_model_dir)
     outcome, _ = generate_and_wait(qtbot, window)
     assert outcome.info.model_name == tiny_model_dir.name
     window.close()
@@ -231,7 +231,7 @@ def test_connecting_to_a_server_that_is_down_changes_nothing(qtbot, tmp_path, ti
     qtbot.waitUntil(lambda: window.statusBar().currentMessage().startswith(f"cannot reach the ComfyUI server at {url}"),
                     timeout=WAIT_MS)
     assert not window.session.model.on_server and window.session.model.loaded_name == tiny_model_dir.name
-    assert picker.combo.currentData() == "local" and window.device_label.text() == "Device: cpu"
+    assert picker.combo.currentData() == "local" and window.device_label.text() == "Device: cpu (fp32)"
     window.close()
 
 

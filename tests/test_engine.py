@@ -11,6 +11,7 @@ from diffusers import (
     LCMScheduler,
     PNDMScheduler,
     StableDiffusionPipeline,
+    TCDScheduler,
 )
 from PIL import Image
 
@@ -54,6 +55,8 @@ REFERENCE_SCHEDULERS = {
         DPMSolverMultistepScheduler, {"algorithm_type": "dpmsolver++", "solver_order": 2, "use_karras_sigmas": True}
     ),
     "lcm": (LCMScheduler, {}),
+    "euler_trailing": (EulerDiscreteScheduler, {"timestep_spacing": "trailing"}),
+    "tcd": (TCDScheduler, {}),
 }
 
 
@@ -183,7 +186,7 @@ def test_previews_show_the_predicted_final_image(engine, stick_figure):
 
 
 def test_taesd_falls_back_to_latent2rgb_with_a_notice(engine, monkeypatch, stick_figure):
-    monkeypatch.setattr("sketchpad.backends.local.taesd.taesd_candidates", lambda pipe: ["/nonexistent/taesd"])
+    monkeypatch.setattr("sketchpad.backends.local.taesd.taesd_candidates", lambda pipe, family: ["/nonexistent/taesd"])
     previews = []
     engine.generate(params(steps=2, preview_method="taesd"), stick_figure, previews.append)
     assert previews[0].image.shape == (8, 8, 3)

@@ -20,6 +20,7 @@ from sketchpad.core import hub
 from sketchpad.core.errors import FailureKind, SketchpadError
 from sketchpad.core.params import ControlSpec, GenerationParams, LoraSpec
 from sketchpad.core.presets import LCM_LORA, apply_preset
+from sketchpad.core.families import SD15
 from sketchpad.core.sources import (LORA_HUB_FILE, TAESD_HUB_ID, hub_reference, resolve_control_source,
                                     resolve_lora_source, resolve_model_source, taesd_source)
 from unreachable_hub import put_in_cache, refusing_endpoint, silent_endpoint
@@ -111,7 +112,7 @@ def test_each_missing_download_is_one_line_within_the_probe_time(engine, no_netw
         error, _ = _timed(lambda: load_pipeline(resolve_model_source("someone/sd15"), torch.device("cpu")))
         _missing(error, "someone/sd15")
         beside_no_taesd = SimpleNamespace(name_or_path=str(tmp_path))  # the tiny model has a taesd folder
-        model, problem = load_taesd(beside_no_taesd, torch.device("cpu"), torch.float32)
+        model, problem = load_taesd(beside_no_taesd, SD15, torch.device("cpu"), torch.float32)
         assert model is None and TAESD_HUB_ID in problem and "cannot be reached" in problem
         assert time.monotonic() - started < SLACK * 4
 

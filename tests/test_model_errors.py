@@ -186,8 +186,8 @@ def test_a_checkpoint_of_another_shape_names_the_tensor_and_the_configuration(ch
     assert load_error(checkpoint, capfd) == (
         f"{checkpoint} does not fit the model configuration from {tiny_model_dir} "
         "(down_blocks.1.attentions.0.transformer_blocks.0.attn2.to_k.weight is 64x64 in the file, 64x32 by the "
-        "configuration).\nChoose an SD 1.5 checkpoint, or set SKETCHPAD_CHECKPOINT_CONFIG to a diffusers folder "
-        "of its own kind."
+        "configuration).\nChoose an SD 1.5, SD 2.x or SDXL checkpoint, or set SKETCHPAD_CHECKPOINT_CONFIG to a "
+        "diffusers folder of its own kind."
     )
 
 

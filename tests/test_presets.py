@@ -22,6 +22,7 @@ def test_each_preset_sets_sampler_steps_cfg_and_its_lora_in_one_go():
         "lcm": ("lcm", 4, 1.0, (LCM_LORA,)),
         "hyper": ("ddim_trailing", 8, 1.0, (HYPER_SD_8_STEP_LORA,)),
         "lightning": ("ddim_trailing", 4, 1.0, ("ByteDance/Hyper-SD/Hyper-SD15-4steps-lora.safetensors",)),
+        "turbo": ("tcd", 1, 1.0, ("ByteDance/Hyper-SD/Hyper-SD15-1step-lora.safetensors",)),
     }
     assert tuple(expected) == PRESETS
     for name, (scheduler, steps, cfg, loras) in expected.items():
@@ -51,9 +52,47 @@ def test_the_presets_module_needs_no_torch():
 
 def test_unknown_preset_is_refused():
     with pytest.raises(SketchpadError, match="preset"):
-        apply_preset(GenerationParams("x"), "turbo")
+        apply_preset(GenerationParams("x"), "fast")
     with pytest.raises(SketchpadError, match="preset"):
-        GenerationParams("x", preset="turbo").validated()
+        GenerationParams("x", preset="fast").validated()
+
+
+def test_each_family_has_its_own_loras_and_samplers_for_the_presets():
+    base = GenerationParams("a cat", strength=0.6, seed=3)
+    expected = {
+        "lcm": ("lcm", 4, "latent-consistency/lcm-lora-sdxl"),
+        "hyper": ("ddim_trailing", 8, "ByteDance/Hyper-SD/Hyper-SDXL-8steps-lora.safetensors"),
+        "lightning": ("euler_trailing", 4, "ByteDance/SDXL-Lightning/sdxl_lightning_4step_lora.safetensors"),
+        "turbo": ("tcd", 1, "ByteDance/Hyper-SD/Hyper-SDXL-1step-lora.safetensors"),
+    }
+    for name, (scheduler, steps, lora) in expected.items():
+        p = apply_preset(base, name, "sdxl").validated()
+        assert (p.scheduler, p.steps, p.cfg, [spec.source for spec in p.loras]) == (scheduler, steps, 1.0, [lora])
+        assert apply_preset(base, name).steps == steps  # a preset's versions all run the same steps
+    for family in ("sd2", "sdxl"):  # SD-Turbo and SDXL-Turbo as they are: their own sampler, one step, no CFG
+        p = apply_preset(base, "turbo", family, turbo=True)
+        assert (p.scheduler, p.steps, p.cfg, p.loras) == (None, 1, 1.0, ())
+    for name in ("lcm", "hyper", "lightning", "turbo"):  # no such LoRAs exist for SD 2.x
+        with pytest.raises(SketchpadError, match=f"^the {name} preset has no LoRA for SD 2.x models; use quality"):
+            apply_preset(base, name, "sd2")
+
+
+def test_a_preset_made_for_sd15_is_fitted_to_the_models_family_keeping_what_the_person_set():
+    from sketchpad.core.presets import fit_preset_to_model
+
+    own = LoraSpec("/loras/ink.safetensors", 0.5)
+    made = apply_preset(GenerationParams("x", loras=(own,)), "lightning")  # what the window's picker makes
+    fitted = fit_preset_to_model(made, "sdxl")
+    assert fitted == apply_preset(GenerationParams("x", loras=(own,)), "lightning", "sdxl")
+    assert fit_preset_to_model(made, "sd15") == made and fit_preset_to_model(fitted, "sdxl") == fitted
+    # a sampler the person chose stays; the LoRA is still the family's
+    chosen = fit_preset_to_model(made.replace(scheduler="euler_a"), "sdxl")
+    assert chosen.scheduler == "euler_a" and chosen.loras == fitted.loras
+    turbo = apply_preset(GenerationParams("x"), "turbo")
+    assert fit_preset_to_model(turbo, "sdxl", turbo=True) == apply_preset(GenerationParams("x"), "turbo", "sdxl", True)
+    assert fit_preset_to_model(GenerationParams("x", steps=3), "sdxl").steps == 3  # no preset: nothing to fit
+    mine = turbo.replace(loras=(own,))  # the preset's LoRA swapped for the person's own: theirs to run
+    assert fit_preset_to_model(mine, "sdxl") == mine
 
 
 @pytest.fixture
@@ -134,7 +173,7 @@ def test_a_refine_of_another_request_runs_it(fresh_engine, stick_figure, monkeyp
 
 
 def test_without_taesd_a_draft_uses_the_full_vae_and_says_so_once(fresh_engine, stick_figure, monkeypatch):
-    monkeypatch.setattr("sketchpad.backends.local.taesd.taesd_candidates", lambda pipe: ["/nonexistent/taesd"])
+    monkeypatch.setattr("sketchpad.backends.local.taesd.taesd_candidates", lambda pipe, family: ["/nonexistent/taesd"])
     p = GenerationParams("a knight", strength=0.7, seed=5, steps=2, scheduler="euler", draft=True, preview_method="taesd")
     first = fresh_engine.generate(p, stick_figure)
     fresh_engine.generate(p.replace(seed=9), stick_figure)
@@ -186,7 +225,7 @@ def test_cli_preset_with_explicit_overrides_and_loras():
         (["--lora", "x.safetensors:heavy"], "weight"),
         (["--lora", "x.safetensors:20"], "weight"),
         (["--lora", "someone/not-cached-lora"], "Hugging Face cache"),
-        (["--preset", "turbo"], "invalid choice"),
+        (["--preset", "fast"], "invalid choice"),
         (["--control", "scribble.pth"], "pickled"),
         (["--control", "someone/not-cached-controlnet"], "Hugging Face cache"),
         (["--control", "missing-folder/scribble.safetensors"], "not found"),

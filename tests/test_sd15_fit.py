@@ -47,7 +47,7 @@ def asked(monkeypatch):
     """The person's answer to the question (True: fit), and the sizes they were asked about."""
     state = {"answer": True, "sizes": []}
 
-    def ask(parent, size):
+    def ask(parent, size, native=512):
         state["sizes"].append(size)
         return state["answer"]
     monkeypatch.setattr(sd15_fit, "ask_to_fit", ask)
@@ -85,3 +85,29 @@ def test_a_pasted_screenshot_is_offered_too_and_a_sketch_sized_picture_is_not(qt
     assert win.files.use_image_as_sketch(pil_to_qimage(Image.new("RGB", (768, 512), "white")), "pasted")
     assert asked["sizes"] == [(1920, 1080)]  # 768 x 512 is asked nothing
     assert (win.canvas.canvas_size().width(), win.canvas.canvas_size().height()) == (768, 512)
+
+
+@pytest.fixture
+def sdxl_window(qtbot, tmp_path, tiny_family_dirs):
+    win = make_window(qtbot, tmp_path, str(tiny_family_dirs("sdxl")))
+    win.confirm_discard = lambda: True  # the test's drawing needs no saving at teardown
+    return win
+
+
+def test_an_sdxl_model_starts_a_1024_canvas_with_nothing_to_undo_and_fits_to_1024(sdxl_window, asked):
+    from sketchpad.qimages import pil_to_qimage
+
+    win = sdxl_window
+    assert (win.canvas.canvas_size().width(), win.canvas.canvas_size().height()) == (1024, 1024)
+    assert win.canvas.undo_stack().count() == 0 and not win.canvas.is_modified()
+    assert win.files.use_image_as_sketch(pil_to_qimage(Image.new("RGB", (1536, 1024), "white")), "pasted")
+    assert asked["sizes"] == []  # within what SDXL handles
+    assert win.files.use_image_as_sketch(pil_to_qimage(Image.new("RGB", (3000, 2000), "white")), "pasted")
+    assert asked["sizes"] == [(3000, 2000)]
+    assert (win.canvas.canvas_size().width(), win.canvas.canvas_size().height()) == (1024, 680)
+
+
+def test_the_question_names_the_models_size(qtbot):
+    box = sd15_fit.fit_question(None, (4096, 2048), 1024)
+    qtbot.addWidget(box)
+    assert "works at about 1024" in box.text() and box.fit_button.text() == "Fit to 1024 × 512"

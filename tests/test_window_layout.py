@@ -91,7 +91,7 @@ def test_the_lora_line_shows_its_hint_and_each_presets_lora_whole(qtbot, tmp_pat
         assert text_is_whole(panel.presets.lora_edit), (panel.presets.lora_edit.text(), panel.presets.lora_edit.width())
         assert combo_text_is_whole(panel.presets.preset_combo), panel.presets.preset_combo.currentText()
         shown.append(panel.presets.lora_edit.text())
-    assert len(shown) == 3 and any("Hyper-SD15-8steps" in text for text in shown)
+    assert len(shown) == 4 and any("Hyper-SD15-8steps" in text for text in shown)
 
 
 def test_the_results_sit_under_the_picture_and_leave_the_controls_their_height(qtbot, tmp_path):

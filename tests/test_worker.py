@@ -211,7 +211,7 @@ def test_loading_a_model_during_a_run_abandons_it_and_a_request_made_meanwhile_r
     kinds = [e[0] for e in events.events if e[0] != "step" or e[1] == waiting]
     assert kinds.index("cancelled") < kinds.index("ready") < kinds.index("result")
     assert events.of("cancelled") == [("cancelled", running)] and events.of("result")[0][1] == waiting
-    assert events.of("ready") == [("ready", tiny_model_dir.name, "cpu")]
+    assert events.of("ready") == [("ready", tiny_model_dir.name, "cpu (fp32)")]
     gc.collect()
     assert first_engine() is None  # the worker kept no reference to the old model
 

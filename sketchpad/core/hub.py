@@ -28,8 +28,8 @@ _ALTERNATIVES = {
     "model": "choose a model folder or .safetensors file on this computer",
     "LoRA": "use a LoRA .safetensors file on this computer",
     "ControlNet": "use a ControlNet folder or .safetensors file on this computer",
-    "SD 1.5 configuration": "use a diffusers model folder instead of a single checkpoint file",
 }
+_CONFIGURATION = "use a diffusers model folder instead of a single checkpoint file"  # the role "<family> configuration"
 _probes: dict[str, tuple[float, bool]] = {}  # endpoint -> (when, reachable)
 _probe_lock = threading.Lock()
 
@@ -109,8 +109,9 @@ def missing_weights(source: ModelSource) -> SketchpadError:
     what = f"the {source.role} {source.text or source.location}" + (f" ({about(size)})" if size else "")
     why = "Sketchpad is offline (HF_HUB_OFFLINE is set)" if hub_offline() else "the Hugging Face Hub cannot be reached"
     how = "connect to the internet once to download it"
-    if source.role in _ALTERNATIVES:
-        how += f", or {_ALTERNATIVES[source.role]}"
+    alternative = _CONFIGURATION if source.role.endswith(" configuration") else _ALTERNATIVES.get(source.role)
+    if alternative:
+        how += f", or {alternative}"
     return SketchpadError(f"{what} is not in the Hugging Face cache and {why}: {how}",
                           kind=FailureKind.NEEDS_DOWNLOAD)
 

@@ -26,7 +26,8 @@ LATENT_FACTOR = 8
 MIN_SIDE = 4 * LATENT_FACTOR  # the smallest side a sketch is run at; smaller ones are scaled up to it
 SD15_LONG_SIDE = 512  # SD1.5 was trained at 512x512
 # Beyond this long side a picture is offered to be fitted: larger runs take minutes and SD1.5
-# repeats its subject there (the largest canvas preset, 768, stays as it is).
+# repeats its subject there (the largest canvas preset, 768, stays as it is). Another model's native
+# size scales it alike (SDXL's 1024: beyond 1536).
 SD15_FIT_ABOVE = 768
 
 
@@ -121,10 +122,10 @@ def to_rgb_picture(image: Image.Image) -> Image.Image:
     return _to_rgb(ImageOps.exif_transpose(image) if image.format == "JPEG" else image)
 
 
-def fit_for_sd15(size: tuple[int, int]) -> tuple[int, int]:
-    """The size SD1.5 handles for a picture of `size`: 512 on the long side, the aspect kept as
-    closely as multiples of 8 allow (never below MIN_SIDE)."""
-    return fit_long_side(size, SD15_LONG_SIDE)
+def fit_for_sd15(size: tuple[int, int], native: int = SD15_LONG_SIDE) -> tuple[int, int]:
+    """The size the model handles for a picture of `size`: its native size (SD1.5's 512, SDXL's 1024)
+    on the long side, the aspect kept as closely as multiples of 8 allow (never below MIN_SIDE)."""
+    return fit_long_side(size, native)
 
 
 def fit_long_side(size: tuple[int, int], long_side: int) -> tuple[int, int]:
@@ -138,13 +139,13 @@ def fit_long_side(size: tuple[int, int], long_side: int) -> tuple[int, int]:
     return tuple(max(MIN_SIDE, round(side * scale / LATENT_FACTOR) * LATENT_FACTOR) for side in (width, height))
 
 
-def needs_fit_for_sd15(size: tuple[int, int]) -> bool:
-    return max(size) > SD15_FIT_ABOVE
+def needs_fit_for_sd15(size: tuple[int, int], native: int = SD15_LONG_SIDE) -> bool:
+    return max(size) > native * SD15_FIT_ABOVE // SD15_LONG_SIDE
 
 
-def fit_sketch_for_sd15(image: Image.Image) -> Image.Image:
+def fit_sketch_for_sd15(image: Image.Image, native: int = SD15_LONG_SIDE) -> Image.Image:
     """The picture scaled (smoothly, aspect kept) to fit_for_sd15 of its size."""
-    return image.resize(fit_for_sd15(image.size), Image.Resampling.LANCZOS)
+    return image.resize(fit_for_sd15(image.size, native), Image.Resampling.LANCZOS)
 
 
 def sketch_size(width: int, height: int) -> tuple[int, int]:

@@ -14,11 +14,14 @@ from pathlib import Path
 SCHEDULER_LABELS = {
     "pndm": "PLMS", "ddim": "DDIM", "euler": "Euler", "euler_a": "Euler a",
     "dpmpp_2m": "DPM++ 2M", "dpmpp_2m_karras": "DPM++ 2M Karras", "lcm": "LCM",
-    "ddim_trailing": "DDIM Trailing",
+    "ddim_trailing": "DDIM Trailing", "euler_trailing": "Euler Trailing", "tcd": "TCD",
 }  # fmt: skip
 SCHEDULERS = tuple(SCHEDULER_LABELS)
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
+# The UNet's number format; auto: fp16 on CUDA, bf16 on CPUs with bf16 instructions, else fp32
+DTYPES = ("auto", "fp32", "bf16", "fp16")
+DTYPE_ENV = "SKETCHPAD_DTYPE"  # what --dtype sets, for the window's worker and the command line alike
 
 APP_NAME = ORGANIZATION_NAME = "Sketchpad"  # what Qt names the app's own folders after
 

@@ -22,13 +22,16 @@ MODEL_CONFIG_FILES = (
     "model_index.json", "scheduler/scheduler_config.json", "text_encoder/config.json", "tokenizer/vocab.json",
     "tokenizer/merges.txt", "unet/config.json", "vae/config.json",
 )  # fmt: skip
+SDXL_CONFIG_FILES = ("text_encoder_2/config.json", "tokenizer_2/vocab.json", "tokenizer_2/merges.txt")
 MODEL_HUB_FILES = MODEL_CONFIG_FILES + (
     "text_encoder/model.safetensors", "unet/diffusion_pytorch_model.safetensors",
     "vae/diffusion_pytorch_model.safetensors",
 )  # fmt: skip
 PART_HUB_FILES = ("config.json", "diffusion_pytorch_model.safetensors")  # a ControlNet's, TAESD's
 # Download sizes of the Hub weights Sketchpad names itself (the presets' LoRAs are in core/presets.py)
-DOWNLOAD_BYTES = {("model", DEFAULT_MODEL): 4_265_000_000, ("TAESD", TAESD_HUB_ID): 9_793_292}
+TAESDXL_HUB_ID = "madebyollin/taesdxl"  # TAESD for SDXL's latents (core/families.py)
+DOWNLOAD_BYTES = {("model", DEFAULT_MODEL): 4_265_000_000, ("TAESD", TAESD_HUB_ID): 9_793_292,
+                  ("TAESD", TAESDXL_HUB_ID): 9_793_292}
 
 _HUB_PART = re.compile(r"^[A-Za-z0-9][\w.\-]*$")
 
@@ -98,13 +101,14 @@ def resolve_model_source(text: str | None) -> ModelSource:
     raise ModelError(f"model not found: {text} (give a folder, a .safetensors file or a Hugging Face id)")
 
 
-def checkpoint_config_source(text: str) -> ModelSource:
+def checkpoint_config_source(text: str, family_label: str = "SD 1.5", two_text_encoders: bool = False) -> ModelSource:
     """Where a single-file checkpoint's component configs and tokenizer come from: a diffusers folder
     or a Hub repository, of which only the small configuration files are needed."""
     path = Path(text).expanduser()
     if path.is_dir():
         return ModelSource("folder", str(path.resolve()), "model configuration", text=text)
-    return ModelSource("hub", text.strip(), "SD 1.5 configuration", MODEL_CONFIG_FILES, text)
+    files = MODEL_CONFIG_FILES + (SDXL_CONFIG_FILES if two_text_encoders else ())
+    return ModelSource("hub", text.strip(), f"{family_label} configuration", files, text)
 
 
 def resolve_lora_source(text: str) -> ModelSource:

@@ -17,7 +17,7 @@ from ..core.images import load_sketch, prepare_sketch
 from ..core.storage import next_free_path, read_png_parameters, save_png, save_result
 from .canvas import SketchCanvas
 from ..qimages import pil_to_qimage, qimage_to_pil
-from .sd15_fit import offer_sd15_fit
+from .sd15_fit import native_size_for, offer_sd15_fit
 from .history import HistoryEntry
 from .session import Session
 
@@ -54,7 +54,7 @@ class FileActions:
             return False
         self.session.last_folder = path.parent
         if mask is None:
-            sketch = offer_sd15_fit(self.dialog_parent, sketch)
+            sketch = offer_sd15_fit(self.dialog_parent, sketch, native=native_size_for(self.session.model))
         self.canvas.set_image(pil_to_qimage(sketch), mask=None if mask is None else np.asarray(mask.image()))
         if info is not None:
             self.session.load_request(info.params)
@@ -85,7 +85,7 @@ class FileActions:
         except SketchpadError as error:
             self.session.say(str(error), error=True)
             return False
-        sketch = offer_sd15_fit(self.dialog_parent, sketch)
+        sketch = offer_sd15_fit(self.dialog_parent, sketch, native=native_size_for(self.session.model))
         self.canvas.set_image(pil_to_qimage(sketch))
         self.session.say(message)
         return True

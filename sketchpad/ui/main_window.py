@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import QSettings, Qt, QTimer
+from PySide6.QtCore import QSettings, QSize, Qt, QTimer
 from PySide6.QtGui import QImage
 from PySide6.QtWidgets import (
     QLabel,
@@ -30,6 +30,7 @@ from ..core.server_files import server_file
 from ..core.storage import ResultInfo, clean_leftovers, next_free_path, save_png, save_result
 from .autosave import Recovered, SketchAutosaver
 from .canvas import SketchCanvas
+from .sd15_fit import native_size_for
 from .file_actions import FileActions
 from .generation_panel import GenerationPanel
 from .history_strip import HistoryStrip
@@ -94,6 +95,7 @@ class MainWindow(QMainWindow):
         state = Path(state_dir or app_state_dir())
         restore_session(self.settings, self.session, model, device, output_dir, server)
         self.canvas_mask.restore(self.settings)
+        self._canvas_follows_model(self.session.model)
         self._open_archive(state / "results")
         # each window its own recovery slot: the drawing and the request it was made for
         self.autosaver = SketchAutosaver(self.canvas, state, session=self._recovery_state, parent=self)
@@ -343,8 +345,17 @@ class MainWindow(QMainWindow):
             return
         elif model.status is ModelStatus.READY:
             self.preview.show_caption(READY_HINT)
+            self._canvas_follows_model(model)
         elif model.status is ModelStatus.FAILED:
             self.preview.show_caption("")  # the last loading line no longer applies
+
+    def _canvas_follows_model(self, model: ModelState) -> None:
+        """A page nobody has touched yet takes the model's native size (1024 x 1024 for SDXL), with
+        nothing to undo; a drawing, an opened picture or a chosen size stays as it is."""
+        side = native_size_for(model)
+        if self.canvas.undo_stack().count() == 0 and self.canvas.canvas_size() != QSize(side, side):
+            self.canvas.resize_canvas(side, side)
+            self.canvas.undo_stack().clear()
 
     def _remember_model(self, model: ModelState) -> None:
         """A model or server that loads is written to the settings at once, so a crash or a kill

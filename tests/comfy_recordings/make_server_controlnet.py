@@ -32,6 +32,11 @@ def main(out: str) -> None:
         block_out_channels=(320,), down_block_types=("CrossAttnDownBlock2D",),
         up_block_types=("CrossAttnUpBlock2D",), cross_attention_dim=768, attention_head_dim=8,
         norm_num_groups=32, act_fn="silu", flip_sin_to_cos=True, freq_shift=0)
+    write_controlnet(config, out)
+
+
+def write_controlnet(config: dict, out: str) -> None:
+    """A ControlNet for the UNet `config` describes, in ComfyUI's `control_model.*` layout (fp16)."""
     controlnet = ControlNetModel.from_unet(UNet2DConditionModel(**config))
     state = {k: v.detach().clone() for k, v in controlnet.state_dict().items()}
     extras = {}

@@ -27,17 +27,31 @@ def main(out: str) -> None:
         up_block_types=("CrossAttnUpBlock2D",), cross_attention_dim=768, attention_head_dim=8,
         norm_num_groups=32, act_fn="silu", flip_sin_to_cos=True, freq_shift=0)
     state = {}
+    targets = add_unet(state, unet)
+    add_text_encoder(state, "lora_te_", CLIP_LAYERS, CLIP_WIDTH)
+    save(state, out)
+    print(out, len(state), "tensors,", targets, "UNet layers")
+
+
+def add_unet(state: dict, unet) -> int:
+    """Every attention projection of `unet`, under kohya's `lora_unet_<diffusers path>` names."""
     targets = [(name, module) for name, module in unet.named_modules()
                if isinstance(module, torch.nn.Linear) and ".attn" in name
                and name.rsplit(".", 1)[-1] in ("to_q", "to_k", "to_v", "0")]
     for name, module in targets:
         add(state, "lora_unet_" + name.replace(".", "_"), module.in_features, module.out_features)
-    for layer in range(CLIP_LAYERS):
+    return len(targets)
+
+
+def add_text_encoder(state: dict, prefix: str, layers: int, width: int) -> None:
+    for layer in range(layers):
         for proj in ("q_proj", "k_proj", "v_proj", "out_proj"):
-            add(state, f"lora_te_text_model_encoder_layers_{layer}_self_attn_{proj}", CLIP_WIDTH, CLIP_WIDTH)
+            add(state, f"{prefix}text_model_encoder_layers_{layer}_self_attn_{proj}", width, width)
+
+
+def save(state: dict, out: str) -> None:
     save_file({k: v.to(torch.float16).contiguous() for k, v in state.items()}, out,
               metadata={"ss_network_module": "networks.lora", "ss_network_dim": str(RANK)})
-    print(out, len(state), "tensors,", len(targets), "UNet layers")
 
 
 def add(state: dict, key: str, fan_in: int, fan_out: int) -> None:

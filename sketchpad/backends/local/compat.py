@@ -15,6 +15,7 @@ from diffusers import (
     EulerDiscreteScheduler,
     LCMScheduler,
     PNDMScheduler,
+    TCDScheduler,
 )
 
 from ...core.errors import ModelError
@@ -30,11 +31,13 @@ SCHEDULER_ATTRIBUTES = {
     EulerAncestralDiscreteScheduler: _EVERY_SCHEDULER + _SIGMA_SCHEDULER,
     DPMSolverMultistepScheduler: _EVERY_SCHEDULER + _SIGMA_SCHEDULER,
     LCMScheduler: _EVERY_SCHEDULER + ("step_index", "begin_index", "set_begin_index"),
+    TCDScheduler: _EVERY_SCHEDULER + ("step_index", "begin_index", "set_begin_index"),
 }
 PIPELINE_ATTRIBUTES = (
     "encode_prompt", "prepare_extra_step_kwargs", "image_processor", "vae_scale_factor",
     "get_guidance_scale_embedding", "unet", "vae", "text_encoder", "tokenizer", "scheduler",
 )
+SDXL_PIPELINE_ATTRIBUTES = ("text_encoder_2", "tokenizer_2")
 
 
 def check_scheduler(scheduler) -> None:
@@ -47,6 +50,8 @@ def check_scheduler(scheduler) -> None:
 
 def check_pipeline(pipe) -> None:
     _require(pipe, type(pipe).__name__, PIPELINE_ATTRIBUTES)
+    if hasattr(pipe, "text_encoder_2"):
+        _require(pipe, type(pipe).__name__, SDXL_PIPELINE_ATTRIBUTES)
 
 
 def _require(thing, name: str, attributes) -> None:

@@ -2,12 +2,15 @@
 
 The sketch (dark lines on light paper) is inverted into what scribble models were trained on: white
 lines on black. Its tensor is cached per sketch content, like the sketch latents, so a dial turn
-prepares nothing again; the loaded ControlNet stays until another one is asked for.
+prepares nothing again; the loaded ControlNet stays until another one is asked for. A ControlNet made
+for another family (e.g. an SD 1.5 scribble model under SDXL) is refused in one line naming both,
+from its config or its file's header before its weights are read where they are here.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 from pathlib import Path
@@ -16,9 +19,11 @@ import torch
 from PIL import Image
 
 from ...core.errors import ModelError, SketchpadError
-from ...core.hub import can_download, local_files_only
+from ...core.families import Family, mismatch
+from ...core.hub import cached_file, can_download, local_files_only
 from ...core.images import scribble_image
 from ...core.params import ControlSpec
+from ...core.safetensors_header import read_safetensors_header
 from ...core.sources import ModelSource, resolve_control_source
 
 log = logging.getLogger(__name__)
@@ -54,6 +59,25 @@ def load_controlnet(source: ModelSource, device, dtype):
     return model.to(device).eval()
 
 
+def _width_before_loading(source: ModelSource) -> int | None:
+    """The cross-attention width a ControlNet is made for, from its config.json (a folder, or the Hub
+    cache) or its single file's attn2.to_k shapes; None where neither is here yet."""
+    if source.kind == "file":
+        for key, info in read_safetensors_header(source.location).items():
+            if key.endswith("attn2.to_k.weight") and len(info.shape) == 2:
+                return info.shape[1]
+        return None
+    if source.kind == "folder":
+        config = Path(source.location) / "config.json"
+    else:
+        config = cached_file(source.location, "config.json")
+    try:
+        width = json.loads(config.read_text(encoding="utf-8")).get("cross_attention_dim") if config else None
+    except (OSError, ValueError):
+        return None  # the loader says what is wrong with it
+    return width if isinstance(width, int) else None
+
+
 class ControlNetSlot:
     """The loaded ControlNet (one at a time) and the prepared control images of recent sketches."""
 
@@ -66,12 +90,18 @@ class ControlNetSlot:
         self._images: dict[str, torch.Tensor] = {}
         self._order: list[str] = []
 
-    def get(self, spec: ControlSpec):
+    def get(self, spec: ControlSpec, family: Family, model_width: int):
+        """The ControlNet `spec` names, loaded once; ModelError if it is made for another family."""
         source = resolve_control_source(spec.model)
         if source.location != self._location:
             self.model = None  # free the old one before loading the next
-            self.model = load_controlnet(source, self.device, self.dtype)
-            self._location = source.location
+            name = Path(source.location).name if source.kind != "hub" else source.location
+            if error := mismatch("ControlNet", name, _width_before_loading(source), family, model_width):
+                raise error
+            model = load_controlnet(source, self.device, self.dtype)
+            if error := mismatch("ControlNet", name, model.config.cross_attention_dim, family, model_width):
+                raise error
+            self.model, self._location = model, source.location
             self._on_load(self.model)
         return self.model
 

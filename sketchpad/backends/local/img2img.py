@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import time
 from collections import OrderedDict
+from functools import partial
 from types import SimpleNamespace
 from typing import Callable
 
@@ -22,16 +23,20 @@ from diffusers.utils.torch_utils import randn_tensor
 from PIL import Image
 
 from ...core.backend import GenerationResult, OnStep, OnWaiting, ShouldStop, StepPreview
+from ...core.families import Family, family_of_parts, is_turbo_name
 from ...core.images import prepare_sketch, to_rgb_picture
 from ...core.masks import InpaintPlan, check_mask_fits, plan_inpaint
 from ...core.params import GenerationParams
+from ...core.presets import fit_preset_to_model
 from ...core.schedule import StepPlan, plan_steps
 from . import preview as previews
 from .compat import check_pipeline, check_scheduler
+from .conditioning import Conditioning, encode_prompt
 from .controlnet import ControlNetSlot
 from .inpaint import Masking, blank_where_redone, inpainting_masking, is_inpainting_unet, regular_masking
 from .lora import LoraStack
 from .models import out_of_memory, out_of_memory_error
+from .precision import dtype_name
 from .samplers import longest_schedule, make_scheduler, prepare_timesteps, scheduler_name
 
 # UNet blocks before which a stale run may leave: ~40 per step on SD1.5, so a live restart waits
@@ -64,7 +69,9 @@ class _LRU(OrderedDict):
 
 
 class Img2ImgEngine:
-    """Owns one loaded pipeline. Not thread-safe: exactly one thread may call it.
+    """Owns one loaded pipeline of any family (SD 1.5, SD 2.x, SDXL). Not thread-safe: exactly one
+    thread may call it. The family only changes what the UNet is told (see conditioning.py), the
+    preview colours, the tiny autoencoder and the native size; the denoising loop is the same.
 
     The engine leaves nothing on the pipeline between runs (its stop checks are hooked into the UNet
     only while a run is in flight), so dropping the last reference to engine and pipeline frees the
@@ -78,16 +85,20 @@ class Img2ImgEngine:
         self.model_name = model_name
         self.notify = notify or (lambda message: None)
         self.device = pipeline.unet.device
-        self.dtype = pipeline.unet.dtype
-        self.device_name = self.device.type
+        self.family = pipeline_family(pipeline)
+        self.turbo = is_turbo_name(model_name)  # the turbo preset runs a one-step model as it is
+        self.native_size = int(pipeline.unet.config.sample_size) * pipeline.vae_scale_factor
+        self.dtype = pipeline.text_encoder.dtype  # the loop's latents and embeddings
+        self.unet_dtype = pipeline.unet.dtype  # bf16 on a CPU that has the instructions (see precision.py)
+        self.device_name = f"{self.device.type} ({dtype_name(self.unet_dtype)})"  # the status line says both
         self._model_scheduler = pipeline.scheduler
         self._schedulers: dict[str, object] = {}
         self._prompt_cache = _LRU(8)  # (prompt, negative, cfg on) -> embeddings
         self._sketch_cache = _LRU(4)  # sketch content hash -> encoded latents
         self._previewers: dict[str, previews.Previewer] = {}
         self._run_hooks: list = []  # the stop checks of the run in flight
-        self.loras = LoraStack(pipeline, self.notify)
-        self.controlnets = ControlNetSlot(pipeline, self.device, self.dtype)
+        self.loras = LoraStack(pipeline, self.family, self.notify)
+        self.controlnets = ControlNetSlot(pipeline, self.device, self.unet_dtype)
         self._taesd_model = None
         self._taesd_tried = False
         self._draft_latents: tuple[tuple, torch.Tensor] | None = None  # the last draft's, for its refine
@@ -105,7 +116,7 @@ class Img2ImgEngine:
         self._model_scheduler = None
         self._taesd_model = None
         self._draft_latents = None
-        self.controlnets = ControlNetSlot(None, self.device, self.dtype)
+        self.controlnets = ControlNetSlot(None, self.device, self.unet_dtype)
         self.loras = None
         self.pipe = None
         if cuda:
@@ -133,7 +144,7 @@ class Img2ImgEngine:
         if self.pipe is None:
             raise RuntimeError("this engine was closed; load the model again")
         started = time.perf_counter()
-        params = params.validated().with_concrete_seed()
+        params = fit_preset_to_model(params.validated(), self.family.name, self.turbo).with_concrete_seed()
         stop = should_stop or (lambda: False)
         picture, inpaint = None, None
         if params.mask is None:
@@ -141,7 +152,7 @@ class Img2ImgEngine:
         else:
             picture = to_rgb_picture(sketch)
             check_mask_fits(params.mask, picture.size)
-            inpaint = plan_inpaint(params.mask)
+            inpaint = plan_inpaint(params.mask, self.native_size)
             sketch = inpaint.work_picture(picture)
             if on_step is not None:
                 on_step = _pasting_previews(on_step, inpaint.preview_paster(picture))
@@ -204,22 +215,23 @@ class Img2ImgEngine:
                  inpaint: InpaintPlan | None = None):
         pipe, device = self.pipe, self.device
         do_cfg = params.cfg > 1 and pipe.unet.config.time_cond_proj_dim is None
-        embeds = self._prompt_embeddings(params.prompt, params.negative_prompt, do_cfg)
+        conditioning = self._prompt_embeddings(params.prompt, params.negative_prompt, do_cfg)
         timesteps = prepare_timesteps(scheduler, plan, device)
         generator = torch.Generator("cpu").manual_seed(params.seed)
         width, height = sketch.size
+        unet_inputs = conditioning.unet_inputs(self.unet_dtype, height, width)
         factor = pipe.vae_scale_factor
         shape = (1, pipe.vae.config.latent_channels, height // factor, width // factor)
-        noise = randn_tensor(shape, generator=generator, device=device, dtype=embeds.dtype)
+        noise = randn_tensor(shape, generator=generator, device=device, dtype=self.dtype)
         if plan.from_pure_noise:
             latents = noise * scheduler.init_noise_sigma
         else:
             latents = scheduler.add_noise(self._sketch_latents(sketch), noise, timesteps[:1])
         masking = self._masking(inpaint, sketch, scheduler, timesteps, noise, do_cfg)
         step_kwargs = _step_kwargs(pipe, scheduler, generator)
-        timestep_cond = self._guidance_embedding(params.cfg, latents.dtype)
+        timestep_cond = self._guidance_embedding(params.cfg, self.unet_dtype)
         preview = self._previewer(params.preview_method)
-        control = self._control_residuals(params, sketch, embeds, do_cfg)
+        control = self._control_residuals(params, sketch, unet_inputs, do_cfg)
         if self._run_hooks and params.control is not None and self.controlnets.model is not None:
             self._hook_stop_checks(self.controlnets.model, stop)
         total = len(timesteps)
@@ -228,17 +240,17 @@ class Img2ImgEngine:
                 return None
             model_input = torch.cat([latents] * 2) if do_cfg else latents
             model_input = scheduler.scale_model_input(model_input, t)
-            residuals = control(model_input, t, index, total)  # {} when no ControlNet steers this step
+            unet_input = (model_input if masking is None else masking.condition(model_input)).to(self.unet_dtype)
+            residuals = control(model_input.to(self.unet_dtype), t, index, total)  # {}: no ControlNet steers it
             noise_pred = pipe.unet(
-                model_input if masking is None else masking.condition(model_input),
+                unet_input,
                 t,
-                encoder_hidden_states=embeds,
                 timestep_cond=timestep_cond,
                 cross_attention_kwargs=None,
-                added_cond_kwargs=None,
                 return_dict=False,
+                **unet_inputs,
                 **residuals,
-            )[0]
+            )[0].to(self.dtype)
             if do_cfg:
                 uncond, text = noise_pred.chunk(2)
                 noise_pred = uncond + params.cfg * (text - uncond)
@@ -264,11 +276,11 @@ class Img2ImgEngine:
         return self.pipe.image_processor.postprocess(image, output_type="pil", do_denormalize=[True])[0]
 
     # ---- "keep my lines" -----------------------------------------------------------------
-    def _control_residuals(self, params, sketch, embeds, do_cfg):
+    def _control_residuals(self, params, sketch, unet_inputs: dict, do_cfg):
         spec = params.control
         if spec is None or not spec.applies:  # strength 0: the ControlNet is not even loaded
             return lambda model_input, t, index, total: {}
-        controlnet = self.controlnets.get(spec)
+        controlnet = self.controlnets.get(spec, self.family, self.pipe.unet.config.cross_attention_dim)
         condition = self.controlnets.control_image(sketch)
         condition = torch.cat([condition] * 2) if do_cfg else condition
 
@@ -276,8 +288,8 @@ class Img2ImgEngine:
             if not spec.steers(index, total):
                 return {}
             down, mid = controlnet(
-                model_input, t, encoder_hidden_states=embeds, controlnet_cond=condition,
-                conditioning_scale=float(spec.strength), guess_mode=False, return_dict=False,
+                model_input, t, controlnet_cond=condition, conditioning_scale=float(spec.strength),
+                guess_mode=False, return_dict=False, **unet_inputs,
             )
             return {"down_block_additional_residuals": down, "mid_block_additional_residual": mid}
 
@@ -304,13 +316,9 @@ class Img2ImgEngine:
         return inpainting_masking(self._sketch_cache.get_or_make(key, encode_masked), redo, do_cfg)
 
     # ---- caches for live use -------------------------------------------------------------
-    def _prompt_embeddings(self, prompt: str, negative: str, do_cfg: bool) -> torch.Tensor:
+    def _prompt_embeddings(self, prompt: str, negative: str, do_cfg: bool) -> Conditioning:
         def encode():
-            positive, negative_embeds = self.pipe.encode_prompt(
-                prompt=prompt, device=self.device, num_images_per_prompt=1,
-                do_classifier_free_guidance=do_cfg, negative_prompt=negative,
-            )
-            return torch.cat([negative_embeds, positive]) if do_cfg else positive
+            return encode_prompt(self.pipe, prompt, negative, do_cfg, self.device)
 
         # a LoRA may change the text encoder too, so what is fused is part of the key
         return self._prompt_cache.get_or_make((prompt, negative, do_cfg, self.loras.state), encode)
@@ -362,7 +370,7 @@ class Img2ImgEngine:
             taesd = self._taesd()
             if taesd is not None:
                 return previews.decoder_previewer(lambda x0: taesd.decode(x0.to(taesd.dtype), return_dict=False)[0])
-        return previews.latent2rgb
+        return partial(previews.latent2rgb, factors=self.family.latent_rgb_factors, bias=self.family.latent_rgb_bias)
 
     def _taesd(self):
         """The tiny autoencoder, loaded once for previews and draft decodes; None (said once) if missing."""
@@ -370,12 +378,18 @@ class Img2ImgEngine:
             from .taesd import load_taesd
 
             self._taesd_tried = True
-            self._taesd_model, problem = load_taesd(self.pipe, self.device, self.dtype)
+            self._taesd_model, problem = load_taesd(self.pipe, self.family, self.device, self.dtype)
             if problem:
                 self.notify(
                     f"TAESD unavailable ({problem}); previews use latent2rgb and drafts the full VAE instead"
                 )
         return self._taesd_model
+
+
+def pipeline_family(pipe) -> Family:
+    """The family of a loaded pipeline, by the same rule as a folder's (core.families)."""
+    second = getattr(pipe, "text_encoder_2", None) is not None
+    return family_of_parts(second, pipe.text_encoder.config.hidden_act, pipe.unet.config.cross_attention_dim)
 
 
 def _pasting_previews(on_step: OnStep, paste) -> OnStep:

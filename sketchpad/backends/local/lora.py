@@ -1,7 +1,9 @@
 """LoRAs on the local engine: find the file, read it once, fuse it, and take it out without a trace.
 
 Formats: whatever diffusers' `load_lora_weights` reads (kohya/AUTOMATIC1111 `lora_unet_…`/`lora_te_…`
-keys and diffusers/peft `unet.…lora_A` keys), from .safetensors only. The LoRAs in use are fused into
+keys, SDXL's `lora_te1_…`/`lora_te2_…`, and diffusers/peft `unet.…lora_A` keys), from .safetensors
+only. A LoRA made for another family (its UNet's cross-attention of another width) is refused in one
+line naming both families before anything changes. The LoRAs in use are fused into
 the UNet and text encoder weights, so a step costs what it costs without them. Fusing and unfusing
 in floating point does not give back the original weights bit for bit, so the original values of
 every layer a LoRA touches are kept aside while any LoRA is fused and copied back when unfusing.
@@ -21,6 +23,7 @@ import torch
 from safetensors.torch import load_file
 
 from ...core.errors import ModelError, SketchpadError
+from ...core.families import Family, lora_width, mismatch
 from ...core.hashes import lora_short_hash as short_hash
 from ...core.hub import download_file
 from ...core.params import LoraSpec
@@ -28,7 +31,7 @@ from ...core.sources import resolve_lora_source
 from .lora_text_encoder import fuse_text_encoder_pairs, text_encoder_pairs
 
 log = logging.getLogger(__name__)
-_COMPONENTS = ["unet", "text_encoder"]
+_TEXT_ENCODERS = ("text_encoder", "text_encoder_2")  # SDXL has the second
 
 
 def resolve_lora_file(text: str) -> Path:
@@ -76,9 +79,12 @@ class _Loaded:
 class LoraStack:
     """The LoRAs loaded into one pipeline. Not thread-safe, like the engine that owns it."""
 
-    def __init__(self, pipe, notify=None):
+    def __init__(self, pipe, family: Family, notify=None):
         self.pipe = pipe
+        self.family = family
         self.notify = notify or (lambda message: None)
+        self._text_encoders = {name: getattr(pipe, name) for name in _TEXT_ENCODERS if getattr(pipe, name, None)}
+        self._components = ["unet", *self._text_encoders]
         self._files: dict[str, Path] = {}  # source text -> resolved file
         self._loaded: dict[Path, _Loaded] = {}
         self._fused: tuple[tuple[Path, float], ...] = ()
@@ -97,6 +103,10 @@ class LoraStack:
         wanted = tuple((path, float(spec.weight)) for spec, path in zip(specs, files) if spec.weight != 0)
         # read new files before changing anything, so a bad file leaves the pipeline as it was
         fresh = {path: (read_lora(path), short_hash(path)) for path, _ in wanted if path not in self._loaded}
+        for path, (state, _) in fresh.items():
+            width = lora_width({key: tuple(tensor.shape) for key, tensor in state.items()})
+            if error := mismatch("LoRA", path.name, width, self.family, self.pipe.unet.config.cross_attention_dim):
+                raise error
         stale = [path for path in self._loaded if path not in files]
         if wanted != self._fused or fresh or stale:
             self._rebuild(wanted, fresh, stale)
@@ -142,7 +152,7 @@ class LoraStack:
             names = [name for name, _ in peft_wanted]
             pipe.set_adapters(names, [weight for _, weight in peft_wanted])
             self._keep_originals()
-            pipe.fuse_lora(components=_COMPONENTS, adapter_names=names)
+            pipe.fuse_lora(components=self._components, adapter_names=names)
         pairs = [(weight, pair) for path, weight in wanted for pair in self._loaded[path].text_encoder_pairs]
         fuse_text_encoder_pairs(pairs, self._originals)
         self._fused = wanted
@@ -158,7 +168,7 @@ class LoraStack:
         # transformers loads text-encoder LoRAs only with a newer peft than may be installed: then
         # peft takes the UNet part and the text-encoder part is merged by hand at fuse time
         converted, alphas, metadata = pipe.lora_state_dict(dict(state), return_lora_metadata=True)
-        pairs, left_out = text_encoder_pairs(pipe.text_encoder, converted, alphas, path.name)  # before any change
+        pairs, left_out = text_encoder_pairs(self._text_encoders, converted, alphas, path.name)  # before any change
         unet_part = {key: value for key, value in converted.items() if not key.startswith("text_encoder")}
         if not unet_part and not pairs:
             raise ModelError(f"LoRA {path.name} changes no layer of this model")
@@ -177,7 +187,7 @@ class LoraStack:
         if not self._fused:
             return
         if self._peft_adapters():
-            self.pipe.unfuse_lora(components=_COMPONENTS)
+            self.pipe.unfuse_lora(components=self._components)
         with torch.no_grad():
             for param, original in self._originals.values():
                 param.copy_(original)  # subtracting the delta again is off by rounding; copying is exact
@@ -186,7 +196,7 @@ class LoraStack:
     def _keep_originals(self) -> None:
         from peft.tuners.tuners_utils import BaseTunerLayer
 
-        for component in _COMPONENTS:
+        for component in self._components:
             model = getattr(self.pipe, component)
             for module in model.modules():
                 if isinstance(module, BaseTunerLayer):

@@ -15,26 +15,39 @@ from pathlib import Path
 import torch
 
 from ...core.errors import ModelError
+from ...core.families import SD15, SDXL, UNET, Family, ModelKind, detect_checkpoint
+from ...core.safetensors_header import read_safetensors_header
 from ...core.sources import PICKLE_SUFFIXES
 
 log = logging.getLogger(__name__)
 
-# The parts of an SD1.5 diffusers folder: folder -> (what it does, config file, weights file stem)
+# The parts of a diffusers folder: folder -> (what it does, config file, weights file stem)
 PARTS = {
     "unet": ("the UNet, which paints", "config.json", "diffusion_pytorch_model"),
     "vae": ("the VAE, which turns pictures into latents and back", "config.json", "diffusion_pytorch_model"),
     "text_encoder": ("the text encoder, which reads the prompt", "config.json", "model"),
     "tokenizer": ("the tokenizer, which splits the prompt into words", None, None),
     "scheduler": ("the noise schedule", "scheduler_config.json", None),
+    "text_encoder_2": ("SDXL's second text encoder, which reads the prompt too", "config.json", "model"),
+    "tokenizer_2": ("the second text encoder's tokenizer", None, None),
+}
+_SDXL_ONLY = ("text_encoder_2", "tokenizer_2")
+# Where a single checkpoint file keeps each family's text encoder(s)
+_TEXT_ENCODERS = {
+    "sd15": ("cond_stage_model.transformer.",),
+    "sd2": ("cond_stage_model.model.",),
+    "sdxl": ("conditioner.embedders.0.transformer.", "conditioner.embedders.1.model."),
 }
 _GET_IT_AGAIN = "Copy it again from where the model came from, or download the model again."
 
 
-def check_model_folder(folder: str | Path) -> None:
+def check_model_folder(folder: str | Path, family: Family = SD15) -> None:
     """Raise ModelError naming the first missing, damaged or mismatched file of a diffusers folder."""
     folder = Path(folder)
     index = read_json(folder / "model_index.json")
     for part, (what, config_name, weights_stem) in PARTS.items():
+        if part in _SDXL_ONLY and family is not SDXL:
+            continue
         part_dir = folder / part
         if not index.get(part) or index[part] == [None, None]:
             raise ModelError(
@@ -43,7 +56,7 @@ def check_model_folder(folder: str | Path) -> None:
             )
         if not part_dir.is_dir():
             raise ModelError(f"{part_dir} is missing: the model needs its {part} folder ({what}).\n{_GET_IT_AGAIN}")
-        if part == "tokenizer":
+        if part.startswith("tokenizer"):
             _check_tokenizer(part_dir)
             continue
         config = part_dir / config_name
@@ -56,38 +69,31 @@ def check_model_folder(folder: str | Path) -> None:
             _check_shapes(part, part_dir, files, file_shapes)
 
 
-def check_checkpoint(file: str | Path) -> None:
-    """Raise ModelError if a single-file checkpoint is damaged or is not an SD1.x model with its
-    UNet, VAE and text encoder inside."""
+def check_checkpoint(file: str | Path) -> ModelKind:
+    """What a single-file checkpoint is; ModelError if it is damaged, of a kind Sketchpad does not
+    run, or lacks its UNet, VAE or text encoder(s)."""
     file = Path(file)
-    keys = read_header(file).keys()
+    header = read_safetensors_header(file)
 
     def has(prefix: str) -> bool:
-        return any(key.startswith(prefix) for key in keys)
+        return any(key.startswith(prefix) for key in header)
 
-    if any("lora_" in key or ".lora." in key or "lora_A" in key for key in keys) and not has("model.diffusion_model."):
+    if any("lora_" in key or ".lora." in key or "lora_A" in key for key in header) and not has(UNET):
         raise ModelError(f"{file} is a LoRA, not a model: add it on top of a model under LoRAs (--lora).")
-    if has("conditioner.embedders."):
-        raise ModelError(
-            f"{file} is a Stable Diffusion XL checkpoint; Sketchpad runs Stable Diffusion 1.x models.\n"
-            "Choose an SD 1.5 checkpoint."
-        )
-    if has("cond_stage_model.model."):
-        raise ModelError(
-            f"{file} is a Stable Diffusion 2 checkpoint; Sketchpad runs Stable Diffusion 1.x models.\n"
-            "Choose an SD 1.5 checkpoint."
-        )
-    if not has("model.diffusion_model."):
+    kind = detect_checkpoint(file, header)
+    if not has(UNET):
         raise ModelError(
             f"{file} is not a Stable Diffusion checkpoint: it holds no UNet weights (model.diffusion_model.*).\n"
-            "Choose an SD 1.5 .safetensors checkpoint or a diffusers model folder."
+            "Choose an SD 1.5, SD 2.x or SDXL .safetensors checkpoint or a diffusers model folder."
         )
-    for prefix, what in (("first_stage_model.", "VAE"), ("cond_stage_model.transformer.", "text encoder")):
+    encoders = _TEXT_ENCODERS[kind.family.name]
+    for prefix, what in (("first_stage_model.", "VAE"), *((prefix, "text encoder") for prefix in encoders)):
         if not has(prefix):
             raise ModelError(
                 f"{file} has no {what} inside (no {prefix}* weights).\n"
                 f"Use a checkpoint with its {what} baked in, or a diffusers model folder."
             )
+    return kind
 
 
 def read_json(path: Path) -> dict:
@@ -103,17 +109,7 @@ def read_json(path: Path) -> dict:
 
 def read_header(file: Path) -> dict[str, tuple[int, ...]]:
     """Tensor names and shapes from a safetensors header (the weights are not read)."""
-    from safetensors import safe_open
-
-    try:
-        with safe_open(str(file), framework="pt") as weights:
-            return {key: tuple(weights.get_slice(key).get_shape()) for key in weights.keys()}
-    except Exception as error:  # truncated, not safetensors at all, unreadable: safetensors' own types
-        log.warning("reading the header of %s failed", file, exc_info=True)
-        raise ModelError(
-            f"{file} is damaged or not a safetensors file ({_reason(error)}).\n"
-            "Copy or download it again."
-        ) from error
+    return {key: info.shape for key, info in read_safetensors_header(file).items()}
 
 
 def _check_tokenizer(part_dir: Path) -> None:
@@ -167,10 +163,11 @@ def _expected_shapes(part: str, part_dir: Path) -> dict[str, tuple[int, ...]]:
     """The tensor shapes the config asks for, from a model built on the meta device (no memory)."""
     try:
         with torch.device("meta"):
-            if part == "text_encoder":
-                from transformers import CLIPTextConfig, CLIPTextModel
+            if part.startswith("text_encoder"):
+                from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
 
-                model = CLIPTextModel(CLIPTextConfig.from_pretrained(part_dir))
+                cls = CLIPTextModelWithProjection if part == "text_encoder_2" else CLIPTextModel
+                model = cls(CLIPTextConfig.from_pretrained(part_dir))
             else:
                 from diffusers import AutoencoderKL, UNet2DConditionModel
 

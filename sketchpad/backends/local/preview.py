@@ -7,13 +7,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-# ComfyUI's SD1.5 latent -> RGB factors: rows are latent channels, columns R, G, B.
-LATENT_RGB_FACTORS = (
-    (0.3512, 0.2297, 0.3227),
-    (0.3250, 0.4974, 0.2350),
-    (-0.2829, 0.1762, 0.2721),
-    (-0.2120, -0.2616, -0.7177),
-)
+from ...core.families import SD15
 
 Previewer = Callable[[torch.Tensor], np.ndarray]
 
@@ -36,10 +30,11 @@ def predicted_original(scheduler, step_output, sample: torch.Tensor, model_outpu
     return step_output.prev_sample
 
 
-def latent2rgb(latents: torch.Tensor) -> np.ndarray:
-    """(1, 4, h, w) latents -> (h, w, 3) uint8: a 4x3 linear map, nearly free."""
-    factors = torch.tensor(LATENT_RGB_FACTORS, dtype=latents.dtype, device=latents.device)
-    rgb = torch.einsum("chw,cr->hwr", latents[0], factors)
+def latent2rgb(latents: torch.Tensor, factors=SD15.latent_rgb_factors, bias=SD15.latent_rgb_bias) -> np.ndarray:
+    """(1, 4, h, w) latents -> (h, w, 3) uint8: a 4x3 linear map and a bias (the family's, from
+    ComfyUI: rows are latent channels, columns R, G, B), nearly free."""
+    as_tensor = dict(dtype=latents.dtype, device=latents.device)
+    rgb = torch.einsum("chw,cr->hwr", latents[0], torch.tensor(factors, **as_tensor)) + torch.tensor(bias, **as_tensor)
     return _to_uint8((rgb + 1) / 2)
 
 

@@ -27,6 +27,7 @@ from diffusers import (
     EulerDiscreteScheduler,
     LCMScheduler,
     PNDMScheduler,
+    TCDScheduler,
 )
 
 from ...core.schedule import StepPlan
@@ -45,7 +46,12 @@ _SCHEDULERS = {
     "lcm": (LCMScheduler, {}),
     # what Hyper-SD's authors specify for their SD1.5 few-step LoRAs
     "ddim_trailing": (DDIMScheduler, {"timestep_spacing": "trailing"}),
+    # what ByteDance specifies for SDXL-Lightning
+    "euler_trailing": (EulerDiscreteScheduler, {"timestep_spacing": "trailing"}),
+    # Trajectory Consistency Distillation: what Hyper-SD's 1-step LoRAs run with
+    "tcd": (TCDScheduler, {}),
 }
+_TRAILING = {DDIMScheduler: "ddim_trailing", EulerDiscreteScheduler: "euler_trailing"}
 
 
 def make_scheduler(name: str, model_config) -> object:
@@ -58,8 +64,8 @@ def make_scheduler(name: str, model_config) -> object:
 
 def scheduler_name(scheduler) -> str:
     """Our name for a scheduler instance (the model's own one included)."""
-    if type(scheduler) is DDIMScheduler:
-        return "ddim_trailing" if scheduler.config.timestep_spacing == "trailing" else "ddim"
+    if type(scheduler) in _TRAILING and scheduler.config.timestep_spacing == "trailing":
+        return _TRAILING[type(scheduler)]
     karras = bool(getattr(scheduler.config, "use_karras_sigmas", False))
     for name, (cls, overrides) in _SCHEDULERS.items():
         if type(scheduler) is cls and overrides.get("use_karras_sigmas", False) == karras:
@@ -124,6 +130,9 @@ def prepare_timesteps(scheduler, plan: StepPlan, device) -> torch.Tensor:
     if isinstance(scheduler, LCMScheduler):
         # LCM picks its steps from a coarse grid of `original_inference_steps` points
         extra["original_inference_steps"] = max(plan.schedule_steps, scheduler.config.original_inference_steps)
+    elif isinstance(scheduler, TCDScheduler) and plan.schedule_steps > scheduler.config.original_inference_steps:
+        # TCD too, but naming the grid's size switches it to every timestep: only where its own is too coarse
+        extra["original_inference_steps"] = plan.schedule_steps
     scheduler.set_timesteps(plan.schedule_steps, device=device, **extra)
     start = plan.first_step * scheduler.order
     if _karras(scheduler) and _repeats(scheduler.timesteps[start:]):

@@ -7,30 +7,32 @@ import os
 from pathlib import Path
 
 from ...core.errors import SketchpadError
+from ...core.families import Family
 from ...core.hub import local_files_only
-from ...core.sources import TAESD_HUB_ID, taesd_source
+from ...core.sources import taesd_source
 
 log = logging.getLogger(__name__)
 
 
-def taesd_candidates(pipe) -> list[str]:
-    """Where to look, best first: $SKETCHPAD_TAESD, a `taesd` folder beside the model, the Hub."""
+def taesd_candidates(pipe, family: Family) -> list[str]:
+    """Where to look, best first: $SKETCHPAD_TAESD, the family's folder beside the model (`taesd`,
+    SDXL's `taesdxl`), the family's on the Hub (madebyollin/taesd, madebyollin/taesdxl)."""
     found = []
     if os.environ.get("SKETCHPAD_TAESD"):
         found.append(os.environ["SKETCHPAD_TAESD"])
     model_folder = Path(str(getattr(pipe, "name_or_path", "") or ""))
-    if (model_folder / "taesd" / "config.json").is_file():
-        found.append(str(model_folder / "taesd"))
-    found.append(TAESD_HUB_ID)
+    if (model_folder / family.taesd_folder / "config.json").is_file():
+        found.append(str(model_folder / family.taesd_folder))
+    found.append(family.taesd_hub_id)
     return found
 
 
-def load_taesd(pipe, device, dtype):
+def load_taesd(pipe, family: Family, device, dtype):
     """(model, None) on success, else (None, a short reason). Not downloaded and no Hub: said at once."""
     from diffusers import AutoencoderTiny
 
     problem = "no TAESD weights found"
-    for text in taesd_candidates(pipe):
+    for text in taesd_candidates(pipe, family):
         try:
             source = taesd_source(text)
             local = source.kind != "hub" or local_files_only(source)
