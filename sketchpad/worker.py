@@ -4,6 +4,11 @@ Modelled on Qt's Mandelbrot RenderThread: the GUI posts the newest request under
 the thread; a run in flight checks `restart`/`abort` before every step and leaves at once, so a
 stale run never pays for its final VAE decode. Only this thread ever touches the backend.
 
+A sweep (core/sweep.py) is one request too: its cells run one after another on the same backend
+(sweep_run.run_cells), each delivered as an ordinary result as it finishes; a newer request or
+Cancel stops the rest, and the finished cells stay delivered. On a ComfyUI server, other servers
+named for the sweep share its cells, each connected for that sweep only.
+
 Signals are never emitted while the mutex is held: a slot may call straight back into request().
 A model load (maybe a 2.7 GB first download) cannot be interrupted, so it runs on a daemon thread
 that this one waits on while watching `abort`: stop() returns at once, and a model that finishes
@@ -17,6 +22,7 @@ import queue
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 from PIL import Image
 from PySide6.QtCore import QMutex, QMutexLocker, QThread, QWaitCondition, Signal
@@ -26,9 +32,12 @@ from .backends import loading
 from .core.backend import Waiting
 from .core.errors import Failure, FailureKind, ServerState, SketchpadError
 from .core.params import GenerationParams
+from .core.server_address import display_address
 from .core.result_archive import ResultArchive
 from .core.storage import ResultInfo
+from .core.sweep import Cell
 from .qimages import numpy_to_qimage, pil_to_qimage, qimage_to_pil
+from .sweep_run import CellResult, run_cells
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +63,14 @@ class _Job:
     request_id: int
     params: GenerationParams
     sketch: QImage
+
+
+@dataclass(frozen=True)
+class _SweepJob:
+    request_id: int
+    cells: tuple[Cell, ...]
+    sketch: QImage
+    servers: tuple[str, ...] = ()  # other ComfyUI servers sharing the cells
 
 
 @dataclass(frozen=True)
@@ -117,12 +134,15 @@ class GenerationWorker(QThread):
     notice = Signal(str)
     server_state = Signal(object)  # a server backend's connection: a ServerState
     server_offers = Signal(object, object, object)  # a server's checkpoints, LoRAs and ControlNets, once ready
+    cell_step = Signal(int, object, int, int, QImage)  # sweep request id, Cell, step (1-based), total, preview
+    cell_ready = Signal(object, object)  # Cell, Outcome: one finished cell of a sweep
+    sweep_finished = Signal(int)  # sweep request id: every cell ran (else request_cancelled or request_failed)
 
     def __init__(self, parent=None, *, archive: ResultArchive | None = None):
         super().__init__(parent)
         self._mutex = QMutex()
         self._wake = QWaitCondition()
-        self._job: _Job | None = None
+        self._job: _Job | _SweepJob | None = None
         self._model_request: _ModelChoice | None = None
         self._next_id = 0
         self._cancel_up_to = 0  # requests with an id <= this are abandoned
@@ -130,6 +150,7 @@ class GenerationWorker(QThread):
         self._abort = False
         self._engine = None  # the active backend; only the worker thread touches it
         self._archive = archive
+        self._embed_sketch = True  # kept results carry the sketch they were made from
         self._abandoned_loads: list[_Load] = []
 
     # ---- called from the GUI thread ------------------------------------------------------
@@ -149,6 +170,17 @@ class GenerationWorker(QThread):
             self._wake_locked()
             return self._next_id
 
+    def request_sweep(self, cells, sketch: QImage, servers=()) -> int:
+        """Queue a sweep's cells (core.sweep.Cell), run in this order; like request(), it replaces
+        any queued request and abandons the one in flight. `servers`: other ComfyUI servers that
+        share the cells when the model runs on a server. Returns its id."""
+        with QMutexLocker(self._mutex):
+            self._next_id += 1
+            self._job = _SweepJob(self._next_id, tuple(cells), sketch.copy(), tuple(servers))
+            self._restart = True
+            self._wake_locked()
+            return self._next_id
+
     def cancel(self) -> None:
         """Abandon the queued request and the one in flight; each says request_cancelled once."""
         with QMutexLocker(self._mutex):
@@ -161,6 +193,10 @@ class GenerationWorker(QThread):
     def set_archive(self, archive: ResultArchive | None) -> None:
         """Where finished results are kept from now on (None: nowhere)."""
         self._archive = archive  # one reference swap; the worker reads it once per result
+
+    def set_embed_sketch(self, on: bool) -> None:
+        """Whether kept results carry their sketch from now on."""
+        self._embed_sketch = on  # read once per result, like the archive
 
     def stop(self) -> None:
         """Abandon everything and wait for the thread to end: within one step, or at once during a load."""
@@ -204,6 +240,8 @@ class GenerationWorker(QThread):
                     self._restart = False
                 if choice is not None:
                     self._load(choice)
+                elif isinstance(job, _SweepJob):
+                    self._sweep(job)
                 elif job is not None:
                     self._generate(job)
                 elif watch_idle is not None:
@@ -261,13 +299,14 @@ class GenerationWorker(QThread):
                 return
             self.model_loading.emit(line)
 
+    def _stops(self, job) -> Callable[[], bool]:
+        return lambda: self._abort or self._restart or job.request_id <= self._cancel_up_to
+
     def _generate(self, job: _Job) -> None:
         if self._engine is None:
             self.request_failed.emit(job.request_id, Failure(FailureKind.MODEL, NO_MODEL_LOADED))
             return
-
-        def should_stop() -> bool:
-            return self._abort or self._restart or job.request_id <= self._cancel_up_to
+        should_stop = self._stops(job)
 
         def on_step(step) -> None:
             image = numpy_to_qimage(step.image) if step.image is not None else QImage()
@@ -276,30 +315,82 @@ class GenerationWorker(QThread):
         def on_waiting(waiting: Waiting) -> None:
             self.request_waiting.emit(job.request_id, waiting)
 
+        sketch = qimage_to_pil(job.sketch)
         try:
-            result = self._engine.generate(job.params, qimage_to_pil(job.sketch), on_step, should_stop,
-                                           on_waiting=on_waiting)
+            result = self._engine.generate(job.params, sketch, on_step, should_stop, on_waiting=on_waiting)
         except Exception as error:
-            if not isinstance(error, SketchpadError) or error.__cause__ is not None:
-                log.error("request %d failed", job.request_id, exc_info=error)
-            self.request_failed.emit(job.request_id, Failure.of(error))
+            self._failed(job, error)
             return
         if result is None:
             self.request_cancelled.emit(job.request_id)
             return
-        info = ResultInfo.of(result, self._engine.model_name)
-        # a Live draft is shown, never kept: its refine (the same picture, fully decoded) is the result
-        archived = None if result.params.draft else self._keep(result.image, info)
-        self.result_ready.emit(
-            Outcome(job.request_id, pil_to_qimage(result.image), info, job.sketch, result.seconds, archived))
+        self.result_ready.emit(self._outcome(job, result, self._engine.model_name, sketch))
 
-    def _keep(self, image: Image.Image, info: ResultInfo) -> Path | None:
+    def _sweep(self, job: _SweepJob) -> None:
+        if self._engine is None:
+            self.request_failed.emit(job.request_id, Failure(FailureKind.MODEL, NO_MODEL_LOADED))
+            return
+
+        def on_step(cell: Cell, step) -> None:
+            image = numpy_to_qimage(step.image) if step.image is not None else QImage()
+            self.cell_step.emit(job.request_id, cell, step.step, step.total, image)
+
+        def on_done(done: CellResult) -> None:
+            self.cell_ready.emit(done.cell, self._outcome(job, done.result, done.model_name, sketch))
+
+        def on_lost(backend, error: SketchpadError) -> None:
+            self.notice.emit(f"{error}; the other servers make its pictures")
+
+        sketch = qimage_to_pil(job.sketch)
+        helpers = self._helpers(job.servers) if job.servers and self._on_server() else []
+        try:  # one backend: the cells run here, on this thread; several: a thread each (run_cells)
+            finished = run_cells(job.cells, [self._engine, *helpers], sketch, on_step=on_step, on_done=on_done,
+                                 on_waiting=lambda cell, waiting: self.request_waiting.emit(job.request_id, waiting),
+                                 on_lost=on_lost, should_stop=self._stops(job))
+        except Exception as error:  # the cells finished before it stay delivered
+            self._failed(job, error)
+            return
+        finally:
+            for helper in helpers:
+                loading.close_backend(helper)
+        if len(finished) < len(job.cells):
+            self.request_cancelled.emit(job.request_id)
+        else:
+            self.sweep_finished.emit(job.request_id)
+
+    def _on_server(self) -> bool:
+        return getattr(self._engine, "checkpoints", None) is not None  # only a server backend lists them
+
+    def _helpers(self, servers) -> list:
+        """Backends on the other servers, on the checkpoint in use here; one that cannot be reached,
+        or lacks that checkpoint, is said and left out."""
+        opened = []
+        for url in servers:
+            try:
+                opened.append(loading.open_backend(self._engine.model_name, "auto", lambda line: None, server=url,
+                                                   notify=self.notice.emit))
+            except SketchpadError as error:
+                self.notice.emit(f"{display_address(url)} makes none of this sweep's pictures: {error}")
+        return opened
+
+    def _failed(self, job, error: Exception) -> None:
+        if not isinstance(error, SketchpadError) or error.__cause__ is not None:
+            log.error("request %d failed", job.request_id, exc_info=error)
+        self.request_failed.emit(job.request_id, Failure.of(error))
+
+    def _outcome(self, job, result, model_name: str, sketch: Image.Image) -> Outcome:
+        info = ResultInfo.of(result, model_name)
+        # a Live draft is shown, never kept: its refine (the same picture, fully decoded) is the result
+        archived = None if result.params.draft else self._keep(result.image, info, sketch)
+        return Outcome(job.request_id, pil_to_qimage(result.image), info, job.sketch, result.seconds, archived)
+
+    def _keep(self, image: Image.Image, info: ResultInfo, sketch: Image.Image) -> Path | None:
         """Write the result to the archive here, off the GUI thread; a failure costs a notice, not the result."""
         archive = self._archive
         if archive is None:
             return None
         try:
-            return archive.add(image, info)
+            return archive.add(image, info, sketch=sketch if self._embed_sketch else None)
         except Exception as error:
             log.warning("keeping a result failed", exc_info=error)
             self.notice.emit(f"This result was not kept on disk: {Failure.of(error).message}")

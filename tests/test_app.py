@@ -9,7 +9,7 @@ from sketchpad.core.storage import read_png_parameters
 from sketchpad.qimages import qimage_to_pil
 from sketchpad.ui.main_window import MainWindow
 from sketchpad.worker import GenerationWorker
-from window_harness import WAIT_MS, draw_line, generate_and_wait, make_window, window  # noqa: F401  (window: a fixture)
+from window_harness import WAIT_MS, answer_restore, draw_line, generate_and_wait, make_window, window  # noqa: F401  (window: a fixture)
 
 
 def test_window_names_the_loaded_model_and_is_ready(window, tiny_model_dir):
@@ -107,6 +107,7 @@ def test_opening_a_saved_result_restores_its_settings(qtbot, window):
     generate_and_wait(qtbot, window)
     saved = window.files.save_result()
     window.panel.set_params(window.panel.params().replace(prompt="something else", cfg=9.0))
+    answer_restore(window, False)  # No: open the picture itself, with its settings
     assert window.files.open_sketch(saved)
     restored = window.panel.params()
     assert (restored.prompt, restored.cfg, restored.seed) == ("a castle at dusk", 5.0, 77)

@@ -105,3 +105,73 @@ def test_the_quit_question_says_that_closing_stops_the_servers_job(qtbot, tmp_pa
             window.generate()
         assert "stops it there" in window.discard_question().informativeText()
         window.close()
+
+
+@pytest.fixture
+def three_servers(monkeypatch):
+    monkeypatch.setattr("sketchpad.backends.comfy.client.RECONNECT_DELAYS", (0.0, 0.05))
+    with StandIn([MODEL], step_seconds=0.05) as first, StandIn([MODEL], step_seconds=0.05) as second, \
+            StandIn(["other.safetensors"], step_seconds=0.05) as lacking:
+        yield first, second, lacking
+
+
+def sweep_on(qtbot, window, servers, values=(0.3, 0.5, 0.7, 0.9), seeds=2):
+    with qtbot.waitSignal(window.session.sheet_changed, timeout=WAIT_MS,
+                          check_params_cb=lambda sheet: not sheet.active):
+        assert window.sweeps.run("denoise", values, seeds, servers=servers)
+    return window.session.sheet
+
+
+def test_a_sweep_shares_its_cells_with_the_servers_listed_and_says_which_cannot_help(qtbot, tmp_path,
+                                                                                     three_servers):
+    first, second, lacking = three_servers
+    window = started(qtbot, open_window(qtbot, tmp_path, server=first.url, model=MODEL))
+    window.panel.set_params(window.panel.params().replace(seed=21))
+    draw_line(qtbot, window.canvas, (5, 5), (60, 60))
+    said = []
+    window.session.message.connect(said.append)
+    sheet = sweep_on(qtbot, window, (second.url, lacking.url))
+    assert len(sheet.done) == 8 and window.session.status_text().startswith("done · 8 pictures")
+    assert len(first.finished) >= 2 and len(second.finished) >= 2 and not lacking.finished
+    assert any("makes none of this sweep's pictures" in line and "other.safetensors" in line for line in said)
+    # each cell is the picture one server alone makes of it
+    for cell in (sheet.plan.cells[0], sheet.plan.cells[-1]):
+        with qtbot.waitSignal(window.worker.result_ready, timeout=WAIT_MS) as result:
+            window.worker.request(cell.params, sheet.sketch)
+        assert result.args[0].image == sheet.done[cell].picture()
+    window.close()
+
+
+def test_when_a_listed_server_dies_mid_sweep_the_others_make_its_cells(qtbot, tmp_path, three_servers):
+    first, second, _ = three_servers
+    window = started(qtbot, open_window(qtbot, tmp_path, server=first.url, model=MODEL))
+    window.panel.set_params(window.panel.params().replace(seed=5))
+    said = []
+    window.session.message.connect(said.append)
+    window.worker.cell_ready.connect(lambda cell, outcome: second.kill() if second.finished else None)
+    sheet = sweep_on(qtbot, window, (second.url,))
+    assert sheet.status.name == "FINISHED" and len(sheet.done) == len(sheet.plan.cells)  # nothing lost
+    assert any("the other servers make its pictures" in line for line in said)
+    window.close()
+
+
+def test_the_servers_listed_for_sweeps_are_checked_and_remembered_without_credentials(qtbot, tmp_path, server):
+    window = on_server(qtbot, tmp_path, server)
+    dialog = window.sweeps.dialog
+    dialog.prepare()
+    assert dialog.servers_edit.isVisible() or not dialog.isVisible()
+    dialog.servers_edit.setText("http://ann:secret@10.0.0.7:8188, " + server.url)
+    dialog.servers_edit.textEdited.emit(dialog.servers_edit.text())
+    assert dialog.servers() == ("http://ann:secret@10.0.0.7:8188",)  # the server in use is not listed twice
+    assert "2 servers share them" in dialog.summary.text()
+    dialog.servers_edit.setText("ftp://x")
+    dialog.servers_edit.textEdited.emit("ftp://x")
+    assert not dialog.run_button.isEnabled() and "no server address" in dialog.summary.text()
+    dialog.servers_edit.setText("http://ann:secret@10.0.0.7:8188")
+    window.close()
+    settings = window.settings
+    settings.sync()
+    assert settings.value("sweep_servers") == "http://10.0.0.7:8188"
+    reopened = open_window(qtbot, tmp_path)
+    assert reopened.sweeps.dialog.servers_edit.text() == "http://10.0.0.7:8188"
+    reopened.close()

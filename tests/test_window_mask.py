@@ -19,7 +19,7 @@ from sketchpad.core.storage import read_png_parameters
 from sketchpad.qimages import pil_to_qimage, qimage_to_pil
 from sketchpad.ui.extend_dialog import ExtendDialog, extend_canvas
 from sketchpad.ui.mask_options import MaskOptions
-from window_harness import WAIT_MS, draw_line, generate_and_wait, make_window, window  # noqa: F401  (fixture)
+from window_harness import WAIT_MS, answer_restore, draw_line, generate_and_wait, make_window, window  # noqa: F401  (fixture)
 
 
 def pixels(image: QImage) -> np.ndarray:
@@ -145,6 +145,7 @@ def test_use_result_as_sketch_keeps_the_mask_and_an_opened_result_brings_it_back
     window.actions["clear_mask"].trigger()
     window.tools.mask_row.padding_spin.setValue(40)
     window.canvas.resize_canvas(64, 64)
+    answer_restore(window, False)  # No: open the picture itself, with its settings
     assert window.files.open_sketch(saved)
     assert window.canvas.canvas_size().width() == 66  # a masked picture keeps its own size
     assert np.array_equal(window.canvas.mask_values(), mask)

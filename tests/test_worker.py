@@ -270,7 +270,7 @@ def test_each_result_is_kept_on_the_worker_thread_before_it_is_delivered(qtbot, 
     archive = ResultArchive(tmp_path / "kept", max_bytes=50_000_000)
     writers = []
     real_add = archive.add
-    archive.add = lambda image, info: (writers.append(threading.get_ident()), real_add(image, info))[1]
+    archive.add = lambda image, info, **kw: (writers.append(threading.get_ident()), real_add(image, info, **kw))[1]
     worker = GenerationWorker(archive=archive)
     try:
         load(qtbot, worker, tiny_model_dir)

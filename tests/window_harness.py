@@ -13,6 +13,15 @@ from sketchpad.worker import GenerationWorker
 WAIT_MS = 60_000
 
 
+def unanswered(path, carried):
+    """The restore question is modal: a test that opens a PNG carrying its sketch answers it itself."""
+    raise AssertionError(f"{path} carries its sketch: answer the restore question in the test")
+
+
+def answer_restore(window, restore: bool) -> None:
+    window.files.ask_restore_sketch = lambda path, carried: restore
+
+
 def make_window(qtbot, tmp_path, model, settings_name="settings.ini", **kwargs):
     """A window over its own settings file and state folder in tmp_path (not yet started)."""
     settings = QSettings(str(tmp_path / settings_name), QSettings.Format.IniFormat)
@@ -20,6 +29,7 @@ def make_window(qtbot, tmp_path, model, settings_name="settings.ini", **kwargs):
     made = MainWindow(GenerationWorker(), model=model, device="cpu", settings=settings,
                       state_dir=kwargs.pop("state_dir", tmp_path / "state"), **kwargs)
     qtbot.addWidget(made)
+    made.files.ask_restore_sketch = unanswered
     return made
 
 
@@ -31,6 +41,7 @@ def window(qtbot, tmp_path, tiny_model_dir):
                       settings=settings, state_dir=tmp_path / "state")
     qtbot.addWidget(made)
     made.confirm_discard = lambda: True  # no modal question when the test closes a drawn-on window
+    made.files.ask_restore_sketch = unanswered
     made.canvas.resize_canvas(64, 64)  # the tiny model's native size keeps every run fast
     made.canvas.set_modified(False)
     made.panel.set_params(made.panel.params().replace(steps=3, scheduler="euler", prompt="a knight"))
@@ -75,6 +86,7 @@ def open_window(qtbot, tmp_path, **kwargs) -> MainWindow:
                         state_dir=tmp_path / "state", **kwargs)
     qtbot.addWidget(window)
     window.confirm_discard = lambda: True
+    window.files.ask_restore_sketch = unanswered
     window.canvas.resize_canvas(64, 64)
     window.canvas.set_modified(False)
     window.panel.set_params(window.panel.params().replace(steps=3, scheduler="euler", prompt="a knight"))

@@ -17,7 +17,7 @@ import urllib.request
 from pathlib import Path
 
 from .errors import FailureKind, ModelError, SketchpadError
-from .presets import get_preset, preset_download_bytes
+from .presets import preset_download_bytes, preset_for
 from .sources import DOWNLOAD_BYTES, ModelSource, resolve_lora_source
 
 log = logging.getLogger(__name__)
@@ -159,9 +159,13 @@ def readiness(source: ModelSource) -> str:
     return f"needs a download: {about(size)}" if size else "needs a download"
 
 
-def preset_readiness(name: str | None) -> str:
-    """What a preset's LoRA needs before its first use ("" for a preset without one)."""
-    lora = get_preset(name).lora if name else None
+def preset_readiness(name: str | None, family: str = "sd15", turbo: bool = False) -> str:
+    """What a preset's LoRA for a model of `family` needs before its first use ("" for a preset
+    without one); a family without a LoRA for it gets the one line a run would say."""
+    try:
+        lora = preset_for(name, family, turbo).lora if name else None
+    except SketchpadError as error:
+        return str(error)
     try:
         return readiness(resolve_lora_source(lora.source)) if lora is not None else ""
     except ModelError:  # a folder here shadows the id: the run will say so

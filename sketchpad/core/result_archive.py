@@ -1,7 +1,7 @@
 """Every finished result kept on disk as it finishes, within a size budget, oldest pruned first.
 
-The files are the same PNGs Ctrl+S writes (AUTOMATIC1111 `parameters` chunk, atomic writes), so a
-result survives a quit or a crash and reads back with its settings. Plain Python + PIL: the worker
+The files are the same PNGs Ctrl+S writes (AUTOMATIC1111 `parameters` chunk, the sketch inside unless
+left out, atomic writes), so a result survives a quit or a crash and reads back with its settings. Plain Python + PIL: the worker
 writes here on its own thread while the window lists entries and changes the budget on its own, so
 adding, pruning and pinning hold one lock. A pinned file is the only copy of a picture the window
 lists (it released the picture from memory): pruning passes it by until it is unpinned.
@@ -35,12 +35,13 @@ class ResultArchive:
         self._pinned: set[Path] = set()
         clean_leftovers(self.folder)  # temp files of results whose writer was killed mid-save
 
-    def add(self, image: Image.Image, info: ResultInfo) -> Path:
-        """Write one result; then prune the oldest entries beyond the budget, never this one.
+    def add(self, image: Image.Image, info: ResultInfo, sketch: Image.Image | None = None) -> Path:
+        """Write one result (carrying `sketch`, the sketch it was made from, unless None); then prune
+        the oldest entries beyond the budget, never this one.
 
         Raises SketchpadError (one line) when it cannot be written; nothing half-written is left.
         """
-        path = save_result(image, info, self.folder / _new_name())
+        path = save_result(image, info, self.folder / _new_name(), sketch=sketch)
         with self._lock:
             self._prune(keep=path)
         return path

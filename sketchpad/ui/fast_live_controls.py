@@ -78,6 +78,7 @@ class PresetRow(QWidget):
                                           "id, each with an optional :weight (1 when left out); Enter applies")
         fit_placeholder(self.lora_edit, tuple(format_loras((p.lora,)) for p in PRESET_TABLE.values() if p.lora))
         self.readiness_label = QLabel(self)
+        self._family, self._turbo = "sd15", False  # the model in use: its family's LoRA is the one to fetch
         self.readiness_label.setEnabled(False)  # a quiet, greyed note
         row = QHBoxLayout(self)
         row.setContentsMargins(0, 0, 0, 0)
@@ -87,12 +88,22 @@ class PresetRow(QWidget):
         self.preset_combo.currentIndexChanged.connect(self.refresh_readiness)
         self.refresh_readiness()
 
+    def set_model_family(self, family: str, turbo: bool = False) -> None:
+        """The model in use is of `family` (a one-step model when `turbo`): readiness is of its LoRA."""
+        if (family, turbo) != (self._family, self._turbo):
+            self._family, self._turbo = family, turbo
+            self.refresh_readiness()
+
     def refresh_readiness(self) -> None:
         """Say whether the chosen preset's LoRA is downloaded; call again once a run may have fetched it."""
-        text = preset_readiness(self.preset())
+        text = preset_readiness(self.preset(), self._family, self._turbo)
         # beside the picker there is room for a few characters: "ready" or "↓ 135 MB"; the tip says it all
-        short = text if text in ("", "ready") else "↓ " + text.removeprefix("needs a download").lstrip(": ").removeprefix(
-            "about ")
+        if text in ("", "ready"):
+            short = text
+        elif text.startswith("needs a download"):
+            short = "↓ " + text.removeprefix("needs a download").lstrip(": ").removeprefix("about ")
+        else:  # this model's family has no LoRA for the preset
+            short = "not for this model"
         self.readiness_label.setText(short.strip())
         self.readiness_label.setToolTip(f"{text[:1].upper()}{text[1:]}. {READINESS_TIP}" if text else "")
         self.readiness_label.setVisible(bool(text))

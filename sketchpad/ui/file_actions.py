@@ -2,6 +2,8 @@
 
 Every failure is one clear message and changes nothing: the drawing is only replaced once the new
 picture has been read completely. Everything it says goes through the session's message signal.
+Saved results carry the sketch they were made from (unless the setting leaves it out); opening one
+that does offers to put that sketch back on the canvas with the settings, to go on from there.
 """
 
 from __future__ import annotations
@@ -10,10 +12,12 @@ from pathlib import Path
 
 import numpy as np
 from PySide6.QtGui import QGuiApplication, QImage
-from PySide6.QtWidgets import QFileDialog, QWidget
+from PySide6.QtWidgets import QFileDialog, QMessageBox, QWidget
 
+from ..core.contact_sheet import CellPicture, save_sheet
 from ..core.errors import SketchpadError
 from ..core.images import load_sketch, prepare_sketch
+from ..core.rerun import Rerun, read_rerun
 from ..core.storage import next_free_path, read_png_parameters, save_png, save_result
 from .canvas import SketchCanvas
 from ..qimages import pil_to_qimage, qimage_to_pil
@@ -40,6 +44,9 @@ class FileActions:
         and one made with a mask its mask: then the picture keeps its own size, which the mask fits.
         A picture without a mask takes the canvas's mask away."""
         path = Path(path)
+        carried = self._carried(path)
+        if carried is not None and self.ask_restore_sketch(path, carried):
+            return self._restore(path, carried)
         info, unreadable = None, False
         if path.suffix.lower() == ".png":
             try:
@@ -64,6 +71,36 @@ class FileActions:
             self.session.say(f"Opened {path.name} as a sketch; its settings could not be read")
         else:
             self.session.say(f"Opened {path.name}")
+        return True
+
+    def ask_restore_sketch(self, path: Path, carried: Rerun) -> bool:
+        prompt = f"\n\nPrompt: {carried.info.params.prompt}" if carried.info.params.prompt.strip() else ""
+        answer = QMessageBox.question(
+            self.dialog_parent, "Restore the sketch?",
+            f"{path.name} carries the sketch it was made from. Put that sketch on the canvas with the "
+            f"picture's settings? (No: open the picture itself as the sketch.){prompt}")
+        return answer == QMessageBox.StandardButton.Yes
+
+    def _carried(self, path: Path) -> Rerun | None:
+        """The sketch and settings a PNG carries (a result, or a contact sheet's first picture), else None."""
+        if path.suffix.lower() != ".png":
+            return None
+        try:
+            return read_rerun(path)
+        except SketchpadError:  # no settings, no sketch inside, or damaged: the picture opens as it is
+            return None
+
+    def _restore(self, path: Path, carried: Rerun) -> bool:
+        params = carried.info.params
+        mask = params.mask
+        if mask is not None and mask.image().size != carried.sketch.size:  # a mask must fit what it masks
+            params, mask = params.replace(mask=None), None
+        self.session.last_folder = path.parent
+        self.canvas.set_image(pil_to_qimage(carried.sketch.convert("RGB")),
+                              mask=None if mask is None else np.asarray(mask.image()))
+        self.session.load_request(params)
+        with_mask = " and its mask" if mask is not None else ""
+        self.session.say(f"Restored the sketch{with_mask} and settings {path.name} was made from")
         return True
 
     def paste(self) -> bool:
@@ -143,8 +180,22 @@ class FileActions:
         if picture.isNull():
             self.session.say("That result's file is gone; pick another one", error=True)
             return None
-        return self._write(lambda: save_result(qimage_to_pil(picture), entry.info, target(), overwrite=overwrite),
-                           note=f": {self._which(entry)}")
+        sketch = entry.made_from() if self.session.embed_sketch else None
+        return self._write(lambda: save_result(qimage_to_pil(picture), entry.info, target(), overwrite=overwrite,
+                                               sketch=sketch), note=f": {self._which(entry)}")
+
+    def save_sheet(self) -> Path | None:
+        """The contact sheet on show, as one PNG in the output folder (numbered, never overwriting)."""
+        sheet = self.session.sheet
+        if sheet is None or not sheet.done:
+            self.session.say("There is no contact sheet to save yet: run a sweep (Generate → Sweep…)", error=True)
+            return None
+        shown = {cell: entry.picture() for cell, entry in sheet.done.items()}
+        pictures = {cell: CellPicture(qimage_to_pil(picture), sheet.done[cell].info)
+                    for cell, picture in shown.items() if not picture.isNull()}  # a kept file gone: "not run"
+        sketch = qimage_to_pil(sheet.sketch) if self.session.embed_sketch else None
+        return self._write(lambda: save_sheet(next_free_path(self.session.output_dir, "sheet"), sheet.plan, pictures,
+                                              sketch))
 
     def _which(self, entry: HistoryEntry) -> str:
         """The picture taken, by its caption, and why it is not the one on show if it is not."""

@@ -12,13 +12,17 @@ from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 
+from PIL import Image
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QImage
 
+from ..core.errors import SketchpadError
 from ..core.picture_key import PictureKey
 from ..core.registry import scheduler_label
 from ..core.result_archive import ResultArchive
-from ..core.storage import ResultInfo
+from ..core.storage import ResultInfo, read_embedded_sketch
+from ..core.sweep import Cell
+from ..qimages import qimage_to_pil
 
 MAX_HISTORY = 100  # entries in the strip
 # Full-size pictures kept in memory (the newest ones); older entries keep a thumbnail and their
@@ -39,10 +43,21 @@ class HistoryEntry:
     seconds: float = 0.0
     key: PictureKey | None = None
     request_id: int = 0  # the run that made it; 0 for one reloaded from the archive
+    sketch: QImage | None = None  # what it was made from, while in memory (else its file may carry it)
+    cell: Cell | None = None  # the sweep cell it is, if a sweep made it
 
     @property
     def draft(self) -> bool:
         return self.info.params.draft
+
+    def made_from(self) -> Image.Image | None:
+        """The sketch it was made from: from memory, else from its kept file; None when neither has it."""
+        if self.sketch is not None:
+            return qimage_to_pil(self.sketch)
+        try:
+            return read_embedded_sketch(self.path) if self.path is not None else None
+        except SketchpadError:  # gone or damaged: the picture is still saved, without it
+            return None
 
     def picture(self) -> QImage:
         """The full picture, from memory or its file."""
@@ -54,7 +69,7 @@ class HistoryEntry:
         return describe(self.info)
 
     def pixel_bytes(self) -> int:
-        return self.image.sizeInBytes() if self.image is not None else 0
+        return sum(image.sizeInBytes() for image in (self.image, self.sketch) if image is not None)
 
 
 def shorten(text: str, limit: int = PROMPT_IN_CAPTION) -> str:
@@ -113,7 +128,7 @@ class History:
                 continue
             if entry.image is not None and self._pin(entry.path):  # the file is verified and kept: release
                 pixel_bytes -= entry.pixel_bytes()
-                entry.image = None
+                entry.image = entry.sketch = None  # the kept file carries the sketch, unless told not to
         dropped = []
         while len(self._entries) > MAX_HISTORY:
             dropped.append(self._entries.pop())

@@ -30,9 +30,10 @@ from ..core.server_files import server_file
 from ..core.storage import ResultInfo, clean_leftovers, next_free_path, save_png, save_result
 from .autosave import Recovered, SketchAutosaver
 from .canvas import SketchCanvas
-from .sd15_fit import native_size_for
+from .sd15_fit import family_for, native_size_for
 from .file_actions import FileActions
 from .generation_panel import GenerationPanel
+from .contact_sheet_view import ResultsPane, SheetPanel
 from .history_strip import HistoryStrip
 from ..qimages import qimage_to_pil
 from .kept_results import kept_entries
@@ -46,6 +47,7 @@ from .session_state import ModelState, ModelStatus, Run, RunStatus
 from .settings_store import (archive_budget, params_from_dict, params_to_dict, restore_layout, restore_session,
                              save_layout, save_session)
 from .tool_bar import ToolPanel
+from .sweep_actions import SweepActions
 from .window_menus import build_menus
 
 READY_HINT = "Draw on the left, describe the picture, press Generate (Ctrl+Return)"
@@ -74,6 +76,8 @@ class MainWindow(QMainWindow):
         self.canvas_mask = CanvasMask(self.canvas, self)  # the mask a run carries: the canvas's, with its settings
         self.tools = ToolPanel(self.canvas, self.canvas_mask)
         self.preview = PreviewPanel()
+        self.sheet = SheetPanel()
+        self.results = ResultsPane(self.preview, self.sheet)  # the single picture, or the last sweep's sheet
         self.panel = GenerationPanel(session=self.session)
         self.history = HistoryStrip()
         self.files = FileActions(self.session, self.canvas, self)
@@ -83,10 +87,12 @@ class MainWindow(QMainWindow):
         self.runs = RunController(self.session, worker, self.canvas.image, self.panel.finish_editing, parent=self,
                                   mask=self.canvas_mask.spec)
         self._model_remembered: tuple | None = None  # the model choice last written to settings
+        self.sweeps = SweepActions(self.session, self.runs, self.files, self.results, self.sheet, self)
         self._build_layout()
         self._build_status_bar()
         self.actions = build_menus(self, self.session, self.files, self.canvas, self.panel, self.generate,
-                                   self.cancel, self.tools.mask_row.edit_actions)
+                                   self.cancel, self.tools.mask_row.edit_actions, sweep=self.sweeps.ask,
+                                   save_sheet=self.sweeps.save_sheet)
         self.setAcceptDrops(True)
         self._bind_widgets()
         self._bind_session()
@@ -95,6 +101,7 @@ class MainWindow(QMainWindow):
         state = Path(state_dir or app_state_dir())
         restore_session(self.settings, self.session, model, device, output_dir, server)
         self.canvas_mask.restore(self.settings)
+        self.sweeps.restore(self.settings)
         self._canvas_follows_model(self.session.model)
         self._open_archive(state / "results")
         # each window its own recovery slot: the drawing and the request it was made for
@@ -115,7 +122,7 @@ class MainWindow(QMainWindow):
         results = QWidget()  # the strip under the picture, not under the controls: they keep the height
         stack = QVBoxLayout(results)
         stack.setContentsMargins(0, 0, 0, 0)
-        stack.addWidget(self.preview, 1)
+        stack.addWidget(self.results, 1)
         stack.addWidget(self.history)
         controls = QScrollArea()
         controls.setWidgetResizable(True)
@@ -187,6 +194,7 @@ class MainWindow(QMainWindow):
         s.message.connect(self._show_notice)
         s.problem_changed.connect(self._show_problem)
         self.preview.dismiss_button.clicked.connect(s.dismiss_problem)
+        s.embed_sketch_changed.connect(self.worker.set_embed_sketch)
 
     def _open_archive(self, folder: Path) -> None:
         """Every finished result is kept there as it finishes; the newest come back into the history."""
@@ -301,10 +309,13 @@ class MainWindow(QMainWindow):
 
     def _show_run(self, run: Run) -> None:
         self.panel.set_busy(run.active)
+        if self.session.sweep_run():
+            return  # a sweep's steps show on its sheet; the picture keeps the result on show
         if run.active and run.step == 0:
             if run.request_id != self._run_begun:  # a new run: the last one's marks go at once
                 self._run_begun = run.request_id
                 self.preview.begin_run(run.total)
+                self.results.show_picture()  # its steps show here, over the sheet
             if run.waiting is not None:  # why no step has come yet, under the picture too
                 self.preview.show_caption(run.waiting.text or f"step 0 / {run.total}")
         if run.status is RunStatus.CANCELLED and run.step:
@@ -346,6 +357,7 @@ class MainWindow(QMainWindow):
         elif model.status is ModelStatus.READY:
             self.preview.show_caption(READY_HINT)
             self._canvas_follows_model(model)
+            self.panel.presets.set_model_family(*family_for(model))
         elif model.status is ModelStatus.FAILED:
             self.preview.show_caption("")  # the last loading line no longer applies
 
@@ -409,6 +421,7 @@ class MainWindow(QMainWindow):
         self.runs.stop_timers()
         save_session(self.settings, self.session)
         self.canvas_mask.save(self.settings)
+        self.sweeps.save(self.settings)
         save_layout(self.settings, self, self.splitter, self.panel)
         self.worker.stop()  # leaves within one step; never a short timeout
         self.autosaver.discard()

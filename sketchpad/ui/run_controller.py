@@ -7,6 +7,10 @@ it sends a draft (TAESD decode) and, once things rest, refines the newest draft 
 (the engine reuses its latents: one decode). A request that would paint the picture on show, or
 the one on its way, is not sent: requests are compared by the steps they run (core/picture_key.py),
 so two dial values that run the same steps cost one run.
+
+A sweep (core/sweep.py) runs the request as it stands across several values and seeds, at the seed
+Live would use; a cell whose picture is on show joins the sheet without running again. It is not
+Live: a Generate or a Live change afterwards is a new request, which stops the rest of the sweep.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from PySide6.QtGui import QImage
 
 from ..core.params import GenerationParams, MaskSpec
 from ..core.picture_key import PictureKey, picture_key
+from ..core.sweep import plan_sweep
 from ..qimages import pixel_digest
 from .session import Session
 
@@ -85,6 +90,27 @@ class RunController(QObject):
             self._last_draft = None
             self._refine_timer.stop()
         return self._post(params, sketch, quiet=live)
+
+    def sweep(self, axis: str | None, values, batch: int = 1, servers=()) -> int:
+        """Run the request across `values` of `axis` (None: the seeds alone) and `batch` seeds; its id,
+        or 0 when nothing was sent. `servers`: other ComfyUI servers sharing the cells when the model
+        runs on one. SketchpadError (one line) for values that make no sweep."""
+        self._finish_editing()
+        if not self.session.can_generate() or not self.session.check_request():
+            return 0
+        # like Live: a random seed field reuses the last run's seed, so the sheet compares with it
+        plan = plan_sweep(self.session.live_request().replace(draft=False, mask=self._mask()), axis, values, batch)
+        sketch = self._sketch()
+        digest = pixel_digest(sketch)
+        keys = {cell: picture_key(cell.params, digest, self.session.model.identity) for cell in plan.cells}
+        shown = self.session.shown
+        on_show = {cell: shown for cell, key in keys.items() if self.session.same_picture_as_shown(key)}
+        self.stop_timers()  # a pending Live draft would stop the sweep
+        to_run = [cell for cell in plan.cells if cell not in on_show]
+        servers = tuple(servers) if self.session.model.on_server else ()
+        request_id = self.worker.request_sweep(to_run, sketch, servers) if to_run else 0
+        self.session.sweep_started(request_id, plan, keys, sketch, on_show)
+        return request_id
 
     def cancel(self) -> None:
         self.stop_timers()

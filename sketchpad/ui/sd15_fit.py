@@ -10,7 +10,7 @@ from __future__ import annotations
 from PIL import Image
 from PySide6.QtWidgets import QMessageBox, QWidget
 
-from ..core.families import native_size
+from ..core.families import model_kind, native_size
 from ..core.images import SD15_LONG_SIDE, fit_for_sd15, fit_sketch_for_sd15, needs_fit_for_sd15
 from .session_state import ModelState
 
@@ -18,6 +18,13 @@ from .session_state import ModelState
 def native_size_for(model: ModelState) -> int:
     """The side the model in use works at best (a canvas's default, what large pictures are fitted to)."""
     return SD15_LONG_SIDE if model.on_server else native_size(model.model)
+
+
+def family_for(model: ModelState) -> tuple[str, bool]:
+    """The family of the model in use, by name, and whether it is a one-step model (SD 1.5's, not
+    one-step, when it cannot be known: a server's checkpoint, a Hub model not downloaded yet)."""
+    kind = None if model.on_server else model_kind(model.model)
+    return (kind.family.name, kind.turbo) if kind is not None else ("sd15", False)
 
 
 def fit_question(parent: QWidget | None, size: tuple[int, int], native: int = SD15_LONG_SIDE) -> QMessageBox:

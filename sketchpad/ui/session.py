@@ -2,8 +2,9 @@
 
 The request the person is editing lives here and nowhere else: the panel edits it, and Generate,
 Live, autosave and the settings read it. So do the last seed used, the model (where it runs, its
-state, what it is called once loaded), the run in flight, the shown result, the history and the
-one problem on show, which goes when its cause does. Widgets read it and listen to its signals; the
+state, what it is called once loaded), the run in flight, the shown result, the history, the
+contact sheet of the last sweep (sheet_state.py) and the one problem on show, which goes when its
+cause does. A sweep is a run too: while it runs, `run` is it, counted over all its cells. Widgets read it and listen to its signals; the
 worker (through `bind_worker`) and the window's actions change it through its methods.
 """
 
@@ -22,7 +23,9 @@ from ..core.picture_key import PictureKey
 from ..core.registry import DEFAULT_BACKEND, default_output_dir
 from ..core.schedule import plan_steps
 from ..core.storage import ResultInfo
+from ..core.sweep import Cell, SweepPlan
 from .history import History, HistoryEntry, shorten, thumbnail
+from .sheet_state import Running, SheetState
 from .session_state import (SERVER_BACKEND, Cause, ModelState, ModelStatus, Problem, Run, RunStatus,
                             displayed_step)
 
@@ -56,6 +59,8 @@ class Session(QObject):
     output_dir_changed = Signal(object)  # Path
     message = Signal(str)  # a passing notice (the status bar)
     problem_changed = Signal(str)  # the error on show, "" once its cause is gone
+    sheet_changed = Signal(object)  # SheetState: a sweep started, a cell stepped or finished, the sweep ended
+    embed_sketch_changed = Signal(bool)
 
     def __init__(self, output_dir: Path | None = None, parent: QObject | None = None):
         super().__init__(parent)
@@ -68,6 +73,8 @@ class Session(QObject):
         self._partial_on_show = False  # a later run's steps cover the shown result
         self._replay_step: int | None = None
         self._history = History()
+        self._sheet: SheetState | None = None
+        self._embed_sketch = True
         self._problem: Problem | None = None
         self._output_dir = Path(output_dir) if output_dir else default_output_dir()
         self.last_folder: Path | None = None  # the last folder a file dialog was used in
@@ -236,6 +243,8 @@ class Session(QObject):
         draft request is also covered by its fully decoded picture)."""
         if key is None:
             return False
+        if self._sheet is not None and self._sheet.active and self._run.request_id == self._sheet.request_id:
+            return self._sheet.covers(key) or self.same_picture_as_shown(key)  # e.g. Live after a click on a cell
         if self._run.active:
             return self._run.key is not None and self._run.key.covers(key)
         return self.same_picture_as_shown(key) and not self._partial_on_show
@@ -266,10 +275,10 @@ class Session(QObject):
         self.step_shown.emit(shown[0], shown[1], preview)
 
     def run_finished(self, request_id: int, image: QImage, info: ResultInfo, seconds: float,
-                     path: Path | None = None) -> HistoryEntry | None:
+                     path: Path | None = None, sketch: QImage | None = None) -> HistoryEntry | None:
         if request_id != self._run.request_id:
             return None
-        entry = HistoryEntry(info, thumbnail(image), image, path, seconds, self._run.key, request_id)
+        entry = HistoryEntry(info, thumbnail(image), image, path, seconds, self._run.key, request_id, sketch)
         if self._model.on_server and self._model.server_state is not ServerState.READY:
             self._set_model(server_state=ServerState.READY)  # the server answered again
         self.note_last_seed(info.params.seed)
@@ -282,9 +291,10 @@ class Session(QObject):
     def take_outcome(self, outcome) -> HistoryEntry | None:
         """The worker's Outcome (request_id, image, info, seconds, and `archived`: its file, if kept)."""
         return self.run_finished(outcome.request_id, outcome.image, outcome.info, outcome.seconds,
-                                 getattr(outcome, "archived", None))
+                                 getattr(outcome, "archived", None), getattr(outcome, "sketch", None))
 
     def run_failed(self, request_id: int, failure: Failure) -> None:
+        self._end_sheet(request_id, RunStatus.FAILED)
         if request_id != self._run.request_id:
             return
         if self._model.on_server and failure.kind.server_gone:  # an idle connection's loss shows only now
@@ -294,8 +304,111 @@ class Session(QObject):
         self._set_problem(Cause.RUN, failure.message)
 
     def run_cancelled(self, request_id: int) -> None:
+        self._end_sheet(request_id, RunStatus.CANCELLED)
         if request_id == self._run.request_id and self._run.active:
             self._set_run(replace(self._run, status=RunStatus.CANCELLED, waiting=None))
+
+    # ---- a sweep and its contact sheet ---------------------------------------------------
+    @property
+    def sheet(self) -> SheetState | None:
+        """The last sweep's sheet (it stays, with its finished cells, after a newer run)."""
+        return self._sheet
+
+    def sweep_started(self, request_id: int, plan: SweepPlan, keys: dict, sketch: QImage,
+                      on_show: dict[Cell, HistoryEntry] | None = None) -> None:
+        """A sweep posted as `request_id` (0: none was needed); `on_show`: cells whose picture was
+        already on show, so they are part of the sheet without running again."""
+        sheet = SheetState(plan, request_id, sketch, keys, dict(on_show or {}))
+        self._sheet = sheet
+        if request_id:
+            self._clear_problem(Cause.RUN, Cause.REQUEST)
+            self.set_replay_step(None)
+            self._set_run(Run(request_id, plan.params, None, RunStatus.GENERATING, *sheet.progress()))
+        else:
+            sheet.status = RunStatus.FINISHED
+        self.sheet_changed.emit(sheet)
+
+    def sweep_step(self, request_id: int, cell: Cell, step: int, total: int, preview: QImage) -> None:
+        sheet = self._sheet
+        if sheet is None or sheet.request_id != request_id or not sheet.active:
+            return
+        shown = displayed_step(cell.params, step, total)
+        if shown is None:
+            return
+        before = sheet.running.get(cell)
+        kept = preview if not preview.isNull() or before is None else before.preview
+        sheet.running[cell] = Running(shown, kept)
+        self._sheet_progress(sheet)
+        self.sheet_changed.emit(sheet)
+
+    def sweep_cell_done(self, cell: Cell, outcome) -> HistoryEntry:
+        """A finished cell (the worker's Outcome): an ordinary result in the history, and its place
+        on the sheet filled, even when a newer request has begun meanwhile."""
+        sheet = self._sheet
+        ours = sheet is not None and sheet.request_id == outcome.request_id
+        entry = HistoryEntry(outcome.info, thumbnail(outcome.image), outcome.image, outcome.archived, outcome.seconds,
+                             sheet.keys.get(cell) if ours else None, outcome.request_id, outcome.sketch, cell)
+        self.note_last_seed(outcome.info.params.seed)
+        self.add_to_history(entry)
+        if ours:
+            sheet.done[cell] = entry
+            sheet.seconds += outcome.seconds
+            sheet.running.pop(cell, None)
+            self._sheet_progress(sheet)
+            self.sheet_changed.emit(sheet)
+        return entry
+
+    def sweep_finished(self, request_id: int) -> None:
+        self._end_sheet(request_id, RunStatus.FINISHED)
+        if request_id == self._run.request_id and self._run.active:
+            made, total = self._sheet.progress() if self._sheet is not None else (0, 0)
+            self._set_run(replace(self._run, status=RunStatus.FINISHED, step=made, total=total, waiting=None,
+                                  seconds=self._sheet.seconds if self._sheet is not None else 0.0))
+
+    def take_cell(self, cell: Cell) -> HistoryEntry | None:
+        """A finished cell picked on the sheet: its picture becomes the result on show and the request
+        turns to its value (and its seed, unless the seed field is random: then Live reuses it)."""
+        sheet = self._sheet
+        entry = sheet.done.get(cell) if sheet is not None else None
+        if entry is None:
+            return None
+        self.show(entry)  # first: the request's change below then finds its picture on show
+        made = cell.params
+        knob = {"strength": made.strength, "start_at_step": made.start_at_step} if sheet.plan.axis else {}
+        if self._request.seed == RANDOM_SEED:
+            self.note_last_seed(made.seed)
+        else:
+            knob["seed"] = made.seed
+        if knob:
+            self.load_request(self._request.replace(**knob))
+        return entry
+
+    def sweep_run(self) -> bool:
+        """The run in flight, or the last one, is the sheet's sweep."""
+        return self._sheet is not None and self._sheet.request_id == self._run.request_id != 0
+
+    def _sheet_progress(self, sheet: SheetState) -> None:
+        if self._run.request_id == sheet.request_id and self._run.active:
+            made, total = sheet.progress()
+            self._set_run(replace(self._run, step=made, total=total, waiting=None))
+
+    def _end_sheet(self, request_id: int, status: RunStatus) -> None:
+        sheet = self._sheet
+        if sheet is not None and sheet.request_id == request_id and sheet.active:
+            sheet.status = status
+            sheet.running.clear()
+            self.sheet_changed.emit(sheet)
+
+    # ---- what saved pictures carry -------------------------------------------------------
+    @property
+    def embed_sketch(self) -> bool:
+        """Saved and kept pictures carry the sketch they were made from."""
+        return self._embed_sketch
+
+    def set_embed_sketch(self, on: bool) -> None:
+        if on != self._embed_sketch:
+            self._embed_sketch = on
+            self.embed_sketch_changed.emit(on)
 
     def _set_run(self, run: Run) -> None:
         self._run = run
@@ -408,6 +521,8 @@ class Session(QObject):
             if model.on_server and model.failure is not None and model.failure.server_gone:
                 return f"error: server {model.server_state.value if model.server_state else 'unreachable'}"
             return "error: no checkpoint" if model.on_server else "error: no model"
+        if self.sweep_run() and run.status is not RunStatus.FAILED:
+            return self._sweep_text(self._sheet, run)
         if run.status is RunStatus.GENERATING:
             if run.step:
                 return f"step {run.step} / {run.total}"
@@ -422,6 +537,21 @@ class Session(QObject):
         if model.status is ModelStatus.READY:
             return "ready"
         return "starting"
+
+    @staticmethod
+    def _sweep_text(sheet: SheetState, run: Run) -> str:
+        pictures = len(sheet.plan.cells)
+        if run.status is RunStatus.GENERATING:
+            making = f"picture {len(sheet.done) + 1} / {pictures}"
+            if len(sheet.running) == 1:
+                (running,) = sheet.running.values()
+                return f"{making} · step {running.step[0]} / {running.step[1]}"
+            if sheet.running:  # several servers at once
+                return f"pictures {len(sheet.done) + 1}–{len(sheet.done) + len(sheet.running)} / {pictures}"
+            return (run.waiting.text if run.waiting is not None else "") or f"{making}…"
+        if run.status is RunStatus.FINISHED:
+            return f"done · {pictures} pictures · {run.seconds:.1f} s"
+        return f"cancelled · {len(sheet.done)} of {pictures} pictures made"
 
     def _status_changed(self) -> None:
         self.status_changed.emit(self.status_text())
@@ -447,4 +577,7 @@ def bind_worker(session: Session, worker) -> None:
     worker.result_ready.connect(session.take_outcome)
     worker.request_failed.connect(session.run_failed)
     worker.request_cancelled.connect(session.run_cancelled)
+    worker.cell_step.connect(session.sweep_step)
+    worker.cell_ready.connect(session.sweep_cell_done)
+    worker.sweep_finished.connect(session.sweep_finished)
     worker.notice.connect(session.say)

@@ -73,6 +73,7 @@ def save_session(settings: QSettings, session: Session) -> None:
     settings.setValue("output_dir", str(session.output_dir))
     settings.setValue("last_folder", str(session.last_folder or ""))
     settings.setValue("params", params_to_json(session.request))
+    settings.setValue("embed_sketch", session.embed_sketch)
     if session.archive is not None:
         settings.setValue("archive_bytes", session.archive.max_bytes)
 
@@ -99,6 +100,7 @@ def restore_session(settings: QSettings, session: Session, model: str | None = N
         session.set_output_dir(Path(folder))
     last = _text(settings.value("last_folder"))
     session.last_folder = Path(last) if last else None
+    session.set_embed_sketch(_bool(settings.value("embed_sketch", True)))
     params = params_from_json(str(settings.value("params", "")))
     if params is not None:
         session.load_request(params)

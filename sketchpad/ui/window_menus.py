@@ -15,16 +15,29 @@ from .extend_dialog import extend_from_dialog
 from .file_actions import FileActions
 from .mask_tools import MASK_TOOL_BUTTONS
 from .generation_panel import GenerationPanel
+from .sd15_fit import native_size_for
 from .session import Session
+from .session_state import ModelState
 
-CANVAS_PRESETS = ((512, 512), (768, 512), (512, 768), (768, 768))
+SD15_CANVAS_SIZES = ((512, 512), (768, 512), (512, 768), (768, 768))
+# SDXL's own sizes (its training buckets, about a megapixel each): square, landscape, portrait, wide
+SDXL_CANVAS_SIZES = ((1024, 1024), (1216, 832), (832, 1216), (1344, 768))
+
+
+def canvas_presets(native: int) -> tuple[tuple[int, int], ...]:
+    """The Canvas menu's sizes for a model made at `native` x `native`: SDXL's for 1024-class models,
+    SD 1.5's for 512, and SD 1.5's scaled (to multiples of 64) in between (SD 2.x's 768)."""
+    table, base = (SDXL_CANVAS_SIZES, 1024) if native >= 1024 else (SD15_CANVAS_SIZES, 512)
+    return tuple((round(w * native / base / 64) * 64, round(h * native / base / 64) * 64) for w, h in table)
 
 
 def build_menus(window: QMainWindow, session: Session, files: FileActions, canvas: SketchCanvas,
                 panel: GenerationPanel, generate: Callable[[], object], cancel: Callable[[], None],
-                mask_edits: dict[str, QAction] | None = None) -> dict[str, QAction]:
+                mask_edits: dict[str, QAction] | None = None, sweep: Callable[[], None] | None = None,
+                save_sheet: Callable[[], None] | None = None) -> dict[str, QAction]:
     """The menus; `window` is only the menus' owner and the dialogs' parent. `mask_edits`: the tool
-    bar's edits of the whole mask, listed (with their shortcuts) under Canvas → Mask."""
+    bar's edits of the whole mask, listed (with their shortcuts) under Canvas → Mask. `sweep` opens
+    Generate → Sweep…, `save_sheet` saves the contact sheet on show."""
     actions: dict[str, QAction] = {}
     bar = window.menuBar()
 
@@ -42,6 +55,15 @@ def build_menus(window: QMainWindow, session: Session, files: FileActions, canva
     menu.addSeparator()
     add(menu, "save", "&Save result", files.save_result, ["Ctrl+S"])
     add(menu, "save_as", "Save result &as…", files.save_result_as, ["Ctrl+Shift+S"])
+    if save_sheet is not None:
+        add(menu, "save_sheet", "Save contact s&heet", save_sheet)
+    embed = add(menu, "embed_sketch", "Keep the sketch inside saved pictures",
+                lambda: session.set_embed_sketch(embed.isChecked()))
+    embed.setCheckable(True)
+    embed.setChecked(session.embed_sketch)
+    embed.setToolTip("Saved and kept pictures carry the sketch they were made from, so opening one can "
+                     "restore it; off: only the picture and its settings")
+    session.embed_sketch_changed.connect(embed.setChecked)
     menu.addSeparator()
     add(menu, "model_folder", "Choose model &folder…", lambda: _choose_model_folder(window, session))
     add(menu, "model_file", "Choose model f&ile (.safetensors)…", lambda: _choose_model_file(window, session))
@@ -65,10 +87,10 @@ def build_menus(window: QMainWindow, session: Session, files: FileActions, canva
     add(menu, "clear", "C&lear canvas", canvas.clear)
 
     menu = bar.addMenu("&Canvas")
-    for width, height in CANVAS_PRESETS:
-        add(menu, f"size_{width}x{height}", f"{width} × {height}",
-            lambda w=width, h=height: _resize(session, canvas, w, h))
-    add(menu, "size_custom", "Custom size…", lambda: _custom_size(window, session, canvas))
+    custom = add(menu, "size_custom", "Custom size…", lambda: _custom_size(window, session, canvas))
+    sizes = _CanvasSizes(menu, custom, actions, lambda w, h: _resize(session, canvas, w, h))
+    session.model_changed.connect(sizes.follow)
+    sizes.follow(session.model)
     add(menu, "extend", "E&xtend…", lambda: extend_from_dialog(window, session, canvas))
     menu.addSeparator()
     add(menu, "brush", "&Brush", lambda: canvas.set_tool("brush"), ["B"])
@@ -86,6 +108,8 @@ def build_menus(window: QMainWindow, session: Session, files: FileActions, canva
     menu = bar.addMenu("&Generate")
     add(menu, "generate", "&Generate", generate, ["Ctrl+Return", "Ctrl+Enter"])
     add(menu, "cancel", "&Cancel", cancel, ["Esc"])
+    if sweep is not None:
+        add(menu, "sweep", "&Sweep…", sweep, ["Ctrl+Shift+Return", "Ctrl+Shift+Enter"])
     live = add(menu, "live", "&Live mode", lambda: panel.set_live(live.isChecked()))
     live.setCheckable(True)
     panel.live_changed.connect(live.setChecked)
@@ -100,6 +124,33 @@ def _stack_action(menu, actions: dict[str, QAction], key: str, action: QAction, 
     menu.addAction(action)
     actions[key] = action
     return action
+
+
+class _CanvasSizes(QObject):
+    """The Canvas menu's sizes, before Custom size…: those of the model in use (SDXL's for SDXL)."""
+
+    def __init__(self, menu, before: QAction, actions: dict[str, QAction], resize: Callable[[int, int], None]):
+        super().__init__(menu)
+        self._menu, self._before, self._actions, self._resize = menu, before, actions, resize
+        self._model: tuple | None = None
+        self._shown: list[QAction] = []
+
+    def follow(self, model: ModelState) -> None:
+        if (model.on_server, model.model) == self._model:
+            return  # the same model: its native size is known (reading it opens the model's configs)
+        self._model = (model.on_server, model.model)
+        for action in self._shown:
+            self._menu.removeAction(action)
+            del self._actions[action.objectName()]
+            action.deleteLater()
+        self._shown = []
+        for width, height in canvas_presets(native_size_for(model)):
+            action = QAction(f"{width} × {height}", self._menu)
+            action.setObjectName(f"size_{width}x{height}")
+            action.triggered.connect(lambda checked=False, w=width, h=height: self._resize(w, h))
+            self._menu.insertAction(self._before, action)
+            self._actions[action.objectName()] = action
+            self._shown.append(action)
 
 
 class _UndoKeysToCanvas(QObject):
