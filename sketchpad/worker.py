@@ -286,9 +286,9 @@ class GenerationWorker(QThread):
             loading.close_backend(load.backend)
             return
         self._engine = load.backend
-        checkpoints = getattr(self._engine, "checkpoints", None)  # a server's; the local engine has none
-        if checkpoints is not None:
-            self.server_offers.emit(tuple(checkpoints), tuple(self._engine.loras), tuple(self._engine.controlnets))
+        if self._on_server():
+            engine = self._engine
+            self.server_offers.emit(tuple(engine.checkpoints), tuple(engine.loras), tuple(engine.controlnets))
         self.model_ready.emit(self._engine.model_name, getattr(self._engine, "device_name", ""))
 
     def _emit_progress(self, load: _Load) -> None:
@@ -309,8 +309,7 @@ class GenerationWorker(QThread):
         should_stop = self._stops(job)
 
         def on_step(step) -> None:
-            image = numpy_to_qimage(step.image) if step.image is not None else QImage()
-            self.step_preview.emit(job.request_id, step.step, step.total, image)
+            self.step_preview.emit(job.request_id, step.step, step.total, _preview_image(step))
 
         def on_waiting(waiting: Waiting) -> None:
             self.request_waiting.emit(job.request_id, waiting)
@@ -332,8 +331,7 @@ class GenerationWorker(QThread):
             return
 
         def on_step(cell: Cell, step) -> None:
-            image = numpy_to_qimage(step.image) if step.image is not None else QImage()
-            self.cell_step.emit(job.request_id, cell, step.step, step.total, image)
+            self.cell_step.emit(job.request_id, cell, step.step, step.total, _preview_image(step))
 
         def on_done(done: CellResult) -> None:
             self.cell_ready.emit(done.cell, self._outcome(job, done.result, done.model_name, sketch))
@@ -395,3 +393,8 @@ class GenerationWorker(QThread):
             log.warning("keeping a result failed", exc_info=error)
             self.notice.emit(f"This result was not kept on disk: {Failure.of(error).message}")
         return None
+
+
+def _preview_image(step) -> QImage:
+    """A step's preview as Qt shows it; a null image for a step without one (previews off)."""
+    return numpy_to_qimage(step.image) if step.image is not None else QImage()

@@ -21,7 +21,6 @@ from ..core.picture_key import PictureKey
 from ..core.registry import scheduler_label
 from ..core.result_archive import ResultArchive
 from ..core.storage import ResultInfo, read_embedded_sketch
-from ..core.sweep import Cell
 from ..qimages import qimage_to_pil
 
 MAX_HISTORY = 100  # entries in the strip
@@ -44,7 +43,6 @@ class HistoryEntry:
     key: PictureKey | None = None
     request_id: int = 0  # the run that made it; 0 for one reloaded from the archive
     sketch: QImage | None = None  # what it was made from, while in memory (else its file may carry it)
-    cell: Cell | None = None  # the sweep cell it is, if a sweep made it
 
     @property
     def draft(self) -> bool:

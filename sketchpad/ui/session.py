@@ -4,7 +4,8 @@ The request the person is editing lives here and nowhere else: the panel edits i
 Live, autosave and the settings read it. So do the last seed used, the model (where it runs, its
 state, what it is called once loaded), the run in flight, the shown result, the history, the
 contact sheet of the last sweep (sheet_state.py) and the one problem on show, which goes when its
-cause does. A sweep is a run too: while it runs, `run` is it, counted over all its cells. Widgets read it and listen to its signals; the
+cause does. A sweep is a run too: while it runs, `run` is it, counted over all its cells. Widgets
+read it and listen to its signals; the
 worker (through `bind_worker`) and the window's actions change it through its methods.
 """
 
@@ -347,7 +348,7 @@ class Session(QObject):
         sheet = self._sheet
         ours = sheet is not None and sheet.request_id == outcome.request_id
         entry = HistoryEntry(outcome.info, thumbnail(outcome.image), outcome.image, outcome.archived, outcome.seconds,
-                             sheet.keys.get(cell) if ours else None, outcome.request_id, outcome.sketch, cell)
+                             sheet.keys.get(cell) if ours else None, outcome.request_id, outcome.sketch)
         self.note_last_seed(outcome.info.params.seed)
         self.add_to_history(entry)
         if ours:

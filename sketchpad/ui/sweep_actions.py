@@ -84,5 +84,5 @@ class SweepActions(QObject):
 
     def _frame_shown(self, entry: HistoryEntry | None) -> None:
         sheet = self.session.sheet
-        on_sheet = sheet is not None and entry is not None and any(e is entry for e in sheet.done.values())
-        self.sheet.view.set_current(next(c for c, e in sheet.done.items() if e is entry) if on_sheet else None)
+        cells = sheet.done.items() if sheet is not None and entry is not None else ()
+        self.sheet.view.set_current(next((cell for cell, done in cells if done is entry), None))
